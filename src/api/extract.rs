@@ -1,0 +1,127 @@
+//! Extractors that answer bad input with the spec's error JSON instead of plain text.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use iceberg::NamespaceIdent;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A JSON body, parsed with a message that says where it is wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(
+                "the request body is empty; a JSON object is required",
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                ApiError::bad_request(format!("malformed request body: {inner}"))
+            } else {
+                ApiError::bad_request(format!("malformed request body at '{path}': {inner}"))
+            }
+        })?;
+        de.end()
+            .map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))?;
+        Ok(Self(value))
+    }
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            "the request body is larger than this server accepts",
+        );
+    }
+    ApiError::bad_request(format!(
+        "the request body could not be read: {}",
+        rejection.body_text()
+    ))
+}
+
+/// Path parameters, decoded.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| Self(v))
+            .map_err(|e| ApiError::bad_request(format!("invalid path: {}", e.body_text())))
+    }
+}
+
+/// Query parameters.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Self(v))
+            .map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))
+    }
+}
+
+/// The `Idempotency-Key` header, when sent: a UUID in its 36-character form.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(Self(None));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| k.len() == 36 && uuid::Uuid::try_parse(k).is_ok())
+            .ok_or_else(|| {
+                ApiError::bad_request("Idempotency-Key must be a UUID in its 36-character form")
+            })?;
+        Ok(Self(Some(key.to_ascii_lowercase())))
+    }
+}
+
+/// A namespace from a path segment or the `parent` parameter: levels joined by 0x1F.
+pub fn parse_namespace(raw: &str) -> Result<NamespaceIdent, ApiError> {
+    let levels: Vec<String> = raw.split('\u{1F}').map(str::to_owned).collect();
+    if levels.iter().any(String::is_empty) {
+        return Err(ApiError::bad_request(format!(
+            "namespace '{}' has an empty level",
+            raw.escape_debug()
+        )));
+    }
+    NamespaceIdent::from_vec(levels).map_err(|e| ApiError::bad_request(e.to_string()))
+}

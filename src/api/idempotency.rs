@@ -1,0 +1,118 @@
+//! `Idempotency-Key` handling: a retried mutation returns the first outcome and applies
+//! nothing twice. Successful changes record the key in the same database transaction as the
+//! change (the store does that); final errors (4xx) are recorded on their own. A replayed
+//! success is answered from the current state, which the spec allows.
+
+use std::future::Future;
+
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, json_response};
+use crate::catalog::IdempotencyRecord;
+
+/// The error type the catalog's `IdempotencyKeyUsed` maps to.
+const KEY_CONFLICT: &str = "IdempotencyKeyConflictException";
+
+/// One mutating request that may carry a key.
+pub struct Idempotent<'a> {
+    state: &'a AppState,
+    key: Option<String>,
+    operation: String,
+}
+
+impl<'a> Idempotent<'a> {
+    pub fn new(state: &'a AppState, key: Option<String>, method: &Method, uri: &Uri) -> Self {
+        Self {
+            state,
+            key,
+            operation: format!("{method} {}", uri.path()),
+        }
+    }
+
+    /// Runs `apply` once for a key; `replay` answers a repeat of a success.
+    pub async fn run<A, AF, R, RF>(
+        self,
+        success: StatusCode,
+        apply: A,
+        replay: R,
+    ) -> ApiResult<Response>
+    where
+        A: FnOnce(Option<IdempotencyRecord>) -> AF,
+        AF: Future<Output = ApiResult<Response>>,
+        R: Fn() -> RF,
+        RF: Future<Output = ApiResult<Response>>,
+    {
+        let Some(key) = self.key.clone() else {
+            return apply(None).await;
+        };
+        let catalog = &self.state.catalog;
+        if let Some(response) = self.replay_recorded(&key, &replay).await? {
+            return Ok(response);
+        }
+        let record =
+            catalog.idempotency_record(&key, self.operation.clone(), success.as_u16(), None);
+        match apply(Some(record)).await {
+            Ok(response) => Ok(response),
+            Err(err) if err.kind == KEY_CONFLICT => {
+                // A concurrent request with the same key finished first: its outcome stands.
+                self.replay_recorded(&key, &replay).await?.ok_or(err)
+            }
+            Err(err) if err.is_final() => {
+                let record = catalog.idempotency_record(
+                    &key,
+                    self.operation.clone(),
+                    err.status.as_u16(),
+                    Some(err.body()),
+                );
+                if !catalog.record_outcome(&record).await?
+                    && let Some(response) = self.replay_recorded(&key, &replay).await?
+                {
+                    // Someone recorded the key meanwhile; theirs is the outcome.
+                    return Ok(response);
+                }
+                Err(err)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn replay_recorded<R, RF>(&self, key: &str, replay: &R) -> ApiResult<Option<Response>>
+    where
+        R: Fn() -> RF,
+        RF: Future<Output = ApiResult<Response>>,
+    {
+        let Some(entry) = self.state.catalog.idempotency_entry(key).await? else {
+            return Ok(None);
+        };
+        if entry.operation != self.operation {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UnprocessableEntityException",
+                format!(
+                    "Idempotency-Key {key} was used for another request ({}); use a new key for a new operation",
+                    entry.operation
+                ),
+            ));
+        }
+        if let Some(body) = entry.body {
+            return Ok(Some(stored_response(entry.status, body)));
+        }
+        let mut response = replay().await?;
+        if let Ok(status) = StatusCode::from_u16(entry.status) {
+            *response.status_mut() = status;
+        }
+        Ok(Some(response))
+    }
+}
+
+fn stored_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, body)
+}
+
+/// An empty response with the given status.
+pub fn empty(status: StatusCode) -> Response {
+    status.into_response()
+}

@@ -1,0 +1,72 @@
+//! The management API: warehouses. (Authentication arrives in a later issue; until then the
+//! management API is as open as the catalog API.)
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiResult, json_response};
+use super::extract::ApiJson;
+use crate::catalog::Warehouse;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/warehouses", get(list).post(create))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateWarehouse {
+    name: String,
+    location: String,
+}
+
+#[derive(Serialize)]
+struct WarehouseBody<'a> {
+    id: &'a str,
+    name: &'a str,
+    location: &'a str,
+}
+
+impl<'a> From<&'a Warehouse> for WarehouseBody<'a> {
+    fn from(w: &'a Warehouse) -> Self {
+        Self {
+            id: &w.id,
+            name: &w.name,
+            location: &w.location,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WarehouseList<'a> {
+    warehouses: Vec<WarehouseBody<'a>>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<CreateWarehouse>,
+) -> ApiResult<Response> {
+    let warehouse = state
+        .catalog
+        .create_warehouse(&request.name, &request.location)
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        serde_json::to_vec(&WarehouseBody::from(warehouse.as_ref())).expect("serializes"),
+    ))
+}
+
+async fn list(State(state): State<AppState>) -> ApiResult<Response> {
+    let warehouses = state.catalog.list_warehouses().await?;
+    let body = WarehouseList {
+        warehouses: warehouses.iter().map(WarehouseBody::from).collect(),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).expect("serializes"),
+    ))
+}

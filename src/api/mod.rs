@@ -1,0 +1,224 @@
+//! The HTTP face of Serac: routes, request parsing and the mapping of errors to the spec's
+//! error model. Handlers are thin: they parse, call the catalog, and shape the response.
+
+mod error;
+mod extract;
+mod idempotency;
+mod management;
+mod namespaces;
+mod tables;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use error::json_response;
+pub use error::{ApiError, ApiResult};
+use extract::ApiQuery;
+
+use crate::catalog::{Catalog, CatalogError, PageRequest};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    /// How many metrics reports clients sent.
+    pub metrics_reports: Arc<AtomicU64>,
+}
+
+impl AppState {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self {
+            catalog,
+            metrics_reports: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// The REST catalog routes, relative to `/v1` or `/v1/{prefix}`, with the spec's names.
+const CATALOG_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/namespaces"),
+    ("POST", "/namespaces"),
+    ("GET", "/namespaces/{namespace}"),
+    ("HEAD", "/namespaces/{namespace}"),
+    ("DELETE", "/namespaces/{namespace}"),
+    ("POST", "/namespaces/{namespace}/properties"),
+    ("GET", "/namespaces/{namespace}/tables"),
+    ("POST", "/namespaces/{namespace}/tables"),
+    ("GET", "/namespaces/{namespace}/tables/{table}"),
+    ("HEAD", "/namespaces/{namespace}/tables/{table}"),
+    ("POST", "/namespaces/{namespace}/tables/{table}"),
+    ("DELETE", "/namespaces/{namespace}/tables/{table}"),
+    ("POST", "/namespaces/{namespace}/register"),
+    ("POST", "/namespaces/{namespace}/tables/{table}/metrics"),
+    ("POST", "/tables/rename"),
+];
+
+fn catalog_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/namespaces",
+            get(namespaces::list).post(namespaces::create),
+        )
+        .route(
+            "/namespaces/{namespace}",
+            get(namespaces::load)
+                .head(namespaces::exists)
+                .delete(namespaces::drop),
+        )
+        .route(
+            "/namespaces/{namespace}/properties",
+            post(namespaces::update_properties),
+        )
+        .route(
+            "/namespaces/{namespace}/tables",
+            get(tables::list).post(tables::create),
+        )
+        .route(
+            "/namespaces/{namespace}/tables/{table}",
+            get(tables::load)
+                .head(tables::exists)
+                .post(tables::commit)
+                .delete(tables::drop),
+        )
+        .route("/namespaces/{namespace}/register", post(tables::register))
+        .route(
+            "/namespaces/{namespace}/tables/{table}/metrics",
+            post(tables::report_metrics),
+        )
+        .route("/tables/rename", post(tables::rename))
+}
+
+/// The whole HTTP application (without the middleware, which the server adds).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/config", get(config))
+        .nest("/v1/{prefix}", catalog_routes())
+        .nest("/v1", catalog_routes())
+        .nest("/management/v1", management::routes())
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+pub(crate) fn page_request(token: Option<String>, size: Option<usize>) -> PageRequest {
+    PageRequest { token, size }
+}
+
+#[derive(Deserialize)]
+struct ConfigQuery {
+    warehouse: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CatalogConfig {
+    defaults: BTreeMap<&'static str, String>,
+    overrides: BTreeMap<&'static str, String>,
+    endpoints: Vec<String>,
+    #[serde(rename = "idempotency-key-lifetime")]
+    idempotency_key_lifetime: String,
+}
+
+/// `GET /v1/config`: the warehouse's prefix, what the server serves, and the key lifetime.
+/// `warehouse` may name a warehouse or give its location; without it, the default one.
+async fn config(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ConfigQuery>,
+) -> ApiResult<Response> {
+    let requested = query.warehouse.as_deref().filter(|w| !w.is_empty());
+    let warehouse = match requested {
+        None => state.catalog.warehouse(None).await?,
+        Some(name) => match state.catalog.warehouse(Some(name)).await {
+            Ok(w) => w,
+            Err(CatalogError::NoSuchWarehouse(msg)) => {
+                let location = name.trim_end_matches('/');
+                let by_location = state
+                    .catalog
+                    .list_warehouses()
+                    .await?
+                    .into_iter()
+                    .find(|w| w.location == location)
+                    .ok_or(CatalogError::NoSuchWarehouse(msg))?;
+                state.catalog.warehouse(Some(&by_location.name)).await?
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let body = CatalogConfig {
+        defaults: BTreeMap::new(),
+        overrides: BTreeMap::from([
+            ("prefix", warehouse.name.clone()),
+            ("warehouse", warehouse.location.clone()),
+        ]),
+        endpoints: CATALOG_ROUTES
+            .iter()
+            .map(|(method, path)| format!("{method} /v1/{{prefix}}{path}"))
+            .collect(),
+        idempotency_key_lifetime: iso_duration(state.catalog.settings().idempotency_lifetime),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).expect("config serializes"),
+    ))
+}
+
+/// An ISO-8601 duration such as `PT30M`.
+fn iso_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::from("PT");
+    if h > 0 {
+        out.push_str(&format!("{h}H"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}M"));
+    }
+    if s > 0 || secs == 0 {
+        out.push_str(&format!("{s}S"));
+    }
+    out
+}
+
+async fn health() -> Response {
+    json_response(StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+async fn ready(State(state): State<AppState>) -> ApiResult<Response> {
+    state.catalog.ping().await?;
+    Ok(json_response(StatusCode::OK, r#"{"status":"ready"}"#))
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(
+        "NoSuchRouteException",
+        format!("this server has no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowedException",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso_durations() {
+        use std::time::Duration;
+        assert_eq!(super::iso_duration(Duration::from_secs(1800)), "PT30M");
+        assert_eq!(super::iso_duration(Duration::from_secs(3661)), "PT1H1M1S");
+        assert_eq!(super::iso_duration(Duration::from_secs(0)), "PT0S");
+    }
+}

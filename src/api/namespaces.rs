@@ -1,0 +1,195 @@
+//! Namespace endpoints.
+
+use std::collections::HashMap;
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use iceberg_catalog_rest::{
+    CreateNamespaceRequest, ListNamespaceResponse, NamespaceResponse,
+    UpdateNamespacePropertiesRequest, UpdateNamespacePropertiesResponse,
+};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{ApiResult, json_response};
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKey, parse_namespace};
+use super::idempotency::{Idempotent, empty};
+use super::page_request;
+
+#[derive(Deserialize)]
+pub struct PrefixPath {
+    prefix: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NamespacePath {
+    prefix: Option<String>,
+    namespace: String,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    parent: Option<String>,
+    #[serde(rename = "pageToken")]
+    page_token: Option<String>,
+    #[serde(rename = "pageSize")]
+    page_size: Option<usize>,
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    json_response(
+        status,
+        serde_json::to_vec(value).expect("responses always serialize"),
+    )
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<PrefixPath>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let parent = query
+        .parent
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(parse_namespace)
+        .transpose()?;
+    let page = page_request(query.page_token, query.page_size);
+    let paged = state
+        .catalog
+        .list_namespaces(&warehouse, parent.as_ref(), &page)
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &ListNamespaceResponse {
+            namespaces: paged.items,
+            next_page_token: paged.next_page_token,
+        },
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<PrefixPath>,
+    IdempotencyKey(key): IdempotencyKey,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    ApiJson(request): ApiJson<CreateNamespaceRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let catalog = &state.catalog;
+    let CreateNamespaceRequest {
+        namespace,
+        properties,
+    } = request;
+    let namespace = &namespace;
+    let (warehouse, state_ref) = (&warehouse, &state);
+    Idempotent::new(state_ref, key, &method, &uri)
+        .run(
+            StatusCode::OK,
+            |record| async move {
+                let ns = catalog
+                    .create_namespace(warehouse, namespace, properties, record.as_ref())
+                    .await?;
+                Ok(json(StatusCode::OK, &NamespaceResponse::from(&ns)))
+            },
+            || async {
+                let ns = catalog.load_namespace(warehouse, namespace).await?;
+                Ok(json(StatusCode::OK, &NamespaceResponse::from(&ns)))
+            },
+        )
+        .await
+}
+
+pub async fn load(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    let ns = state.catalog.load_namespace(&warehouse, &namespace).await?;
+    Ok(json(StatusCode::OK, &NamespaceResponse::from(&ns)))
+}
+
+pub async fn exists(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    state.catalog.load_namespace(&warehouse, &namespace).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn drop(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+    IdempotencyKey(key): IdempotencyKey,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    let catalog = &state.catalog;
+    let (warehouse, state_ref) = (&warehouse, &state);
+    Idempotent::new(state_ref, key, &method, &uri)
+        .run(
+            StatusCode::NO_CONTENT,
+            |record| async move {
+                catalog
+                    .drop_namespace(warehouse, &namespace, record.as_ref())
+                    .await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            },
+            || async { Ok(empty(StatusCode::NO_CONTENT)) },
+        )
+        .await
+}
+
+pub async fn update_properties(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+    IdempotencyKey(key): IdempotencyKey,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    ApiJson(request): ApiJson<UpdateNamespacePropertiesRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    let catalog = &state.catalog;
+    let removals = request.removals.unwrap_or_default();
+    let updates: HashMap<String, String> = request.updates;
+    let replayed = UpdateNamespacePropertiesResponse {
+        updated: updates.keys().cloned().collect(),
+        removed: removals.clone(),
+        missing: None,
+    };
+    let (warehouse, state_ref) = (&warehouse, &state);
+    Idempotent::new(state_ref, key, &method, &uri)
+        .run(
+            StatusCode::OK,
+            |record| async move {
+                let change = catalog
+                    .update_namespace_properties(
+                        warehouse,
+                        &namespace,
+                        removals,
+                        updates,
+                        record.as_ref(),
+                    )
+                    .await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &UpdateNamespacePropertiesResponse {
+                        updated: change.updated,
+                        removed: change.removed,
+                        missing: Some(change.missing),
+                    },
+                ))
+            },
+            || async { Ok(json(StatusCode::OK, &replayed)) },
+        )
+        .await
+}

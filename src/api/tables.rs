@@ -1,0 +1,409 @@
+//! Table endpoints.
+
+use std::hash::{Hash, Hasher};
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use iceberg::TableIdent;
+use iceberg_catalog_rest::{
+    CommitTableRequest, CreateTableRequest, ListTablesResponse, RegisterTableRequest,
+    RenameTableRequest,
+};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, json_response};
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKey, parse_namespace};
+use super::idempotency::{Idempotent, empty};
+use super::page_request;
+use crate::catalog::{DropTable, TableVersion, Warehouse};
+
+#[derive(Deserialize)]
+pub struct NamespacePath {
+    prefix: Option<String>,
+    namespace: String,
+}
+
+#[derive(Deserialize)]
+pub struct TablePath {
+    prefix: Option<String>,
+    namespace: String,
+    table: String,
+}
+
+#[derive(Deserialize)]
+pub struct PrefixPath {
+    prefix: Option<String>,
+}
+
+impl TablePath {
+    fn ident(&self) -> ApiResult<TableIdent> {
+        Ok(TableIdent::new(
+            parse_namespace(&self.namespace)?,
+            self.table.clone(),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(rename = "pageToken")]
+    page_token: Option<String>,
+    #[serde(rename = "pageSize")]
+    page_size: Option<usize>,
+}
+
+#[derive(Deserialize)]
+pub struct LoadQuery {
+    snapshots: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct DropQuery {
+    /// `true` or `false` in any case: Python clients send `True`/`False`.
+    #[serde(rename = "purgeRequested")]
+    purge_requested: Option<String>,
+}
+
+impl DropQuery {
+    fn mode(&self) -> ApiResult<DropTable> {
+        match self
+            .purge_requested
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false") => Ok(DropTable::KeepFiles),
+            Some("true") => Ok(DropTable::Purge),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "purgeRequested must be true or false, not '{other}'"
+            ))),
+        }
+    }
+}
+
+/// Which snapshots a load returns.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Snapshots {
+    All,
+    Refs,
+}
+
+impl Snapshots {
+    fn parse(raw: Option<&str>) -> ApiResult<Self> {
+        match raw {
+            None | Some("all") => Ok(Self::All),
+            Some("refs") => Ok(Self::Refs),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "snapshots must be 'all' or 'refs', not '{other}'"
+            ))),
+        }
+    }
+}
+
+/// `{"metadata-location": ..., "metadata": ..., "config": {}}`, assembled around metadata
+/// JSON that is already serialized (the stored document), so a load never re-serializes.
+fn table_result_body(
+    metadata_location: Option<&str>,
+    metadata_json: &str,
+    with_config: bool,
+) -> Vec<u8> {
+    let location = serde_json::to_string(&metadata_location).expect("strings serialize");
+    let mut body = Vec::with_capacity(metadata_json.len() + location.len() + 64);
+    body.extend_from_slice(b"{\"metadata-location\":");
+    body.extend_from_slice(location.as_bytes());
+    body.extend_from_slice(b",\"metadata\":");
+    body.extend_from_slice(metadata_json.as_bytes());
+    if with_config {
+        body.extend_from_slice(b",\"config\":{}");
+    }
+    body.push(b'}');
+    body
+}
+
+fn load_result(version: &TableVersion) -> Response {
+    json_response(
+        StatusCode::OK,
+        table_result_body(
+            Some(&version.metadata_location),
+            &version.metadata_json,
+            true,
+        ),
+    )
+}
+
+fn commit_result(version: &TableVersion) -> Response {
+    json_response(
+        StatusCode::OK,
+        table_result_body(
+            Some(&version.metadata_location),
+            &version.metadata_json,
+            false,
+        ),
+    )
+}
+
+/// A strong tag per metadata version and snapshot mode.
+fn etag(metadata_location: &str, mode: Snapshots) -> String {
+    let mut hasher = std::hash::DefaultHasher::new();
+    metadata_location.hash(&mut hasher);
+    mode.hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
+fn matches_if_none_match(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == tag || t == "*")
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    let page = page_request(query.page_token, query.page_size);
+    let paged = state
+        .catalog
+        .list_tables(&warehouse, &namespace, &page)
+        .await?;
+    let body = ListTablesResponse {
+        identifiers: paged.items,
+        next_page_token: paged.next_page_token,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).expect("responses serialize"),
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+    IdempotencyKey(key): IdempotencyKey,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    ApiJson(request): ApiJson<CreateTableRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    let catalog = &state.catalog;
+    let ident = TableIdent::new(namespace.clone(), request.name.clone());
+    // A staged create changes nothing, so it needs no key.
+    let key = key.filter(|_| request.stage_create != Some(true));
+    let (warehouse, state_ref) = (&warehouse, &state);
+    Idempotent::new(state_ref, key, &method, &uri)
+        .run(
+            StatusCode::OK,
+            |record| async move {
+                let created = catalog
+                    .create_table(warehouse, &namespace, request, record.as_ref())
+                    .await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    table_result_body(
+                        created.metadata_location.as_deref(),
+                        &created.metadata_json,
+                        true,
+                    ),
+                ))
+            },
+            || replay_load(&state, warehouse, &ident, load_result),
+        )
+        .await
+}
+
+async fn replay_load(
+    state: &AppState,
+    warehouse: &Warehouse,
+    ident: &TableIdent,
+    respond: fn(&TableVersion) -> Response,
+) -> ApiResult<Response> {
+    let version = state.catalog.load_table(warehouse, ident).await?;
+    Ok(respond(&version))
+}
+
+pub async fn load(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TablePath>,
+    ApiQuery(query): ApiQuery<LoadQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let mode = Snapshots::parse(query.snapshots.as_deref())?;
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let ident = path.ident()?;
+    let head = state.catalog.table_head(&warehouse, &ident).await?;
+    let tag = etag(&head.metadata_location, mode);
+    let mut response = if matches_if_none_match(&headers, &tag) {
+        empty(StatusCode::NOT_MODIFIED)
+    } else {
+        let version = state.catalog.load_table(&warehouse, &ident).await?;
+        // The version may be newer than `head` if a commit landed in between; tag what we send.
+        let tag_of_body = etag(&version.metadata_location, mode);
+        let metadata = match mode {
+            Snapshots::All => version.metadata_json.as_str(),
+            Snapshots::Refs => version.refs_only_json()?,
+        };
+        let mut response = json_response(
+            StatusCode::OK,
+            table_result_body(Some(&version.metadata_location), metadata, true),
+        );
+        response.headers_mut().insert(
+            header::ETAG,
+            HeaderValue::from_str(&tag_of_body).expect("hex tags are valid headers"),
+        );
+        return Ok(response);
+    };
+    response.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&tag).expect("hex tags are valid headers"),
+    );
+    Ok(response)
+}
+
+pub async fn exists(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TablePath>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    state.catalog.table_head(&warehouse, &path.ident()?).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn commit(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TablePath>,
+    IdempotencyKey(key): IdempotencyKey,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    ApiJson(request): ApiJson<CommitTableRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let ident = &path.ident()?;
+    let catalog = &state.catalog;
+    let (warehouse, state_ref) = (&warehouse, &state);
+    Idempotent::new(state_ref, key, &method, &uri)
+        .run(
+            StatusCode::OK,
+            |record| async move {
+                let version = catalog
+                    .commit_table(warehouse, ident, request, record.as_ref())
+                    .await?;
+                Ok(commit_result(&version))
+            },
+            || replay_load(state_ref, warehouse, ident, commit_result),
+        )
+        .await
+}
+
+pub async fn drop(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TablePath>,
+    ApiQuery(query): ApiQuery<DropQuery>,
+    IdempotencyKey(key): IdempotencyKey,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let ident = path.ident()?;
+    let mode = query.mode()?;
+    let catalog = &state.catalog;
+    let (warehouse, state_ref) = (&warehouse, &state);
+    Idempotent::new(state_ref, key, &method, &uri)
+        .run(
+            StatusCode::NO_CONTENT,
+            |record| async move {
+                catalog
+                    .drop_table(warehouse, &ident, mode, record.as_ref())
+                    .await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            },
+            || async { Ok(empty(StatusCode::NO_CONTENT)) },
+        )
+        .await
+}
+
+pub async fn rename(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<PrefixPath>,
+    IdempotencyKey(key): IdempotencyKey,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    ApiJson(request): ApiJson<RenameTableRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let catalog = &state.catalog;
+    let (warehouse, state_ref) = (&warehouse, &state);
+    Idempotent::new(state_ref, key, &method, &uri)
+        .run(
+            StatusCode::NO_CONTENT,
+            |record| async move {
+                catalog
+                    .rename_table(
+                        warehouse,
+                        &request.source,
+                        &request.destination,
+                        record.as_ref(),
+                    )
+                    .await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            },
+            || async { Ok(empty(StatusCode::NO_CONTENT)) },
+        )
+        .await
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+    IdempotencyKey(key): IdempotencyKey,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    ApiJson(request): ApiJson<RegisterTableRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    let ident = TableIdent::new(namespace.clone(), request.name.clone());
+    let catalog = &state.catalog;
+    let (warehouse, state_ref) = (&warehouse, &state);
+    Idempotent::new(state_ref, key, &method, &uri)
+        .run(
+            StatusCode::OK,
+            |record| async move {
+                let version = catalog
+                    .register_table(warehouse, &namespace, request, record.as_ref())
+                    .await?;
+                Ok(load_result(&version))
+            },
+            || replay_load(&state, warehouse, &ident, load_result),
+        )
+        .await
+}
+
+/// Metrics reports are accepted, logged and counted; they change nothing in the catalog.
+pub async fn report_metrics(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TablePath>,
+    ApiJson(report): ApiJson<serde_json::Value>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let ident = path.ident()?;
+    state.catalog.table_head(&warehouse, &ident).await?;
+    let kind = report
+        .get("report-type")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| ApiError::bad_request("a metrics report needs a 'report-type'"))?
+        .to_owned();
+    state
+        .metrics_reports
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(table = %ident, report_type = %kind, snapshot_id = ?report.get("snapshot-id"), "metrics report");
+    Ok(empty(StatusCode::NO_CONTENT))
+}

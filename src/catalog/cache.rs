@@ -1,0 +1,155 @@
+//! The table cache: per table, the metadata of its current version, so that loading a table
+//! never touches object storage and rarely parses JSON. An entry is served only after one
+//! indexed lookup confirmed its metadata location is still the current one.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use iceberg::spec::TableMetadata;
+use serde_json::Value;
+
+use super::{CatalogError, CatalogResult};
+
+/// One version of a table's metadata.
+#[derive(Debug)]
+pub struct TableVersion {
+    pub table_id: String,
+    pub metadata_location: String,
+    /// The metadata document as stored and written to the metadata file.
+    pub metadata_json: String,
+    parsed: OnceLock<Arc<TableMetadata>>,
+    refs_only_json: OnceLock<String>,
+}
+
+impl TableVersion {
+    pub fn new(table_id: String, metadata_location: String, metadata_json: String) -> Self {
+        Self {
+            table_id,
+            metadata_location,
+            metadata_json,
+            parsed: OnceLock::new(),
+            refs_only_json: OnceLock::new(),
+        }
+    }
+
+    /// A version whose parsed metadata is known already (right after a commit).
+    pub fn with_parsed(
+        table_id: String,
+        metadata_location: String,
+        metadata_json: String,
+        parsed: Arc<TableMetadata>,
+    ) -> Self {
+        let version = Self::new(table_id, metadata_location, metadata_json);
+        let _ = version.parsed.set(parsed);
+        version
+    }
+
+    pub fn metadata(&self) -> CatalogResult<Arc<TableMetadata>> {
+        if let Some(parsed) = self.parsed.get() {
+            return Ok(parsed.clone());
+        }
+        let parsed: TableMetadata = serde_json::from_str(&self.metadata_json).map_err(|e| {
+            CatalogError::Internal(format!(
+                "stored metadata of table {} is not valid table metadata: {e}",
+                self.table_id
+            ))
+        })?;
+        Ok(self.parsed.get_or_init(|| Arc::new(parsed)).clone())
+    }
+
+    /// The metadata with only the snapshots that branches and tags point at (the spec's
+    /// `snapshots=refs` mode): its size does not grow with the table's history.
+    pub fn refs_only_json(&self) -> CatalogResult<&str> {
+        if let Some(json) = self.refs_only_json.get() {
+            return Ok(json);
+        }
+        let json = refs_only(&self.metadata_json).map_err(|e| {
+            CatalogError::Internal(format!(
+                "stored metadata of table {} could not be reduced to referenced snapshots: {e}",
+                self.table_id
+            ))
+        })?;
+        Ok(self.refs_only_json.get_or_init(|| json))
+    }
+
+    fn weight(&self) -> u32 {
+        let bytes = self.metadata_json.len() * 3 + self.metadata_location.len() + 256;
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
+fn refs_only(metadata_json: &str) -> Result<String, serde_json::Error> {
+    let mut doc: Value = serde_json::from_str(metadata_json)?;
+    let mut keep: HashSet<i64> = HashSet::new();
+    if let Some(refs) = doc.get("refs").and_then(Value::as_object) {
+        keep.extend(
+            refs.values()
+                .filter_map(|r| r.get("snapshot-id").and_then(Value::as_i64)),
+        );
+    }
+    if let Some(current) = doc.get("current-snapshot-id").and_then(Value::as_i64) {
+        keep.insert(current);
+    }
+    if let Some(Value::Array(snapshots)) = doc.get_mut("snapshots") {
+        snapshots.retain(|s| {
+            s.get("snapshot-id")
+                .and_then(Value::as_i64)
+                .is_some_and(|id| keep.contains(&id))
+        });
+    }
+    serde_json::to_string(&doc)
+}
+
+/// Current table versions by table id, bounded by an approximate byte size.
+#[derive(Debug, Clone)]
+pub struct TableCache {
+    entries: moka::sync::Cache<String, Arc<TableVersion>>,
+}
+
+impl TableCache {
+    pub fn new(max_bytes: u64) -> Self {
+        Self {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_: &String, v: &Arc<TableVersion>| v.weight())
+                .build(),
+        }
+    }
+
+    /// The cached version of a table, if it is the one at `metadata_location`.
+    pub fn get(&self, table_id: &str, metadata_location: &str) -> Option<Arc<TableVersion>> {
+        self.entries
+            .get(table_id)
+            .filter(|v| v.metadata_location == metadata_location)
+    }
+
+    pub fn insert(&self, version: Arc<TableVersion>) {
+        self.entries.insert(version.table_id.clone(), version);
+    }
+
+    pub fn remove(&self, table_id: &str) {
+        self.entries.invalidate(table_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_only_keeps_referenced_snapshots() {
+        let doc = serde_json::json!({
+            "current-snapshot-id": 3,
+            "refs": {"main": {"snapshot-id": 3, "type": "branch"}, "t": {"snapshot-id": 1, "type": "tag"}},
+            "snapshots": [{"snapshot-id": 1}, {"snapshot-id": 2}, {"snapshot-id": 3}],
+        });
+        let out: Value = serde_json::from_str(&refs_only(&doc.to_string()).unwrap()).unwrap();
+        let ids: Vec<i64> = out["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["snapshot-id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![1, 3]);
+    }
+}

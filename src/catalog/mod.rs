@@ -1,0 +1,217 @@
+//! The rules of Iceberg: warehouses, the namespace hierarchy, table lifecycles and the commit
+//! algorithm. This layer knows neither HTTP nor SQL: it talks to a [`Store`] and a [`Storage`].
+
+mod cache;
+mod error;
+pub mod ident;
+mod namespaces;
+mod page;
+mod tables;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub use cache::TableVersion;
+pub use error::{CatalogError, CatalogResult};
+pub use namespaces::PropertiesChange;
+pub use page::{MAX_PAGE_SIZE, PageRequest, Paged};
+pub use tables::{CreatedTable, DropTable};
+
+use cache::TableCache;
+
+use crate::storage::Storage;
+pub use crate::store::{IdempotencyEntry, IdempotencyRecord};
+use crate::store::{Store, WarehouseRow, now_ms};
+
+/// Tunables of the catalog, from the configuration.
+#[derive(Debug, Clone)]
+pub struct CatalogSettings {
+    /// Name of the warehouse served without a prefix.
+    pub default_warehouse: String,
+    /// How often a commit that lost a compare-and-set race is retried inside the server.
+    pub commit_retries: u32,
+    /// How long an idempotency key is honoured.
+    pub idempotency_lifetime: Duration,
+    /// Upper bound of the table cache, in bytes (approximate).
+    pub table_cache_bytes: u64,
+}
+
+/// A warehouse: a named root location with its own namespaces and tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warehouse {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+}
+
+impl From<WarehouseRow> for Warehouse {
+    fn from(row: WarehouseRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            location: row.location,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    storage: Storage,
+    tables: TableCache,
+    warehouses: RwLock<HashMap<String, Arc<Warehouse>>>,
+    settings: CatalogSettings,
+}
+
+impl Catalog {
+    pub fn new(store: Arc<dyn Store>, storage: Storage, settings: CatalogSettings) -> Self {
+        Self {
+            store,
+            storage,
+            tables: TableCache::new(settings.table_cache_bytes),
+            warehouses: RwLock::new(HashMap::new()),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &CatalogSettings {
+        &self.settings
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> CatalogResult<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    // --- warehouses ---------------------------------------------------------------------------
+
+    /// Creates the default warehouse on first start; later starts leave it as it is.
+    pub async fn ensure_default_warehouse(&self, location: &str) -> CatalogResult<Arc<Warehouse>> {
+        let name = self.settings.default_warehouse.clone();
+        match self.create_warehouse(&name, location).await {
+            Ok(w) => Ok(w),
+            Err(CatalogError::AlreadyExists(_)) => self.warehouse(None).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_warehouse(
+        &self,
+        name: &str,
+        location: &str,
+    ) -> CatalogResult<Arc<Warehouse>> {
+        ident::validate_warehouse_name(name)?;
+        let location = self.storage.validate_location(location)?;
+        let row = WarehouseRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_owned(),
+            location,
+            properties: HashMap::new(),
+            created_at_ms: now_ms(),
+        };
+        match self.store.create_warehouse(&row).await {
+            Ok(()) => {}
+            Err(crate::store::StoreError::AlreadyExists) => {
+                return Err(CatalogError::AlreadyExists(format!(
+                    "warehouse '{name}' already exists"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let warehouse = Arc::new(Warehouse::from(row));
+        self.remember_warehouse(warehouse.clone());
+        Ok(warehouse)
+    }
+
+    pub async fn list_warehouses(&self) -> CatalogResult<Vec<Warehouse>> {
+        Ok(self
+            .store
+            .list_warehouses()
+            .await?
+            .into_iter()
+            .map(Warehouse::from)
+            .collect())
+    }
+
+    /// The warehouse of a prefix (`None`: the default one). Warehouses are never renamed or
+    /// deleted, so a warehouse found once stays valid for the life of the process.
+    pub async fn warehouse(&self, name: Option<&str>) -> CatalogResult<Arc<Warehouse>> {
+        let name = name.unwrap_or(&self.settings.default_warehouse);
+        if let Some(w) = self
+            .warehouses
+            .read()
+            .expect("warehouse map poisoned")
+            .get(name)
+        {
+            return Ok(w.clone());
+        }
+        let row = self.store.warehouse_by_name(name).await?.ok_or_else(|| {
+            CatalogError::NoSuchWarehouse(format!(
+                "warehouse '{}' does not exist",
+                name.escape_debug()
+            ))
+        })?;
+        let warehouse = Arc::new(Warehouse::from(row));
+        self.remember_warehouse(warehouse.clone());
+        Ok(warehouse)
+    }
+
+    fn remember_warehouse(&self, warehouse: Arc<Warehouse>) {
+        self.warehouses
+            .write()
+            .expect("warehouse map poisoned")
+            .insert(warehouse.name.clone(), warehouse);
+    }
+
+    // --- idempotency keys -----------------------------------------------------------------------
+
+    /// The recorded outcome of a key, if it has not expired.
+    pub async fn idempotency_entry(&self, key: &str) -> CatalogResult<Option<IdempotencyEntry>> {
+        let oldest = now_ms() - self.idempotency_lifetime_ms();
+        Ok(self
+            .store
+            .idempotency_entry(key)
+            .await?
+            .filter(|e| e.created_at_ms >= oldest))
+    }
+
+    /// A record for a key, to pass to a mutation (or to [`Self::record_outcome`]).
+    pub fn idempotency_record(
+        &self,
+        key: &str,
+        operation: String,
+        status: u16,
+        body: Option<String>,
+    ) -> IdempotencyRecord {
+        let now = now_ms();
+        IdempotencyRecord {
+            key: key.to_owned(),
+            operation,
+            status,
+            body,
+            created_at_ms: now,
+            expired_before_ms: now - self.idempotency_lifetime_ms(),
+        }
+    }
+
+    /// Records a final outcome that changed nothing. `false`: the key was recorded already.
+    pub async fn record_outcome(&self, record: &IdempotencyRecord) -> CatalogResult<bool> {
+        Ok(self.store.record_idempotency(record).await?)
+    }
+
+    /// Deletes expired keys; run periodically.
+    pub async fn purge_expired_idempotency_keys(&self) -> CatalogResult<u64> {
+        // Keep keys a while past their lifetime, for clients whose clocks run late.
+        let cutoff = now_ms() - 2 * self.idempotency_lifetime_ms();
+        Ok(self.store.purge_idempotency_keys(cutoff).await?)
+    }
+
+    fn idempotency_lifetime_ms(&self) -> i64 {
+        i64::try_from(self.settings.idempotency_lifetime.as_millis()).unwrap_or(i64::MAX)
+    }
+}

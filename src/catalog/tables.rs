@@ -1,0 +1,692 @@
+//! Tables: create (also staged), load, the optimistic commit, drop (with purge), rename,
+//! register.
+//!
+//! The commit: read the current version (one indexed lookup, metadata from the cache), check
+//! the requirements, apply the updates with the iceberg crate's `TableMetadataBuilder`, write
+//! the new metadata file, then compare-and-set the row on the location read first. A lost race
+//! is retried here; a requirement that no longer holds is a `CommitFailed`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use iceberg::spec::{FormatVersion, TableMetadata, TableMetadataBuilder};
+use iceberg::{NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate};
+use iceberg_catalog_rest::{CommitTableRequest, CreateTableRequest, RegisterTableRequest};
+
+use super::cache::TableVersion;
+use super::ident::{
+    display_namespace, validate_namespace, validate_table_ident, validate_table_name,
+};
+use super::page::{PageRequest, Paged};
+use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
+use crate::store::{NewTable, PageQuery, StoreError, TableHead};
+
+const PROPERTY_FORMAT_VERSION: &str = "format-version";
+const PROPERTY_DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
+const PROPERTY_METADATA_COMPRESSION: &str = "write.metadata.compression-codec";
+const NAMESPACE_PROPERTY_LOCATION: &str = "location";
+
+/// The result of creating a table: committed (with a metadata location) or staged.
+#[derive(Debug, Clone)]
+pub struct CreatedTable {
+    pub metadata_location: Option<String>,
+    pub metadata_json: String,
+}
+
+/// What to do with a table's files when it is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropTable {
+    KeepFiles,
+    Purge,
+}
+
+fn no_such_table(ident: &TableIdent) -> CatalogError {
+    CatalogError::NoSuchTable(format!("table '{}' does not exist", display_ident(ident)))
+}
+
+fn no_such_namespace(namespace: &[String]) -> CatalogError {
+    CatalogError::NoSuchNamespace(format!(
+        "namespace '{}' does not exist",
+        display_namespace(namespace)
+    ))
+}
+
+fn display_ident(ident: &TableIdent) -> String {
+    format!("{}.{}", display_namespace(ident.namespace()), ident.name())
+}
+
+fn invalid(context: &str, err: iceberg::Error) -> CatalogError {
+    CatalogError::BadRequest(format!("{context}: {err}"))
+}
+
+fn to_json(metadata: &TableMetadata) -> CatalogResult<String> {
+    serde_json::to_string(metadata)
+        .map_err(|e| CatalogError::Internal(format!("table metadata failed to serialize: {e}")))
+}
+
+/// `<table location>/metadata/<version:05>-<uuid>[.gz].metadata.json`, the version one above
+/// the current file's (0 for a new table), like the Java catalogs.
+fn next_metadata_location(current: Option<&str>, metadata: &TableMetadata) -> String {
+    let version = current
+        .and_then(|c| c.rsplit('/').next())
+        .and_then(|file| file.split('-').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |v| v + 1);
+    let gzip = metadata
+        .properties()
+        .get(PROPERTY_METADATA_COMPRESSION)
+        .is_some_and(|c| c.eq_ignore_ascii_case("gzip"));
+    format!(
+        "{}/metadata/{version:05}-{}{}.metadata.json",
+        metadata.location().trim_end_matches('/'),
+        uuid::Uuid::new_v4(),
+        if gzip { ".gz" } else { "" }
+    )
+}
+
+/// Takes `format-version` out of the properties (it is not a table property in the metadata).
+fn take_format_version(properties: &mut HashMap<String, String>) -> CatalogResult<FormatVersion> {
+    match properties.remove(PROPERTY_FORMAT_VERSION).as_deref() {
+        None => Ok(FormatVersion::V2),
+        Some("1") => Ok(FormatVersion::V1),
+        Some("2") => Ok(FormatVersion::V2),
+        Some("3") => Ok(FormatVersion::V3),
+        Some(other) => Err(CatalogError::BadRequest(format!(
+            "format-version '{other}' is not supported; use 1, 2 or 3"
+        ))),
+    }
+}
+
+impl Catalog {
+    pub async fn list_tables(
+        &self,
+        warehouse: &Warehouse,
+        namespace: &NamespaceIdent,
+        page: &PageRequest,
+    ) -> CatalogResult<Paged<TableIdent>> {
+        validate_namespace(namespace)?;
+        let page = page.parse()?;
+        let after = page.after.clone();
+        let names = self
+            .store
+            .list_tables(
+                &warehouse.id,
+                namespace,
+                PageQuery {
+                    after: after.as_deref(),
+                    limit: page.fetch_limit(),
+                },
+            )
+            .await?
+            .ok_or_else(|| no_such_namespace(namespace))?;
+        let idents = names
+            .into_iter()
+            .map(|name| TableIdent::new(namespace.clone(), name))
+            .collect();
+        Ok(page.finish(idents, |t| t.name().to_owned()))
+    }
+
+    /// The current version of a table. Object storage is never read: the metadata comes from
+    /// the cache when the database confirms it is current, else from the database.
+    pub async fn load_table(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+    ) -> CatalogResult<Arc<TableVersion>> {
+        let head = self.table_head(warehouse, ident).await?;
+        self.table_version(&head).await
+    }
+
+    /// The table's id and current metadata location: enough to answer "is it still the same?".
+    pub async fn table_head(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+    ) -> CatalogResult<TableHead> {
+        validate_table_ident(ident)?;
+        self.store
+            .table_head(&warehouse.id, ident.namespace(), ident.name())
+            .await?
+            .ok_or_else(|| no_such_table(ident))
+    }
+
+    async fn table_version(&self, head: &TableHead) -> CatalogResult<Arc<TableVersion>> {
+        if let Some(version) = self.tables.get(&head.id, &head.metadata_location) {
+            return Ok(version);
+        }
+        let row = self.store.table_by_id(&head.id).await?.ok_or_else(|| {
+            CatalogError::CommitFailed("the table was dropped while it was being read".into())
+        })?;
+        let version = Arc::new(TableVersion::new(
+            row.id,
+            row.metadata_location,
+            row.metadata,
+        ));
+        self.tables.insert(version.clone());
+        Ok(version)
+    }
+
+    /// The default location of a new table: under its namespace's `location` property when
+    /// set, else under the warehouse, in a directory unique to this table.
+    async fn default_table_location(
+        &self,
+        warehouse: &Warehouse,
+        namespace: &NamespaceIdent,
+        name: &str,
+    ) -> CatalogResult<String> {
+        let ns = self
+            .store
+            .namespace(&warehouse.id, namespace)
+            .await?
+            .ok_or_else(|| no_such_namespace(namespace))?;
+        if let Some(location) = ns.properties.get(NAMESPACE_PROPERTY_LOCATION) {
+            return Ok(format!("{}/{name}", location.trim_end_matches('/')));
+        }
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        Ok(format!(
+            "{}/{}/{name}-{unique}",
+            warehouse.location,
+            namespace.join("/")
+        ))
+    }
+
+    pub async fn create_table(
+        &self,
+        warehouse: &Warehouse,
+        namespace: &NamespaceIdent,
+        request: CreateTableRequest,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<CreatedTable> {
+        let ident = TableIdent::new(namespace.clone(), request.name.clone());
+        validate_table_ident(&ident)?;
+        let location = match &request.location {
+            Some(location) => self.storage.validate_location(location)?,
+            None => {
+                self.default_table_location(warehouse, namespace, &request.name)
+                    .await?
+            }
+        };
+        let mut properties = request.properties;
+        let format_version = take_format_version(&mut properties)?;
+        let creation = TableCreation::builder()
+            .name(request.name.clone())
+            .location(location)
+            .schema(request.schema)
+            .partition_spec_opt(request.partition_spec)
+            .sort_order_opt(request.write_order)
+            .properties(properties)
+            .format_version(format_version)
+            .build();
+        let metadata = TableMetadataBuilder::from_table_creation(creation)
+            .and_then(|b| b.build())
+            .map_err(|e| invalid("invalid table definition", e))?
+            .metadata;
+
+        if request.stage_create == Some(true) {
+            // Nothing is stored: the client commits the staged table with `assert-create`.
+            if self
+                .store
+                .namespace(&warehouse.id, namespace)
+                .await?
+                .is_none()
+            {
+                return Err(no_such_namespace(namespace));
+            }
+            if self
+                .store
+                .table_head(&warehouse.id, namespace, &request.name)
+                .await?
+                .is_some()
+            {
+                return Err(CatalogError::AlreadyExists(format!(
+                    "table '{}' already exists",
+                    display_ident(&ident)
+                )));
+            }
+            return Ok(CreatedTable {
+                metadata_location: None,
+                metadata_json: to_json(&metadata)?,
+            });
+        }
+
+        let version = self
+            .insert_new_table(warehouse, &ident, metadata, idempotency)
+            .await
+            .map_err(|e| match e {
+                InsertError::Exists => CatalogError::AlreadyExists(format!(
+                    "table '{}' already exists",
+                    display_ident(&ident)
+                )),
+                InsertError::Catalog(e) => e,
+            })?;
+        Ok(CreatedTable {
+            metadata_location: Some(version.metadata_location.clone()),
+            metadata_json: version.metadata_json.clone(),
+        })
+    }
+
+    /// Writes the first metadata file of a table and inserts its row.
+    async fn insert_new_table(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        metadata: TableMetadata,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Arc<TableVersion>, InsertError> {
+        let metadata_location = next_metadata_location(None, &metadata);
+        self.insert_table_at(
+            warehouse,
+            ident,
+            metadata,
+            metadata_location,
+            true,
+            idempotency,
+        )
+        .await
+    }
+
+    async fn insert_table_at(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        metadata: TableMetadata,
+        metadata_location: String,
+        write_file: bool,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Arc<TableVersion>, InsertError> {
+        let json = to_json(&metadata)?;
+        if write_file {
+            self.storage
+                .write_metadata(&metadata_location, json.as_bytes())
+                .await
+                .map_err(CatalogError::from)?;
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let inserted = self
+            .store
+            .create_table(
+                &warehouse.id,
+                ident.namespace(),
+                &NewTable {
+                    id: &id,
+                    name: ident.name(),
+                    metadata_location: &metadata_location,
+                    metadata: &json,
+                },
+                idempotency,
+            )
+            .await;
+        if let Err(err) = inserted {
+            if write_file {
+                self.delete_quietly(&metadata_location).await;
+            }
+            return Err(match err {
+                StoreError::AlreadyExists => InsertError::Exists,
+                StoreError::MissingReference => no_such_namespace(ident.namespace()).into(),
+                other => CatalogError::from(other).into(),
+            });
+        }
+        let version = Arc::new(TableVersion::with_parsed(
+            id,
+            metadata_location,
+            json,
+            Arc::new(metadata),
+        ));
+        self.tables.insert(version.clone());
+        Ok(version)
+    }
+
+    async fn delete_quietly(&self, location: &str) {
+        if let Err(e) = self.storage.delete(location).await {
+            tracing::warn!(%location, error = %e, "could not delete an unused metadata file");
+        }
+    }
+
+    /// Applies a commit: requirements checked, updates applied, new metadata file written,
+    /// row swapped by compare-and-set. Retries lost races up to the configured bound.
+    pub async fn commit_table(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        request: CommitTableRequest,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<Arc<TableVersion>> {
+        validate_table_ident(ident)?;
+        if let Some(body_ident) = &request.identifier
+            && body_ident != ident
+        {
+            return Err(CatalogError::BadRequest(format!(
+                "the identifier in the body ('{}') does not match the table in the path ('{}')",
+                display_ident(body_ident),
+                display_ident(ident)
+            )));
+        }
+        let creates = request
+            .requirements
+            .iter()
+            .any(|r| matches!(r, TableRequirement::NotExist));
+        let attempts = self.settings.commit_retries + 1;
+        for _ in 0..attempts {
+            let head = self
+                .store
+                .table_head(&warehouse.id, ident.namespace(), ident.name())
+                .await?;
+            let Some(head) = head else {
+                if creates {
+                    return self
+                        .create_table_from_commit(warehouse, ident, &request, idempotency)
+                        .await;
+                }
+                return Err(no_such_table(ident));
+            };
+            let current = self.table_version(&head).await?;
+            let metadata = current.metadata()?;
+            for requirement in &request.requirements {
+                requirement.check(Some(&metadata)).map_err(|e| {
+                    CatalogError::CommitFailed(format!(
+                        "commit to table '{}' failed: {}",
+                        display_ident(ident),
+                        e
+                    ))
+                })?;
+            }
+            if request.updates.is_empty() {
+                return Ok(current);
+            }
+            let mut builder = metadata
+                .as_ref()
+                .clone()
+                .into_builder(Some(head.metadata_location.clone()));
+            for update in request.updates.iter().cloned() {
+                builder = update
+                    .apply(builder)
+                    .map_err(|e| invalid("invalid table update", e))?;
+            }
+            let built = builder
+                .build()
+                .map_err(|e| invalid("the updates do not produce valid table metadata", e))?;
+            let new_metadata = built.metadata;
+            let new_location = next_metadata_location(Some(&head.metadata_location), &new_metadata);
+            let json = to_json(&new_metadata)?;
+            self.storage
+                .write_metadata(&new_location, json.as_bytes())
+                .await?;
+            let swapped = self
+                .store
+                .swap_table_metadata(
+                    &head.id,
+                    &head.metadata_location,
+                    &new_location,
+                    &json,
+                    idempotency,
+                )
+                .await;
+            match swapped {
+                Ok(true) => {
+                    if new_metadata
+                        .properties()
+                        .get(PROPERTY_DELETE_AFTER_COMMIT)
+                        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+                    {
+                        for expired in &built.expired_metadata_logs {
+                            self.delete_quietly(&expired.metadata_file).await;
+                        }
+                    }
+                    let version = Arc::new(TableVersion::with_parsed(
+                        head.id,
+                        new_location,
+                        json,
+                        Arc::new(new_metadata),
+                    ));
+                    self.tables.insert(version.clone());
+                    return Ok(version);
+                }
+                Ok(false) => {
+                    tracing::debug!(table = %display_ident(ident), "commit lost a race; retrying");
+                    self.delete_quietly(&new_location).await;
+                }
+                Err(e) => {
+                    self.delete_quietly(&new_location).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(CatalogError::CommitFailed(format!(
+            "commit to table '{}' failed: the table changed under {attempts} concurrent commits in a row; retry the commit",
+            display_ident(ident)
+        )))
+    }
+
+    /// Commits a staged create: the updates carry the whole table definition.
+    async fn create_table_from_commit(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        request: &CommitTableRequest,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<Arc<TableVersion>> {
+        for requirement in &request.requirements {
+            if !matches!(requirement, TableRequirement::NotExist) {
+                return Err(CatalogError::CommitFailed(format!(
+                    "commit to table '{}' failed: the table does not exist, so requirement {requirement:?} cannot hold",
+                    display_ident(ident)
+                )));
+            }
+        }
+        let mut schema = None;
+        let mut spec = None;
+        let mut order = None;
+        let mut location = None;
+        let mut properties = HashMap::new();
+        let mut format_version = FormatVersion::V2;
+        for update in &request.updates {
+            match update {
+                TableUpdate::AddSchema { schema: s } if schema.is_none() => {
+                    schema = Some(s.clone())
+                }
+                TableUpdate::AddSpec { spec: s } if spec.is_none() => spec = Some(s.clone()),
+                TableUpdate::AddSortOrder { sort_order } if order.is_none() => {
+                    order = Some(sort_order.clone())
+                }
+                TableUpdate::SetLocation { location: l } => location = Some(l.clone()),
+                TableUpdate::SetProperties { updates } => properties.extend(updates.clone()),
+                TableUpdate::UpgradeFormatVersion { format_version: v } => format_version = *v,
+                _ => {}
+            }
+        }
+        let schema = schema.ok_or_else(|| {
+            CatalogError::BadRequest(
+                "a commit that creates a table must add a schema (add-schema update)".into(),
+            )
+        })?;
+        let location = match location {
+            Some(location) => self.storage.validate_location(&location)?,
+            None => {
+                self.default_table_location(warehouse, ident.namespace(), ident.name())
+                    .await?
+            }
+        };
+        let creation = TableCreation::builder()
+            .name(ident.name().to_owned())
+            .location(location)
+            .schema(schema)
+            .partition_spec_opt(spec)
+            .sort_order_opt(order)
+            .properties(properties)
+            .format_version(format_version)
+            .build();
+        let mut builder = TableMetadataBuilder::from_table_creation(creation)
+            .map_err(|e| invalid("invalid table definition", e))?;
+        for update in request.updates.iter().cloned() {
+            builder = update
+                .apply(builder)
+                .map_err(|e| invalid("invalid table update", e))?;
+        }
+        let metadata = builder
+            .build()
+            .map_err(|e| invalid("the updates do not produce valid table metadata", e))?
+            .metadata;
+        self.insert_new_table(warehouse, ident, metadata, idempotency)
+            .await
+            .map_err(|e| match e {
+                InsertError::Exists => CatalogError::CommitFailed(format!(
+                    "commit to table '{}' failed: requirement assert-create does not hold, the table exists",
+                    display_ident(ident)
+                )),
+                InsertError::Catalog(e) => e,
+            })
+    }
+
+    pub async fn drop_table(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        mode: DropTable,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<()> {
+        validate_table_ident(ident)?;
+        let row = self
+            .store
+            .drop_table(&warehouse.id, ident.namespace(), ident.name(), idempotency)
+            .await?
+            .ok_or_else(|| no_such_table(ident))?;
+        self.tables.remove(&row.id);
+        if mode == DropTable::Purge {
+            let version = TableVersion::new(row.id.clone(), row.metadata_location, row.metadata);
+            let metadata = version.metadata()?;
+            // Only a directory Serac made for this table is removed whole; files elsewhere are
+            // removed one by one from the table's own references.
+            let own_directory = metadata
+                .location()
+                .starts_with(&format!("{}/", warehouse.location))
+                && is_generated_table_dir(metadata.location());
+            if let Err(e) = self
+                .storage
+                .purge_table(metadata, &version.metadata_location, own_directory)
+                .await
+            {
+                tracing::warn!(table = %display_ident(ident), error = %e, "purge of a dropped table was incomplete");
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn rename_table(
+        &self,
+        warehouse: &Warehouse,
+        source: &TableIdent,
+        destination: &TableIdent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<()> {
+        validate_table_ident(source)?;
+        validate_table_ident(destination)?;
+        match self
+            .store
+            .rename_table(
+                &warehouse.id,
+                (source.namespace(), source.name()),
+                (destination.namespace(), destination.name()),
+                idempotency,
+            )
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(no_such_table(source)),
+            Err(StoreError::MissingReference) => Err(no_such_namespace(destination.namespace())),
+            Err(StoreError::AlreadyExists) => Err(CatalogError::AlreadyExists(format!(
+                "cannot rename '{}': table '{}' already exists",
+                display_ident(source),
+                display_ident(destination)
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Adds a table whose metadata file exists already. With `overwrite`, an existing table of
+    /// that name is pointed at the file instead.
+    pub async fn register_table(
+        &self,
+        warehouse: &Warehouse,
+        namespace: &NamespaceIdent,
+        request: RegisterTableRequest,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<Arc<TableVersion>> {
+        validate_namespace(namespace)?;
+        validate_table_name(&request.name)?;
+        let ident = TableIdent::new(namespace.clone(), request.name.clone());
+        let metadata = self
+            .storage
+            .read_metadata(&request.metadata_location)
+            .await?;
+        if request.overwrite == Some(true)
+            && let Some(head) = self
+                .store
+                .table_head(&warehouse.id, namespace, &request.name)
+                .await?
+        {
+            let json = to_json(&metadata)?;
+            if !self
+                .store
+                .swap_table_metadata(
+                    &head.id,
+                    &head.metadata_location,
+                    &request.metadata_location,
+                    &json,
+                    idempotency,
+                )
+                .await?
+            {
+                return Err(CatalogError::CommitFailed(format!(
+                    "table '{}' changed while it was being registered; retry",
+                    display_ident(&ident)
+                )));
+            }
+            let version = Arc::new(TableVersion::with_parsed(
+                head.id,
+                request.metadata_location,
+                json,
+                Arc::new(metadata),
+            ));
+            self.tables.insert(version.clone());
+            return Ok(version);
+        }
+        self.insert_table_at(
+            warehouse,
+            &ident,
+            metadata,
+            request.metadata_location,
+            false,
+            idempotency,
+        )
+        .await
+        .map_err(|e| match e {
+            InsertError::Exists => CatalogError::AlreadyExists(format!(
+                "table '{}' already exists",
+                display_ident(&ident)
+            )),
+            InsertError::Catalog(e) => e,
+        })
+    }
+}
+
+/// Whether a table location is a directory Serac generated (`<name>-<32 hex digits>`).
+fn is_generated_table_dir(location: &str) -> bool {
+    location
+        .rsplit('/')
+        .next()
+        .and_then(|dir| dir.rsplit_once('-'))
+        .is_some_and(|(_, suffix)| {
+            suffix.len() == 32 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
+enum InsertError {
+    Exists,
+    Catalog(CatalogError),
+}
+
+impl From<CatalogError> for InsertError {
+    fn from(err: CatalogError) -> Self {
+        Self::Catalog(err)
+    }
+}

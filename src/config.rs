@@ -1,0 +1,194 @@
+//! Command line and environment, parsed and validated once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "serac",
+    version,
+    about = "An Apache Iceberg REST catalog server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log output: auto (pretty on a terminal, JSON otherwise), pretty or json.
+    #[arg(
+        long,
+        global = true,
+        env = "SERAC_LOG_FORMAT",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `serac=debug,sqlx=warn`.
+    #[arg(long, global = true, env = "SERAC_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Iceberg REST catalog.
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Manage warehouses.
+    #[command(subcommand)]
+    Warehouse(WarehouseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WarehouseCommand {
+    /// Add a warehouse: a name (its URL prefix) and a root location.
+    Create {
+        name: String,
+        /// Root location of the warehouse, e.g. file:///var/lib/serac/sales.
+        #[arg(long)]
+        location: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List the warehouses.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Metadata database: postgres://user:password@host/db, or sqlite:///path/file.db.
+    /// Without it, an embedded SQLite file in the data directory.
+    #[arg(long, env = "SERAC_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the embedded database and the default warehouse.
+    #[arg(long, env = "SERAC_DATA_DIR", default_value = "serac-data")]
+    pub data_dir: PathBuf,
+
+    /// Largest number of database connections.
+    #[arg(long, env = "SERAC_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a database connection before failing with 503.
+    #[arg(long, env = "SERAC_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
+
+    /// Name of the default warehouse (served without a prefix).
+    #[arg(long, env = "SERAC_DEFAULT_WAREHOUSE", default_value = "default")]
+    pub default_warehouse: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SERAC_BIND", default_value = "127.0.0.1:8181")]
+    pub bind: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Location of the default warehouse when it is first created
+    /// (default: file://<data dir>/warehouse).
+    #[arg(long, env = "SERAC_WAREHOUSE_LOCATION")]
+    pub warehouse_location: Option<String>,
+
+    /// Largest accepted request body.
+    #[arg(long, env = "SERAC_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Longest time a request may take before it is answered with 503.
+    #[arg(long, env = "SERAC_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// How often a commit that lost a race is retried inside the server.
+    #[arg(long, env = "SERAC_COMMIT_RETRIES", default_value_t = 8)]
+    pub commit_retries: u32,
+
+    /// How long an Idempotency-Key is honoured.
+    #[arg(long, env = "SERAC_IDEMPOTENCY_KEY_LIFETIME", default_value = "30m", value_parser = parse_duration)]
+    pub idempotency_key_lifetime: Duration,
+
+    /// Memory for cached table metadata, in MiB.
+    #[arg(long, env = "SERAC_TABLE_CACHE_MB", default_value_t = 256)]
+    pub table_cache_mb: u64,
+
+    /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
+    #[arg(long, env = "SERAC_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw)
+        .map_err(|e| format!("'{raw}' is not a duration like 30s, 5m or 1h ({e})"))
+}
+
+/// Which metadata database to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl DatabaseArgs {
+    /// Validates the database choice. `DATABASE_URL` is honoured when no Serac setting is given.
+    pub fn database(&self) -> Result<Database, String> {
+        let url = self
+            .database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
+        match url {
+            None => Ok(Database::Sqlite(self.data_dir.join("serac.db"))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(url))
+            }
+            Some(url) if url.starts_with("sqlite://") => {
+                let path = url.trim_start_matches("sqlite://");
+                if path.is_empty() {
+                    return Err("SERAC_DATABASE_URL: sqlite:// needs a file path, e.g. sqlite:///var/lib/serac/serac.db".into());
+                }
+                Ok(Database::Sqlite(PathBuf::from(path)))
+            }
+            Some(url) => Err(format!(
+                "SERAC_DATABASE_URL: '{}' is neither postgres://... nor sqlite://...",
+                redact(&url)
+            )),
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The default warehouse location: the flag, else `file://<absolute data dir>/warehouse`.
+    pub fn default_warehouse_location(&self) -> Result<String, String> {
+        match &self.warehouse_location {
+            Some(location) => Ok(location.clone()),
+            None => {
+                let dir = absolute(&self.database.data_dir.join("warehouse"))?;
+                Ok(format!("file://{}", dir.display()))
+            }
+        }
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(path)
+        .map_err(|e| format!("SERAC_DATA_DIR: cannot resolve '{}': {e}", path.display()))
+}
+
+/// A URL with its password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,12 @@
+//! Serac: an Apache Iceberg REST catalog server.
+//!
+//! Layers, top to bottom: [`api`] (HTTP) -> [`catalog`] (the rules of Iceberg) -> [`store`]
+//! (SQL) and [`storage`] (object storage). Dependencies point down only.
+
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod server;
+pub mod storage;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,80 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use serac::catalog::{Catalog, CatalogSettings};
+use serac::config::{Cli, Command, WarehouseCommand};
+use serac::server::{Server, open_store, shutdown_signal};
+use serac::storage::Storage;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = serac::telemetry::init(cli.log_format, &cli.log_level) {
+        eprintln!("serac: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("serac: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("serac: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve(args) => {
+            let server = Server::build(&args).await?;
+            server.run(shutdown_signal()).await
+        }
+        Command::Migrate(database) => {
+            open_store(&database).await?;
+            println!("migrations are up to date");
+            Ok(())
+        }
+        Command::Warehouse(WarehouseCommand::Create {
+            name,
+            location,
+            database,
+        }) => {
+            let catalog = admin_catalog(&database).await?;
+            let warehouse = catalog
+                .create_warehouse(&name, &location)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "created warehouse '{}' at {}",
+                warehouse.name, warehouse.location
+            );
+            Ok(())
+        }
+        Command::Warehouse(WarehouseCommand::List { database }) => {
+            let catalog = admin_catalog(&database).await?;
+            for w in catalog.list_warehouses().await.map_err(|e| e.to_string())? {
+                println!("{}\t{}", w.name, w.location);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog, String> {
+    let store = open_store(database).await?;
+    let settings = CatalogSettings {
+        default_warehouse: database.default_warehouse.clone(),
+        commit_retries: 0,
+        idempotency_lifetime: std::time::Duration::from_secs(1800),
+        table_cache_bytes: 1024 * 1024,
+    };
+    Ok(Catalog::new(store, Storage::new(), settings))
+}

@@ -1,0 +1,201 @@
+//! Start-up: open the database, run migrations, build the catalog and the HTTP stack, serve,
+//! and drain in-flight requests on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::{self, ApiError, AppState};
+use crate::catalog::{Catalog, CatalogSettings};
+use crate::config::{Database, DatabaseArgs, ServeArgs, redact};
+use crate::storage::Storage;
+use crate::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
+
+/// Opens the configured database and brings its schema up to date.
+pub async fn open_store(args: &DatabaseArgs) -> Result<Arc<dyn Store>, String> {
+    match args.database()? {
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    format!("SERAC_DATA_DIR: cannot create '{}': {e}", dir.display())
+                })?;
+            }
+            let store = SqliteStore::open(&path, args.db_max_connections)
+                .await
+                .map_err(|e| format!("cannot open SQLite database '{}': {e}", path.display()))?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            Ok(Arc::new(store))
+        }
+        Database::Postgres(url) => {
+            let store = PostgresStore::connect(&PostgresOptions {
+                url: url.clone(),
+                max_connections: args.db_max_connections,
+                acquire_timeout: args.db_acquire_timeout,
+            })
+            .map_err(|e| format!("SERAC_DATABASE_URL: {e}"))?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| format!("PostgreSQL at {}: {e}", redact(&url)))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A server bound to its address, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    app: Router,
+    catalog: Arc<Catalog>,
+    drain_timeout: Duration,
+}
+
+impl Server {
+    pub async fn build(args: &ServeArgs) -> Result<Self, String> {
+        let store = open_store(&args.database).await?;
+        let settings = CatalogSettings {
+            default_warehouse: args.database.default_warehouse.clone(),
+            commit_retries: args.commit_retries,
+            idempotency_lifetime: args.idempotency_key_lifetime,
+            table_cache_bytes: args.table_cache_mb.saturating_mul(1024 * 1024),
+        };
+        let catalog = Arc::new(Catalog::new(store, Storage::new(), settings));
+        let location = args.default_warehouse_location()?;
+        if let Some(dir) = location.strip_prefix("file://") {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("SERAC_WAREHOUSE_LOCATION: cannot create '{dir}': {e}"))?;
+        }
+        catalog
+            .ensure_default_warehouse(&location)
+            .await
+            .map_err(|e| format!("default warehouse: {e}"))?;
+        let listener = TcpListener::bind(args.bind)
+            .await
+            .map_err(|e| format!("SERAC_BIND: cannot listen on {}: {e}", args.bind))?;
+        let app = with_middleware(api::router(AppState::new(catalog.clone())), args);
+        Ok(Self {
+            listener,
+            app,
+            catalog,
+            drain_timeout: args.drain_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish within the
+    /// drain timeout.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, backend = self.catalog.backend(), "serac is serving the Iceberg REST catalog");
+        let janitor = tokio::spawn(purge_idempotency_keys(self.catalog.clone()));
+        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining in-flight requests");
+            let _ = drain_tx.send(());
+        });
+        let serve = tokio::spawn(async move { serve.await });
+        let drain_timeout = self.drain_timeout;
+        let result = tokio::select! {
+            done = serve => done.map_err(|e| e.to_string())?.map_err(|e| e.to_string()),
+            () = async {
+                let _ = drain_rx.await;
+                tokio::time::sleep(drain_timeout).await;
+            } => {
+                tracing::warn!("drain timeout elapsed; closing the remaining connections");
+                Ok(())
+            }
+        };
+        janitor.abort();
+        result
+    }
+}
+
+fn with_middleware(router: Router, args: &ServeArgs) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(args.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            args.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| -> Response {
+                axum::response::IntoResponse::into_response(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ServiceFailureException",
+                    "the server failed while handling this request",
+                ))
+            },
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Deletes expired idempotency keys every few minutes.
+async fn purge_idempotency_keys(catalog: Arc<Catalog>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        match catalog.purge_expired_idempotency_keys().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "expired idempotency keys deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete expired idempotency keys"),
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,251 @@
+//! Persistence of catalog metadata. All SQL of Serac lives below this module.
+//!
+//! The [`Store`] trait is implemented once in SQL ([`sql`]) and instantiated for PostgreSQL
+//! (production, several replicas on one database) and SQLite (the embedded default).
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+pub use postgres::{PostgresOptions, PostgresStore};
+pub use sqlite::SqliteStore;
+
+/// The separator joining namespace levels in the database. It may not appear in a level.
+pub const LEVEL_SEPARATOR: char = '\u{1F}';
+
+/// Errors of the store. Infrastructure failures are separated from outcomes a caller acts on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A row with the same unique name exists already.
+    #[error("already exists")]
+    AlreadyExists,
+    /// A row the operation needs (a parent namespace, a warehouse) does not exist.
+    #[error("a referenced entity does not exist")]
+    MissingReference,
+    /// The row is still referenced by others (a namespace holding tables or namespaces).
+    #[error("still referenced")]
+    StillReferenced,
+    /// The idempotency key was recorded already (by an earlier or a concurrent request).
+    #[error("idempotency key already recorded")]
+    IdempotencyKeyUsed,
+    /// The database cannot be reached or did not answer in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarehouseRow {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+    pub properties: HashMap<String, String>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceRow {
+    pub id: String,
+    pub levels: Vec<String>,
+    pub properties: HashMap<String, String>,
+    /// Incremented on every property change; used for compare-and-set updates.
+    pub version: i64,
+}
+
+/// The cheap part of a table row: enough to decide whether a cached copy is current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableHead {
+    pub id: String,
+    pub metadata_location: String,
+}
+
+/// A table row with its full metadata document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRow {
+    pub id: String,
+    pub metadata_location: String,
+    /// The table metadata JSON as written to the metadata file.
+    pub metadata: String,
+}
+
+/// A new table to insert.
+#[derive(Debug, Clone)]
+pub struct NewTable<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub metadata_location: &'a str,
+    pub metadata: &'a str,
+}
+
+/// Marks a mutation with an idempotency key, recorded in the same database transaction.
+#[derive(Debug, Clone)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    /// What the key was used for (method and path), to refuse reuse for another request.
+    pub operation: String,
+    /// The HTTP status of the outcome.
+    pub status: u16,
+    /// The stored response body, for outcomes that are replayed verbatim (errors).
+    pub body: Option<String>,
+    pub created_at_ms: i64,
+    /// Rows older than this may be replaced: their key has expired.
+    pub expired_before_ms: i64,
+}
+
+/// A recorded idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyEntry {
+    pub operation: String,
+    pub status: u16,
+    pub body: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// One page of names, in byte order, after an optional cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct PageQuery<'a> {
+    /// Return names strictly greater than this one.
+    pub after: Option<&'a str>,
+    /// Return at most this many names; `None` returns them all.
+    pub limit: Option<usize>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which backend this is, for logs and metrics.
+    fn backend(&self) -> &'static str;
+
+    /// A round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- warehouses -------------------------------------------------------------------------
+    async fn create_warehouse(&self, row: &WarehouseRow) -> StoreResult<()>;
+    async fn warehouse_by_name(&self, name: &str) -> StoreResult<Option<WarehouseRow>>;
+    async fn list_warehouses(&self) -> StoreResult<Vec<WarehouseRow>>;
+
+    // --- namespaces -------------------------------------------------------------------------
+    /// Inserts a namespace. Fails with `MissingReference` when the parent does not exist and
+    /// `AlreadyExists` when the name is taken.
+    async fn create_namespace(
+        &self,
+        warehouse_id: &str,
+        levels: &[String],
+        properties: &HashMap<String, String>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<NamespaceRow>;
+    async fn namespace(
+        &self,
+        warehouse_id: &str,
+        levels: &[String],
+    ) -> StoreResult<Option<NamespaceRow>>;
+    /// Child namespaces of `parent` (empty: the top level), ordered by name.
+    async fn list_namespaces(
+        &self,
+        warehouse_id: &str,
+        parent: &[String],
+        page: PageQuery<'_>,
+    ) -> StoreResult<Vec<Vec<String>>>;
+    /// Deletes a namespace. `Ok(false)`: it did not exist; `StillReferenced`: it holds tables
+    /// or namespaces.
+    async fn drop_namespace(
+        &self,
+        warehouse_id: &str,
+        levels: &[String],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<bool>;
+    /// Replaces the properties if the namespace is still at `expected_version`.
+    /// `Ok(false)`: someone else changed it first (or it was dropped).
+    async fn swap_namespace_properties(
+        &self,
+        namespace_id: &str,
+        expected_version: i64,
+        properties: &HashMap<String, String>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<bool>;
+
+    // --- tables -----------------------------------------------------------------------------
+    async fn table_head(
+        &self,
+        warehouse_id: &str,
+        namespace: &[String],
+        name: &str,
+    ) -> StoreResult<Option<TableHead>>;
+    async fn table_by_id(&self, table_id: &str) -> StoreResult<Option<TableRow>>;
+    /// Tables of a namespace by name; `None` when the namespace does not exist.
+    async fn list_tables(
+        &self,
+        warehouse_id: &str,
+        namespace: &[String],
+        page: PageQuery<'_>,
+    ) -> StoreResult<Option<Vec<String>>>;
+    /// Inserts a table. `MissingReference`: no such namespace; `AlreadyExists`: name taken.
+    async fn create_table(
+        &self,
+        warehouse_id: &str,
+        namespace: &[String],
+        table: &NewTable<'_>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<()>;
+    /// Compare-and-set of a table's metadata on its current metadata location.
+    /// `Ok(false)`: the row no longer holds `expected_location` (another commit won).
+    async fn swap_table_metadata(
+        &self,
+        table_id: &str,
+        expected_location: &str,
+        new_location: &str,
+        new_metadata: &str,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<bool>;
+    /// Deletes a table row and returns it; `None` when there was none.
+    async fn drop_table(
+        &self,
+        warehouse_id: &str,
+        namespace: &[String],
+        name: &str,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<Option<TableRow>>;
+    /// Moves a table. `Ok(false)`: no such source table; `MissingReference`: no destination
+    /// namespace; `AlreadyExists`: the destination name is taken.
+    async fn rename_table(
+        &self,
+        warehouse_id: &str,
+        source: (&[String], &str),
+        destination: (&[String], &str),
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<bool>;
+
+    // --- idempotency keys -------------------------------------------------------------------
+    async fn idempotency_entry(&self, key: &str) -> StoreResult<Option<IdempotencyEntry>>;
+    /// Records an outcome that changed nothing (a final error). `Ok(false)`: the key exists.
+    async fn record_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<bool>;
+    /// Deletes keys created before the given time; returns how many.
+    async fn purge_idempotency_keys(&self, created_before_ms: i64) -> StoreResult<u64>;
+}
+
+/// Joins namespace levels for storage.
+pub(crate) fn join_levels(levels: &[String]) -> String {
+    let mut out = String::new();
+    for (i, level) in levels.iter().enumerate() {
+        if i > 0 {
+            out.push(LEVEL_SEPARATOR);
+        }
+        out.push_str(level);
+    }
+    out
+}
+
+pub(crate) fn split_levels(joined: &str) -> Vec<String> {
+    joined.split(LEVEL_SEPARATOR).map(str::to_owned).collect()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,577 @@
+//! The one SQL implementation of [`Store`](super::Store), written once and instantiated for
+//! each sqlx backend by [`sql_store!`]. Both backends accept `$N` placeholders, `RETURNING`,
+//! and `ON CONFLICT`, so the statements are shared verbatim.
+
+use std::collections::HashMap;
+
+use super::{StoreError, split_levels};
+
+/// Maps a sqlx error to a [`StoreError`]; foreign-key violations mean a missing reference.
+pub(super) fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return StoreError::AlreadyExists;
+            }
+            if db.is_foreign_key_violation() {
+                return StoreError::MissingReference;
+            }
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            // PostgreSQL: connection exceptions (08) and operator intervention (57, e.g. the
+            // server shutting down). SQLite: busy (5) and locked (6).
+            if code.starts_with("08") || code.starts_with("57") || code == "5" || code == "6" {
+                return StoreError::Unavailable(db.message().to_owned());
+            }
+            StoreError::Database(err.to_string())
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+        _ => StoreError::Database(err.to_string()),
+    }
+}
+
+pub(super) fn parse_properties(text: &str) -> Result<HashMap<String, String>, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Database(format!("stored properties are not a JSON map: {e}")))
+}
+
+pub(super) fn properties_json(properties: &HashMap<String, String>) -> String {
+    serde_json::to_string(properties).expect("a string map always serializes")
+}
+
+pub(super) fn levels_of(joined: &str) -> Vec<String> {
+    split_levels(joined)
+}
+
+pub(super) fn page_limit(limit: Option<usize>) -> i64 {
+    limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX))
+}
+
+pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "INSERT INTO idempotency_keys \
+     (key, operation, status, body, created_at_ms) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (key) DO UPDATE SET operation = excluded.operation, status = excluded.status, \
+     body = excluded.body, created_at_ms = excluded.created_at_ms \
+     WHERE idempotency_keys.created_at_ms < $6";
+
+pub(super) const NAMESPACE_ID: &str =
+    "SELECT id FROM namespaces WHERE warehouse_id = $1 AND name = $2";
+
+pub(super) const TABLE_ID: &str = "SELECT t.id FROM tables t JOIN namespaces n ON n.id = t.namespace_id \
+     WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3";
+
+/// Implements [`Store`](super::Store) for a type with `reader()` and `writer()` pools.
+macro_rules! sql_store {
+    ($store:ty, $db:ty, $row:ty, $backend:literal) => {
+        use std::collections::HashMap;
+
+        use async_trait::async_trait;
+        use sqlx::Row as _;
+
+        use $crate::store::sql::{
+            INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, TABLE_ID, levels_of, map_err, page_limit,
+            parse_properties, properties_json,
+        };
+        use $crate::store::{
+            IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, PageQuery, Store,
+            StoreError, StoreResult, TableHead, TableRow, WarehouseRow, join_levels, now_ms,
+        };
+
+        fn warehouse_from_row(row: &$row) -> StoreResult<WarehouseRow> {
+            Ok(WarehouseRow {
+                id: row.try_get("id").map_err(map_err)?,
+                name: row.try_get("name").map_err(map_err)?,
+                location: row.try_get("location").map_err(map_err)?,
+                properties: parse_properties(row.try_get("properties").map_err(map_err)?)?,
+                created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
+            })
+        }
+
+        fn namespace_from_row(row: &$row) -> StoreResult<NamespaceRow> {
+            Ok(NamespaceRow {
+                id: row.try_get("id").map_err(map_err)?,
+                levels: levels_of(row.try_get("name").map_err(map_err)?),
+                properties: parse_properties(row.try_get("properties").map_err(map_err)?)?,
+                version: row.try_get("version").map_err(map_err)?,
+            })
+        }
+
+        fn table_from_row(row: &$row) -> StoreResult<TableRow> {
+            Ok(TableRow {
+                id: row.try_get("id").map_err(map_err)?,
+                metadata_location: row.try_get("metadata_location").map_err(map_err)?,
+                metadata: row.try_get("metadata").map_err(map_err)?,
+            })
+        }
+
+        /// Records the idempotency key inside a transaction; fails when it is taken.
+        async fn record_key<'c, E>(executor: E, record: Option<&IdempotencyRecord>) -> StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = $db>,
+        {
+            let Some(record) = record else {
+                return Ok(());
+            };
+            let done = sqlx::query(INSERT_IDEMPOTENCY_KEY)
+                .bind(&record.key)
+                .bind(&record.operation)
+                .bind(i32::from(record.status))
+                .bind(record.body.as_deref())
+                .bind(record.created_at_ms)
+                .bind(record.expired_before_ms)
+                .execute(executor)
+                .await
+                .map_err(map_err)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::IdempotencyKeyUsed);
+            }
+            Ok(())
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1")
+                    .execute(self.reader())
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn create_warehouse(&self, row: &WarehouseRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO warehouses (id, name, location, properties, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&row.id)
+                .bind(&row.name)
+                .bind(&row.location)
+                .bind(properties_json(&row.properties))
+                .bind(row.created_at_ms)
+                .execute(self.writer())
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn warehouse_by_name(&self, name: &str) -> StoreResult<Option<WarehouseRow>> {
+                let row = sqlx::query(
+                    "SELECT id, name, location, properties, created_at_ms FROM warehouses \
+                     WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(warehouse_from_row).transpose()
+            }
+
+            async fn list_warehouses(&self) -> StoreResult<Vec<WarehouseRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, name, location, properties, created_at_ms FROM warehouses \
+                     ORDER BY name",
+                )
+                .fetch_all(self.reader())
+                .await
+                .map_err(map_err)?;
+                rows.iter().map(warehouse_from_row).collect()
+            }
+
+            async fn create_namespace(
+                &self,
+                warehouse_id: &str,
+                levels: &[String],
+                properties: &HashMap<String, String>,
+                idempotency: Option<&IdempotencyRecord>,
+            ) -> StoreResult<NamespaceRow> {
+                let mut tx = self.writer().begin().await.map_err(map_err)?;
+                record_key(&mut *tx, idempotency).await?;
+                let parent = &levels[..levels.len() - 1];
+                let parent_id: Option<String> = if parent.is_empty() {
+                    None
+                } else {
+                    let id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
+                        .bind(warehouse_id)
+                        .bind(join_levels(parent))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    Some(id.ok_or(StoreError::MissingReference)?)
+                };
+                let id = uuid::Uuid::now_v7().to_string();
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO namespaces (id, warehouse_id, parent_id, name, parent, properties, \
+                     version, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+                )
+                .bind(&id)
+                .bind(warehouse_id)
+                .bind(parent_id)
+                .bind(join_levels(levels))
+                .bind(join_levels(parent))
+                .bind(properties_json(properties))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(NamespaceRow {
+                    id,
+                    levels: levels.to_vec(),
+                    properties: properties.clone(),
+                    version: 0,
+                })
+            }
+
+            async fn namespace(
+                &self,
+                warehouse_id: &str,
+                levels: &[String],
+            ) -> StoreResult<Option<NamespaceRow>> {
+                let row = sqlx::query(
+                    "SELECT id, name, properties, version FROM namespaces \
+                     WHERE warehouse_id = $1 AND name = $2",
+                )
+                .bind(warehouse_id)
+                .bind(join_levels(levels))
+                .fetch_optional(self.reader())
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(namespace_from_row).transpose()
+            }
+
+            async fn list_namespaces(
+                &self,
+                warehouse_id: &str,
+                parent: &[String],
+                page: PageQuery<'_>,
+            ) -> StoreResult<Vec<Vec<String>>> {
+                let names: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM namespaces WHERE warehouse_id = $1 AND parent = $2 \
+                     AND name > $3 ORDER BY name LIMIT $4",
+                )
+                .bind(warehouse_id)
+                .bind(join_levels(parent))
+                .bind(page.after.unwrap_or(""))
+                .bind(page_limit(page.limit))
+                .fetch_all(self.reader())
+                .await
+                .map_err(map_err)?;
+                Ok(names.iter().map(|n| levels_of(n)).collect())
+            }
+
+            async fn drop_namespace(
+                &self,
+                warehouse_id: &str,
+                levels: &[String],
+                idempotency: Option<&IdempotencyRecord>,
+            ) -> StoreResult<bool> {
+                let mut tx = self.writer().begin().await.map_err(map_err)?;
+                record_key(&mut *tx, idempotency).await?;
+                let done = sqlx::query("DELETE FROM namespaces WHERE warehouse_id = $1 AND name = $2")
+                    .bind(warehouse_id)
+                    .bind(join_levels(levels))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| match map_err(e) {
+                        StoreError::MissingReference => StoreError::StillReferenced,
+                        other => other,
+                    })?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                tx.commit().await.map_err(|e| match map_err(e) {
+                    StoreError::MissingReference => StoreError::StillReferenced,
+                    other => other,
+                })?;
+                Ok(true)
+            }
+
+            async fn swap_namespace_properties(
+                &self,
+                namespace_id: &str,
+                expected_version: i64,
+                properties: &HashMap<String, String>,
+                idempotency: Option<&IdempotencyRecord>,
+            ) -> StoreResult<bool> {
+                let mut tx = self.writer().begin().await.map_err(map_err)?;
+                record_key(&mut *tx, idempotency).await?;
+                let done = sqlx::query(
+                    "UPDATE namespaces SET properties = $1, version = version + 1, updated_at_ms = $2 \
+                     WHERE id = $3 AND version = $4",
+                )
+                .bind(properties_json(properties))
+                .bind(now_ms())
+                .bind(namespace_id)
+                .bind(expected_version)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn table_head(
+                &self,
+                warehouse_id: &str,
+                namespace: &[String],
+                name: &str,
+            ) -> StoreResult<Option<TableHead>> {
+                let row = sqlx::query(
+                    "SELECT t.id, t.metadata_location FROM tables t \
+                     JOIN namespaces n ON n.id = t.namespace_id \
+                     WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3",
+                )
+                .bind(warehouse_id)
+                .bind(join_levels(namespace))
+                .bind(name)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(map_err)?;
+                row.map(|row| {
+                    Ok(TableHead {
+                        id: row.try_get("id").map_err(map_err)?,
+                        metadata_location: row.try_get("metadata_location").map_err(map_err)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn table_by_id(&self, table_id: &str) -> StoreResult<Option<TableRow>> {
+                let row = sqlx::query("SELECT id, metadata_location, metadata FROM tables WHERE id = $1")
+                    .bind(table_id)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(table_from_row).transpose()
+            }
+
+            async fn list_tables(
+                &self,
+                warehouse_id: &str,
+                namespace: &[String],
+                page: PageQuery<'_>,
+            ) -> StoreResult<Option<Vec<String>>> {
+                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
+                    .bind(warehouse_id)
+                    .bind(join_levels(namespace))
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(map_err)?;
+                let Some(namespace_id) = namespace_id else {
+                    return Ok(None);
+                };
+                let names: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM tables WHERE namespace_id = $1 AND name > $2 \
+                     ORDER BY name LIMIT $3",
+                )
+                .bind(namespace_id)
+                .bind(page.after.unwrap_or(""))
+                .bind(page_limit(page.limit))
+                .fetch_all(self.reader())
+                .await
+                .map_err(map_err)?;
+                Ok(Some(names))
+            }
+
+            async fn create_table(
+                &self,
+                warehouse_id: &str,
+                namespace: &[String],
+                table: &NewTable<'_>,
+                idempotency: Option<&IdempotencyRecord>,
+            ) -> StoreResult<()> {
+                let mut tx = self.writer().begin().await.map_err(map_err)?;
+                record_key(&mut *tx, idempotency).await?;
+                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
+                    .bind(warehouse_id)
+                    .bind(join_levels(namespace))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let namespace_id = namespace_id.ok_or(StoreError::MissingReference)?;
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO tables (id, namespace_id, name, metadata_location, metadata, \
+                     created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                )
+                .bind(table.id)
+                .bind(namespace_id)
+                .bind(table.name)
+                .bind(table.metadata_location)
+                .bind(table.metadata)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn swap_table_metadata(
+                &self,
+                table_id: &str,
+                expected_location: &str,
+                new_location: &str,
+                new_metadata: &str,
+                idempotency: Option<&IdempotencyRecord>,
+            ) -> StoreResult<bool> {
+                const SWAP: &str = "UPDATE tables SET metadata_location = $1, metadata = $2, \
+                     updated_at_ms = $3 WHERE id = $4 AND metadata_location = $5";
+                let query = || {
+                    sqlx::query(SWAP)
+                        .bind(new_location)
+                        .bind(new_metadata)
+                        .bind(now_ms())
+                        .bind(table_id)
+                        .bind(expected_location)
+                };
+                if idempotency.is_none() {
+                    let done = query().execute(self.writer()).await.map_err(map_err)?;
+                    return Ok(done.rows_affected() == 1);
+                }
+                let mut tx = self.writer().begin().await.map_err(map_err)?;
+                record_key(&mut *tx, idempotency).await?;
+                let done = query().execute(&mut *tx).await.map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn drop_table(
+                &self,
+                warehouse_id: &str,
+                namespace: &[String],
+                name: &str,
+                idempotency: Option<&IdempotencyRecord>,
+            ) -> StoreResult<Option<TableRow>> {
+                let mut tx = self.writer().begin().await.map_err(map_err)?;
+                record_key(&mut *tx, idempotency).await?;
+                let id: Option<String> = sqlx::query_scalar(TABLE_ID)
+                    .bind(warehouse_id)
+                    .bind(join_levels(namespace))
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some(id) = id else {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(None);
+                };
+                let row = sqlx::query(
+                    "DELETE FROM tables WHERE id = $1 RETURNING id, metadata_location, metadata",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let Some(row) = row else {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(None);
+                };
+                let table = table_from_row(&row)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some(table))
+            }
+
+            async fn rename_table(
+                &self,
+                warehouse_id: &str,
+                source: (&[String], &str),
+                destination: (&[String], &str),
+                idempotency: Option<&IdempotencyRecord>,
+            ) -> StoreResult<bool> {
+                let mut tx = self.writer().begin().await.map_err(map_err)?;
+                record_key(&mut *tx, idempotency).await?;
+                let id: Option<String> = sqlx::query_scalar(TABLE_ID)
+                    .bind(warehouse_id)
+                    .bind(join_levels(source.0))
+                    .bind(source.1)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some(id) = id else {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                };
+                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
+                    .bind(warehouse_id)
+                    .bind(join_levels(destination.0))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let namespace_id = namespace_id.ok_or(StoreError::MissingReference)?;
+                let done = sqlx::query(
+                    "UPDATE tables SET namespace_id = $1, name = $2, updated_at_ms = $3 WHERE id = $4",
+                )
+                .bind(namespace_id)
+                .bind(destination.1)
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn idempotency_entry(&self, key: &str) -> StoreResult<Option<IdempotencyEntry>> {
+                let row = sqlx::query(
+                    "SELECT operation, status, body, created_at_ms FROM idempotency_keys WHERE key = $1",
+                )
+                .bind(key)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(map_err)?;
+                row.map(|row| {
+                    let status: i32 = row.try_get("status").map_err(map_err)?;
+                    Ok(IdempotencyEntry {
+                        operation: row.try_get("operation").map_err(map_err)?,
+                        status: u16::try_from(status).unwrap_or(500),
+                        body: row.try_get("body").map_err(map_err)?,
+                        created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn record_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<bool> {
+                match record_key(self.writer(), Some(record)).await {
+                    Ok(()) => Ok(true),
+                    Err(StoreError::IdempotencyKeyUsed) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+
+            async fn purge_idempotency_keys(&self, created_before_ms: i64) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at_ms < $1")
+                    .bind(created_before_ms)
+                    .execute(self.writer())
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(super) use sql_store;

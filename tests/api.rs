@@ -1,0 +1,16 @@
+//! End-to-end tests of the REST catalog through HTTP, each on SQLite and on PostgreSQL.
+
+mod common;
+
+#[path = "api/commits.rs"]
+mod commits;
+#[path = "api/config.rs"]
+mod config;
+#[path = "api/errors.rs"]
+mod errors;
+#[path = "api/idempotency.rs"]
+mod idempotency;
+#[path = "api/namespaces.rs"]
+mod namespaces;
+#[path = "api/tables.rs"]
+mod tables;

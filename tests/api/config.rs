@@ -1,0 +1,127 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::common::{Backend, TestApp, unique};
+
+async fn config_describes_the_default_warehouse(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let r = app.get("/v1/config").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let body = r.json();
+    assert_eq!(body["overrides"]["prefix"], "default");
+    assert_eq!(body["idempotency-key-lifetime"], "PT30M");
+    let endpoints: Vec<&str> = body["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for expected in [
+        "GET /v1/{prefix}/namespaces",
+        "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+        "POST /v1/{prefix}/tables/rename",
+        "POST /v1/{prefix}/namespaces/{namespace}/register",
+    ] {
+        assert!(
+            endpoints.contains(&expected),
+            "{expected} missing from {endpoints:?}"
+        );
+    }
+    assert!(body["defaults"].is_object());
+
+    // By name, by location, and an unknown warehouse.
+    let location = body["overrides"]["warehouse"].as_str().unwrap().to_owned();
+    assert!(location.starts_with("file://"), "{location}");
+    let r = app.get("/v1/config?warehouse=default").await;
+    assert_eq!(r.json()["overrides"]["prefix"], "default");
+    let r = app.get(&format!("/v1/config?warehouse={location}")).await;
+    assert_eq!(r.json()["overrides"]["prefix"], "default", "{}", r.text);
+    app.get("/v1/config?warehouse=nope")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "NoSuchWarehouseException");
+}
+
+async fn warehouses_are_isolated_and_served_under_their_prefix(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let name = unique("wh").replace('_', "-");
+    let location = format!("file://{}", app.dir.path().join("second").display());
+    let r = app
+        .post(
+            "/management/v1/warehouses",
+            &json!({"name": name, "location": location}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.post(
+        "/management/v1/warehouses",
+        &json!({"name": name, "location": location}),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "AlreadyExistsException");
+    app.post(
+        "/management/v1/warehouses",
+        &json!({"name": "bad/name", "location": location}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "BadRequestException");
+    app.post(
+        "/management/v1/warehouses",
+        &json!({"name": "s3wh", "location": "s3://bucket/x"}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "BadRequestException");
+
+    let r = app.get(&format!("/v1/config?warehouse={name}")).await;
+    assert_eq!(r.json()["overrides"]["prefix"], name);
+    let r = app
+        .post(
+            &format!("/v1/{name}/namespaces"),
+            &json!({"namespace": ["only_here"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let listed = app.get(&format!("/v1/{name}/namespaces")).await.json();
+    assert_eq!(listed["namespaces"], json!([["only_here"]]));
+    let default = app.get("/v1/namespaces").await.json();
+    assert_eq!(default["namespaces"], json!([]));
+    let r = app
+        .post(
+            &format!("/v1/{name}/namespaces/only_here/tables"),
+            &json!({"name": "t", "schema": crate::common::simple_schema()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let table_location = r.json()["metadata"]["location"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        table_location.starts_with(&location),
+        "{table_location} not under {location}"
+    );
+    app.get("/v1/nowhere/namespaces")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "NoSuchWarehouseException");
+    let list = app.get("/management/v1/warehouses").await.json();
+    assert_eq!(list["warehouses"].as_array().unwrap().len(), 2);
+}
+
+async fn data_survives_a_restart(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_namespace(&["kept"]).await;
+    app.create_table("kept", "t", json!({})).await;
+    let backend = app.backend;
+    let (dir, url) = app.stop().await;
+    let app = TestApp::spawn_on(backend, dir, url, &[]).await;
+    let r = app.get("/v1/namespaces/kept/tables/t").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.get("/v1/config").await;
+    assert_eq!(r.json()["overrides"]["prefix"], "default");
+}
+
+both_backends!(
+    config_describes_the_default_warehouse,
+    warehouses_are_isolated_and_served_under_their_prefix,
+    data_survives_a_restart,
+);

@@ -1,0 +1,378 @@
+//! The test harness: the real server on a random port, against a fresh SQLite file or a fresh
+//! database in the throwaway PostgreSQL cluster (`SERAC_TEST_PG_URL`, set by `tests/run.sh`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use clap::Parser;
+use reqwest::{Method, StatusCode};
+use serac::config::{Cli, Command};
+use serac::server::Server;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async scenario once per backend: `both_backends!(scenario_fn);`
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// The admin URL of the throwaway PostgreSQL cluster.
+pub fn pg_admin_url() -> String {
+    std::env::var("SERAC_TEST_PG_URL").expect(
+        "SERAC_TEST_PG_URL is not set: run the suite with ./tests/run.sh, which starts a throwaway PostgreSQL cluster",
+    )
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique name for this process and call.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Creates a fresh database in the throwaway cluster and returns its URL.
+pub async fn fresh_pg_database() -> String {
+    use sqlx::Executor;
+    let admin = pg_admin_url();
+    let name = unique("serac_test");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("connect to the throwaway PostgreSQL cluster");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create a test database");
+    let base = admin.rsplit_once('/').expect("admin URL has a database").0;
+    format!("{base}/{name}")
+}
+
+/// The database argument for a backend, creating a fresh database.
+pub async fn database_url(backend: Backend, dir: &Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("serac.db").display()),
+        Backend::Postgres => fresh_pg_database().await,
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    pub database_url: String,
+    /// Holds the SQLite file and the default warehouse.
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Starts a server with extra `serac serve` flags.
+    pub async fn spawn_with(backend: Backend, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = database_url(backend, dir.path()).await;
+        Self::spawn_on(backend, dir, database_url, extra).await
+    }
+
+    /// Starts a server on an existing data directory and database.
+    pub async fn spawn_on(
+        backend: Backend,
+        dir: TempDir,
+        database_url: String,
+        extra: &[&str],
+    ) -> Self {
+        let data_dir = dir.path().display().to_string();
+        let mut argv = vec![
+            "serac",
+            "--log-level",
+            "warn",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_dir,
+            "--database-url",
+            &database_url,
+            "--db-max-connections",
+            "8",
+        ];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv).expect("valid test arguments");
+        let Command::Serve(args) = cli.command else {
+            unreachable!("serve")
+        };
+        let _ = serac::telemetry::init(serac::telemetry::LogFormat::Pretty, "warn");
+        let server = Server::build(&args).await.expect("server starts");
+        let base = format!("http://{}", server.local_addr());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            backend,
+            database_url,
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and hands back its data directory and database.
+    pub async fn stop(mut self) -> (TempDir, String) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran");
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (dir, self.database_url.clone())
+    }
+
+    pub fn warehouse_dir(&self) -> PathBuf {
+        self.dir.path().join("warehouse")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        self.request_with(method, path, body, &[]).await
+    }
+
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Resp::from(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn head(&self, path: &str) -> Resp {
+        self.request(Method::HEAD, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    /// Creates a namespace (levels joined by 0x1F in URLs) and asserts it worked.
+    pub async fn create_namespace(&self, levels: &[&str]) {
+        let r = self
+            .post(
+                "/v1/namespaces",
+                &json!({"namespace": levels, "properties": {"owner": "tests"}}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "create namespace {levels:?}: {}",
+            r.text
+        );
+    }
+
+    /// Creates a table with a small schema; returns the load result.
+    pub async fn create_table(&self, ns: &str, name: &str, properties: Value) -> Value {
+        let r = self
+            .post(
+                &format!("/v1/namespaces/{ns}/tables"),
+                &json!({
+                    "name": name,
+                    "schema": simple_schema(),
+                    "partition-spec": {"spec-id": 0, "fields": [
+                        {"source-id": 1, "field-id": 1000, "name": "id_bucket", "transform": "bucket[4]"}
+                    ]},
+                    "properties": properties,
+                }),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "create table {ns}.{name}: {}",
+            r.text
+        );
+        r.json()
+    }
+
+    /// Appends one snapshot to `main`, asserting the current main snapshot like clients do.
+    /// Returns the response.
+    pub async fn append_snapshot(&self, ns: &str, table: &str, metadata: &Value) -> Resp {
+        let commit = append_commit(metadata, next_snapshot_id());
+        self.post(&format!("/v1/namespaces/{ns}/tables/{table}"), &commit)
+            .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn simple_schema() -> Value {
+    json!({
+        "type": "struct",
+        "schema-id": 0,
+        "fields": [
+            {"id": 1, "name": "id", "required": true, "type": "long"},
+            {"id": 2, "name": "data", "required": false, "type": "string"},
+            {"id": 3, "name": "ts", "required": false, "type": "timestamptz"}
+        ]
+    })
+}
+
+static SNAPSHOT_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A snapshot id unique within this test process.
+pub fn next_snapshot_id() -> i64 {
+    let base = (std::process::id() as i64 % 10_000) * 1_000_000_000;
+    base + SNAPSHOT_IDS.fetch_add(1, Ordering::Relaxed) as i64
+}
+
+/// The commit a client sends to append a snapshot on top of the metadata it read.
+pub fn append_commit(metadata: &Value, snapshot_id: i64) -> Value {
+    let current = metadata["current-snapshot-id"]
+        .as_i64()
+        .filter(|id| *id != -1);
+    let sequence = metadata["last-sequence-number"].as_i64().unwrap_or(0) + 1;
+    let last_updated = metadata["last-updated-ms"].as_i64().unwrap_or(0);
+    let now = chrono::Utc::now().timestamp_millis().max(last_updated + 1);
+    let location = metadata["location"].as_str().expect("table location");
+    let mut snapshot = json!({
+        "snapshot-id": snapshot_id,
+        "sequence-number": sequence,
+        "timestamp-ms": now,
+        "manifest-list": format!("{location}/metadata/snap-{snapshot_id}.avro"),
+        "summary": {"operation": "append"},
+        "schema-id": 0
+    });
+    if let Some(parent) = current {
+        snapshot["parent-snapshot-id"] = json!(parent);
+    }
+    json!({
+        "requirements": [{"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": current}],
+        "updates": [
+            {"action": "add-snapshot", "snapshot": snapshot},
+            {"action": "set-snapshot-ref", "ref-name": "main", "type": "branch", "snapshot-id": snapshot_id}
+        ]
+    })
+}
+
+/// The snapshot ids on the ancestry of `main`, newest first.
+pub fn main_ancestry(metadata: &Value) -> Vec<i64> {
+    let snapshots = metadata["snapshots"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let parent_of = |id: i64| {
+        snapshots
+            .iter()
+            .find(|s| s["snapshot-id"].as_i64() == Some(id))
+            .and_then(|s| s["parent-snapshot-id"].as_i64())
+    };
+    let mut out = Vec::new();
+    let mut cursor = metadata["refs"]["main"]["snapshot-id"].as_i64();
+    while let Some(id) = cursor {
+        out.push(id);
+        cursor = parent_of(id);
+    }
+    out
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    async fn from(r: reqwest::Response) -> Self {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.expect("response body");
+        Self {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Asserts the spec's error model with the given status and type.
+    pub fn assert_error(&self, status: StatusCode, kind: &str) -> String {
+        assert_eq!(
+            self.status, status,
+            "expected {status} {kind}, got: {}",
+            self.text
+        );
+        let body = self.json();
+        assert_eq!(body["error"]["type"], kind, "error type in {}", self.text);
+        assert_eq!(
+            body["error"]["code"],
+            status.as_u16(),
+            "error code in {}",
+            self.text
+        );
+        let message = body["error"]["message"]
+            .as_str()
+            .expect("error message")
+            .to_owned();
+        assert!(!message.is_empty(), "empty error message");
+        message
+    }
+}

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# Runs Serac's whole test suite:
+#
+#   1. cargo test            (unit + Rust integration tests; a throwaway
+#                             PostgreSQL cluster is provided via SERAC_TEST_PG_URL)
+#   2. pyiceberg-sqlite      (PyIceberg end-to-end tests against `serac serve`
+#                             with the embedded SQLite backend)
+#   3. pyiceberg-postgres    (same, with the PostgreSQL backend)
+#
+# Every stage runs even if an earlier one failed; the script exits non-zero if
+# any stage failed and ends with a line "N passed, N failed".
+#
+# Environment knobs (all optional):
+#   CARGO_TARGET_DIR     build dir (default: $HOME/.cache/serac/target, reused across runs)
+#   SERAC_VENV           Python venv for the client tests (default: $HOME/.cache/serac/venv)
+#   SERAC_TEST_THREADS   parallelism for `cargo test` (default: 4)
+#   SERAC_KEEP_TMP=1     keep the temp dir (server logs, data) after the run
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export PYTHONDONTWRITEBYTECODE=1
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+    export CARGO_TARGET_DIR="$HOME/.cache/serac/target"
+fi
+mkdir -p "$CARGO_TARGET_DIR"
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+VENV="${SERAC_VENV:-$HOME/.cache/serac/venv}"
+TEST_THREADS="${SERAC_TEST_THREADS:-4}"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/serac-tests.XXXXXX")"
+SERVER_PIDS=()
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# shellcheck source=tests/lib/pg.sh
+. "$ROOT/tests/lib/pg.sh"
+
+cleanup() {
+    local pid
+    for pid in "${SERVER_PIDS[@]:-}"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            sleep 1
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    serac_pg_stop || true
+    if [ "${SERAC_KEEP_TMP:-0}" = "1" ]; then
+        echo "kept temp dir: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- bookkeeping
+STAGE_NAMES=()
+STAGE_RESULTS=()
+record() { # record NAME pass|fail
+    STAGE_NAMES+=("$1")
+    STAGE_RESULTS+=("$2")
+    if [ "$2" = pass ]; then log "stage $1: PASSED"; else log "stage $1: FAILED"; fi
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+http_status() { # http_status URL -> prints status code (000 when unreachable)
+    if command -v curl >/dev/null 2>&1; then
+        curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null || true
+    else
+        python3 - "$1" <<'EOF' 2>/dev/null || echo 000
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=2).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print("000")
+EOF
+    fi
+}
+
+show_log() { # show_log FILE [LINES]
+    if [ -f "$1" ]; then
+        echo "----- last ${2:-80} lines of $1 -----"
+        tail -n "${2:-80}" "$1" || true
+        echo "----- end of log -----"
+    fi
+}
+
+# ------------------------------------------------------------------ postgres
+log "starting throwaway PostgreSQL cluster"
+PG_OK=1
+if ! serac_pg_start; then
+    PG_OK=0
+    echo "could not start PostgreSQL; tests that need it will fail" >&2
+fi
+
+# --------------------------------------------------------------------- build
+LOCKED=()
+if [ -f Cargo.lock ]; then LOCKED=(--locked); fi
+
+log "cargo build --bins ${LOCKED[*]} (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+BUILD_OK=1
+if ! cargo build --bins "${LOCKED[@]}"; then
+    BUILD_OK=0
+fi
+SERAC_BIN="$CARGO_TARGET_DIR/debug/serac"
+
+# ---------------------------------------------------------------- cargo test
+log "cargo test ${LOCKED[*]} -- --test-threads=$TEST_THREADS"
+if [ "$BUILD_OK" = 1 ] && cargo test "${LOCKED[@]}" -- --test-threads="$TEST_THREADS"; then
+    record "cargo-test" pass
+else
+    [ "$BUILD_OK" = 1 ] || echo "cargo build failed; see errors above" >&2
+    record "cargo-test" fail
+fi
+
+# ---------------------------------------------------------------- python venv
+venv_ok() {
+    [ -x "$VENV/bin/python" ] &&
+        "$VENV/bin/python" -c 'import pyiceberg.catalog.rest, pyarrow, pyiceberg_core, pytest' >/dev/null 2>&1
+}
+
+log "preparing Python venv at $VENV"
+VENV_OK=1
+if ! venv_ok; then
+    {
+        if [ ! -x "$VENV/bin/python" ]; then
+            rm -rf "$VENV"
+            mkdir -p "$(dirname "$VENV")"
+            python3 -m venv "$VENV"
+        fi &&
+            "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip </dev/null &&
+            "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade \
+                "pyiceberg[pyarrow,pyiceberg-core]" pytest </dev/null &&
+            venv_ok
+    } || VENV_OK=0
+fi
+if [ "$VENV_OK" = 1 ]; then
+    "$VENV/bin/python" -c 'import pyiceberg, pyarrow; print("pyiceberg", pyiceberg.__version__, "/ pyarrow", pyarrow.__version__)'
+else
+    echo "could not prepare the Python venv at $VENV" >&2
+fi
+
+# -------------------------------------------------------- pyiceberg e2e stages
+SERVER_PID=""
+
+stop_server() { # stop_server LOGFILE -> 0 if it exited within 15 s of SIGTERM
+    local pid="$SERVER_PID" i
+    SERVER_PID=""
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 150); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" 2>/dev/null || true
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "serac (pid $pid) did not exit within 15 s of SIGTERM; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    show_log "$1" 40
+    return 1
+}
+
+run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
+    local backend="$1"
+    local dir="$WORK/$backend"
+    local data_dir="$dir/data"
+    local server_log="$dir/serac.log"
+    mkdir -p "$data_dir"
+
+    if [ "$BUILD_OK" != 1 ] || [ ! -x "$SERAC_BIN" ]; then
+        echo "serac binary not available ($SERAC_BIN); skipping" >&2
+        return 1
+    fi
+    if [ "$VENV_OK" != 1 ]; then
+        echo "Python venv not available; skipping" >&2
+        return 1
+    fi
+
+    local args=(serve --data-dir "$data_dir")
+    if [ "$backend" = postgres ]; then
+        if [ "$PG_OK" != 1 ]; then
+            echo "PostgreSQL not running; skipping" >&2
+            return 1
+        fi
+        local db="serac_e2e_$$_$RANDOM"
+        if ! "$SERAC_PG_BINDIR/createdb" -h 127.0.0.1 -p "$SERAC_PG_PORT" -U postgres "$db"; then
+            echo "createdb $db failed" >&2
+            return 1
+        fi
+        args+=(--database-url "postgres://postgres@127.0.0.1:${SERAC_PG_PORT}/${db}")
+    fi
+
+    local port status="000" i
+    port="$(free_port)"
+    args+=(--bind "127.0.0.1:$port")
+    echo "+ serac ${args[*]}"
+    # Flags decide everything; ignore SERAC_* settings from the caller's environment.
+    env -u SERAC_DATABASE_URL -u SERAC_WAREHOUSE_LOCATION -u SERAC_DEFAULT_WAREHOUSE \
+        "$SERAC_BIN" "${args[@]}" >"$server_log" 2>&1 </dev/null &
+    SERVER_PID=$!
+    SERVER_PIDS+=("$SERVER_PID")
+
+    for i in $(seq 1 100); do
+        status="$(http_status "http://127.0.0.1:$port/v1/config")"
+        [ "$status" = 200 ] && break
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "serac exited before becoming ready" >&2
+            break
+        fi
+        sleep 0.2
+    done
+    if [ "$status" != 200 ]; then
+        echo "serac did not answer GET /v1/config with 200 (last status: $status)" >&2
+        show_log "$server_log"
+        stop_server "$server_log" || true
+        return 1
+    fi
+    echo "serac ($backend) ready on port $port"
+
+    local rc=0
+    SERAC_URI="http://127.0.0.1:$port" SERAC_BACKEND="$backend" \
+        "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rs --tb=short tests/clients </dev/null || rc=$?
+    if [ "$rc" != 0 ]; then
+        show_log "$server_log"
+    fi
+    if ! stop_server "$server_log"; then
+        rc=1
+    fi
+    return "$rc"
+}
+
+for backend in sqlite postgres; do
+    log "stage pyiceberg-$backend"
+    if run_pyiceberg_stage "$backend"; then
+        record "pyiceberg-$backend" pass
+    else
+        record "pyiceberg-$backend" fail
+    fi
+done
+
+# -------------------------------------------------------------------- summary
+passed=0
+failed=0
+log "summary"
+for i in "${!STAGE_NAMES[@]}"; do
+    printf '  %-20s %s\n' "${STAGE_NAMES[$i]}" "${STAGE_RESULTS[$i]}"
+    if [ "${STAGE_RESULTS[$i]}" = pass ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
