@@ -125,3 +125,96 @@ both_backends!(
     warehouses_are_isolated_and_served_under_their_prefix,
     data_survives_a_restart,
 );
+
+/// `serac warehouse create` adds a warehouse that a server then serves under its prefix.
+async fn the_cli_creates_warehouses(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = crate::common::database_url(backend, dir.path()).await;
+    let location = format!("file://{}", dir.path().join("cli-wh").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
+        .args([
+            "warehouse",
+            "create",
+            "from-cli",
+            "--location",
+            &location,
+            "--database-url",
+            &database,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
+        .args([
+            "warehouse",
+            "create",
+            "from-cli",
+            "--location",
+            &location,
+            "--database-url",
+            &database,
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let list = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
+        .args(["warehouse", "list", "--database-url", &database])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&location));
+
+    let app = TestApp::spawn_on(backend, dir, database, &[]).await;
+    let r = app.get("/v1/config?warehouse=from-cli").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["overrides"]["prefix"], "from-cli");
+    let r = app
+        .post("/v1/from-cli/namespaces", &json!({"namespace": ["n"]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+both_backends!(the_cli_creates_warehouses);
+
+/// A wrong setting stops the start with one line that names it.
+#[test]
+fn invalid_configuration_is_named() {
+    for (args, expected) in [
+        (
+            vec!["serve", "--database-url", "mysql://x"],
+            "SERAC_DATABASE_URL",
+        ),
+        (vec!["serve", "--bind", "nowhere"], "--bind"),
+        (
+            vec!["serve", "--request-timeout", "soon"],
+            "--request-timeout",
+        ),
+        (
+            vec![
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--warehouse-location",
+                "ftp://x/y",
+                "--data-dir",
+                "/tmp/serac-invalid-config",
+            ],
+            "ftp",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
+            .args(&args)
+            .env_remove("SERAC_DATABASE_URL")
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    }
+}
