@@ -93,27 +93,6 @@ where
     }
 }
 
-/// The `Idempotency-Key` header, when sent: a UUID in its 36-character form.
-pub struct IdempotencyKey(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get("idempotency-key") else {
-            return Ok(Self(None));
-        };
-        let key = value
-            .to_str()
-            .ok()
-            .filter(|k| k.len() == 36 && uuid::Uuid::try_parse(k).is_ok())
-            .ok_or_else(|| {
-                ApiError::bad_request("Idempotency-Key must be a UUID in its 36-character form")
-            })?;
-        Ok(Self(Some(key.to_ascii_lowercase())))
-    }
-}
-
 /// A namespace from a path segment or the `parent` parameter: levels joined by 0x1F.
 pub fn parse_namespace(raw: &str) -> Result<NamespaceIdent, ApiError> {
     let levels: Vec<String> = raw.split('\u{1F}').map(str::to_owned).collect();

@@ -5,7 +5,9 @@
 
 use std::future::Future;
 
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -15,25 +17,68 @@ use crate::catalog::IdempotencyRecord;
 /// The error type the catalog's `IdempotencyKeyUsed` maps to.
 const KEY_CONFLICT: &str = "IdempotencyKeyConflictException";
 
-/// One mutating request that may carry a key.
-pub struct Idempotent<'a> {
-    state: &'a AppState,
+/// A mutating request: its `Idempotency-Key` (a UUID in its 36-character form), if sent, and
+/// what it does (method and path), to refuse a key reused for another request.
+pub struct Mutation {
     key: Option<String>,
     operation: String,
 }
 
-impl<'a> Idempotent<'a> {
-    pub fn new(state: &'a AppState, key: Option<String>, method: &Method, uri: &Uri) -> Self {
-        Self {
-            state,
+impl<S: Send + Sync> FromRequestParts<S> for Mutation {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let key = match parts.headers.get("idempotency-key") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .ok()
+                    .filter(|k| k.len() == 36 && uuid::Uuid::try_parse(k).is_ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "Idempotency-Key must be a UUID in its 36-character form",
+                        )
+                    })?
+                    .to_ascii_lowercase(),
+            ),
+        };
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |u| u.0.path());
+        Ok(Self {
             key,
-            operation: format!("{method} {}", uri.path()),
-        }
+            operation: format!("{} {path}", parts.method),
+        })
+    }
+}
+
+impl Mutation {
+    /// Drops the key: for requests that change nothing (a staged create).
+    pub fn without_key(self) -> Self {
+        Self { key: None, ..self }
+    }
+
+    /// Runs a mutation answered by 204 No Content.
+    pub async fn run_no_content<A, AF>(self, state: &AppState, apply: A) -> ApiResult<Response>
+    where
+        A: FnOnce(Option<IdempotencyRecord>) -> AF,
+        AF: Future<Output = Result<(), crate::catalog::CatalogError>>,
+    {
+        let no_content = || async { Ok(StatusCode::NO_CONTENT.into_response()) };
+        let apply = |record| async move {
+            apply(record).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        };
+        self.run(state, StatusCode::NO_CONTENT, apply, no_content)
+            .await
     }
 
     /// Runs `apply` once for a key; `replay` answers a repeat of a success.
     pub async fn run<A, AF, R, RF>(
         self,
+        state: &AppState,
         success: StatusCode,
         apply: A,
         replay: R,
@@ -47,8 +92,8 @@ impl<'a> Idempotent<'a> {
         let Some(key) = self.key.clone() else {
             return apply(None).await;
         };
-        let catalog = &self.state.catalog;
-        if let Some(response) = self.replay_recorded(&key, &replay).await? {
+        let catalog = &state.catalog;
+        if let Some(response) = self.replay_recorded(state, &key, &replay).await? {
             return Ok(response);
         }
         let record =
@@ -57,7 +102,7 @@ impl<'a> Idempotent<'a> {
             Ok(response) => Ok(response),
             Err(err) if err.kind == KEY_CONFLICT => {
                 // A concurrent request with the same key finished first: its outcome stands.
-                self.replay_recorded(&key, &replay).await?.ok_or(err)
+                self.replay_recorded(state, &key, &replay).await?.ok_or(err)
             }
             Err(err) if err.is_final() => {
                 let record = catalog.idempotency_record(
@@ -67,7 +112,7 @@ impl<'a> Idempotent<'a> {
                     Some(err.body()),
                 );
                 if !catalog.record_outcome(&record).await?
-                    && let Some(response) = self.replay_recorded(&key, &replay).await?
+                    && let Some(response) = self.replay_recorded(state, &key, &replay).await?
                 {
                     // Someone recorded the key meanwhile; theirs is the outcome.
                     return Ok(response);
@@ -78,12 +123,17 @@ impl<'a> Idempotent<'a> {
         }
     }
 
-    async fn replay_recorded<R, RF>(&self, key: &str, replay: &R) -> ApiResult<Option<Response>>
+    async fn replay_recorded<R, RF>(
+        &self,
+        state: &AppState,
+        key: &str,
+        replay: &R,
+    ) -> ApiResult<Option<Response>>
     where
         R: Fn() -> RF,
         RF: Future<Output = ApiResult<Response>>,
     {
-        let Some(entry) = self.state.catalog.idempotency_entry(key).await? else {
+        let Some(entry) = state.catalog.idempotency_entry(key).await? else {
             return Ok(None);
         };
         if entry.operation != self.operation {
@@ -110,9 +160,4 @@ impl<'a> Idempotent<'a> {
 fn stored_response(status: u16, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, body)
-}
-
-/// An empty response with the given status.
-pub fn empty(status: StatusCode) -> Response {
-    status.into_response()
 }

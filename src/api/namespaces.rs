@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{OriginalUri, State};
-use axum::http::{Method, StatusCode};
-use axum::response::Response;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use iceberg_catalog_rest::{
     CreateNamespaceRequest, ListNamespaceResponse, NamespaceResponse,
     UpdateNamespacePropertiesRequest, UpdateNamespacePropertiesResponse,
@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::{ApiResult, json_response};
-use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKey, parse_namespace};
-use super::idempotency::{Idempotent, empty};
+use super::extract::{ApiJson, ApiPath, ApiQuery, parse_namespace};
+use super::idempotency::Mutation;
 use super::page_request;
 
 #[derive(Deserialize)]
@@ -73,9 +73,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<PrefixPath>,
-    IdempotencyKey(key): IdempotencyKey,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    mutation: Mutation,
     ApiJson(request): ApiJson<CreateNamespaceRequest>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
@@ -86,8 +84,9 @@ pub async fn create(
     } = request;
     let namespace = &namespace;
     let (warehouse, state_ref) = (&warehouse, &state);
-    Idempotent::new(state_ref, key, &method, &uri)
+    mutation
         .run(
+            state_ref,
             StatusCode::OK,
             |record| async move {
                 let ns = catalog
@@ -120,40 +119,31 @@ pub async fn exists(
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
     state.catalog.load_namespace(&warehouse, &namespace).await?;
-    Ok(empty(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn drop(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<NamespacePath>,
-    IdempotencyKey(key): IdempotencyKey,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    mutation: Mutation,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
     let catalog = &state.catalog;
     let (warehouse, state_ref) = (&warehouse, &state);
-    Idempotent::new(state_ref, key, &method, &uri)
-        .run(
-            StatusCode::NO_CONTENT,
-            |record| async move {
-                catalog
-                    .drop_namespace(warehouse, &namespace, record.as_ref())
-                    .await?;
-                Ok(empty(StatusCode::NO_CONTENT))
-            },
-            || async { Ok(empty(StatusCode::NO_CONTENT)) },
-        )
+    mutation
+        .run_no_content(state_ref, |record| async move {
+            catalog
+                .drop_namespace(warehouse, &namespace, record.as_ref())
+                .await
+        })
         .await
 }
 
 pub async fn update_properties(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<NamespacePath>,
-    IdempotencyKey(key): IdempotencyKey,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    mutation: Mutation,
     ApiJson(request): ApiJson<UpdateNamespacePropertiesRequest>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
@@ -167,8 +157,9 @@ pub async fn update_properties(
         missing: None,
     };
     let (warehouse, state_ref) = (&warehouse, &state);
-    Idempotent::new(state_ref, key, &method, &uri)
+    mutation
         .run(
+            state_ref,
             StatusCode::OK,
             |record| async move {
                 let change = catalog

@@ -2,9 +2,9 @@
 
 use std::hash::{Hash, Hasher};
 
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use iceberg::TableIdent;
 use iceberg_catalog_rest::{
     CommitTableRequest, CreateTableRequest, ListTablesResponse, RegisterTableRequest,
@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, json_response};
-use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKey, parse_namespace};
-use super::idempotency::{Idempotent, empty};
+use super::extract::{ApiJson, ApiPath, ApiQuery, parse_namespace};
+use super::idempotency::Mutation;
 use super::page_request;
 use crate::catalog::{DropTable, TableVersion, Warehouse};
 
@@ -187,9 +187,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<NamespacePath>,
-    IdempotencyKey(key): IdempotencyKey,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    mutation: Mutation,
     ApiJson(request): ApiJson<CreateTableRequest>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
@@ -197,10 +195,15 @@ pub async fn create(
     let catalog = &state.catalog;
     let ident = TableIdent::new(namespace.clone(), request.name.clone());
     // A staged create changes nothing, so it needs no key.
-    let key = key.filter(|_| request.stage_create != Some(true));
+    let mutation = if request.stage_create == Some(true) {
+        mutation.without_key()
+    } else {
+        mutation
+    };
     let (warehouse, state_ref) = (&warehouse, &state);
-    Idempotent::new(state_ref, key, &method, &uri)
+    mutation
         .run(
+            state_ref,
             StatusCode::OK,
             |record| async move {
                 let created = catalog
@@ -242,7 +245,7 @@ pub async fn load(
     let head = state.catalog.table_head(&warehouse, &ident).await?;
     let tag = etag(&head.metadata_location, mode);
     let mut response = if matches_if_none_match(&headers, &tag) {
-        empty(StatusCode::NOT_MODIFIED)
+        StatusCode::NOT_MODIFIED.into_response()
     } else {
         let version = state.catalog.load_table(&warehouse, &ident).await?;
         // The version may be newer than `head` if a commit landed in between; tag what we send.
@@ -274,23 +277,22 @@ pub async fn exists(
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     state.catalog.table_head(&warehouse, &path.ident()?).await?;
-    Ok(empty(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn commit(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TablePath>,
-    IdempotencyKey(key): IdempotencyKey,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    mutation: Mutation,
     ApiJson(request): ApiJson<CommitTableRequest>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = &path.ident()?;
     let catalog = &state.catalog;
     let (warehouse, state_ref) = (&warehouse, &state);
-    Idempotent::new(state_ref, key, &method, &uri)
+    mutation
         .run(
+            state_ref,
             StatusCode::OK,
             |record| async move {
                 let version = catalog
@@ -307,65 +309,49 @@ pub async fn drop(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TablePath>,
     ApiQuery(query): ApiQuery<DropQuery>,
-    IdempotencyKey(key): IdempotencyKey,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    mutation: Mutation,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = path.ident()?;
     let mode = query.mode()?;
     let catalog = &state.catalog;
     let (warehouse, state_ref) = (&warehouse, &state);
-    Idempotent::new(state_ref, key, &method, &uri)
-        .run(
-            StatusCode::NO_CONTENT,
-            |record| async move {
-                catalog
-                    .drop_table(warehouse, &ident, mode, record.as_ref())
-                    .await?;
-                Ok(empty(StatusCode::NO_CONTENT))
-            },
-            || async { Ok(empty(StatusCode::NO_CONTENT)) },
-        )
+    mutation
+        .run_no_content(state_ref, |record| async move {
+            catalog
+                .drop_table(warehouse, &ident, mode, record.as_ref())
+                .await
+        })
         .await
 }
 
 pub async fn rename(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<PrefixPath>,
-    IdempotencyKey(key): IdempotencyKey,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    mutation: Mutation,
     ApiJson(request): ApiJson<RenameTableRequest>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let catalog = &state.catalog;
     let (warehouse, state_ref) = (&warehouse, &state);
-    Idempotent::new(state_ref, key, &method, &uri)
-        .run(
-            StatusCode::NO_CONTENT,
-            |record| async move {
-                catalog
-                    .rename_table(
-                        warehouse,
-                        &request.source,
-                        &request.destination,
-                        record.as_ref(),
-                    )
-                    .await?;
-                Ok(empty(StatusCode::NO_CONTENT))
-            },
-            || async { Ok(empty(StatusCode::NO_CONTENT)) },
-        )
+    mutation
+        .run_no_content(state_ref, |record| async move {
+            catalog
+                .rename_table(
+                    warehouse,
+                    &request.source,
+                    &request.destination,
+                    record.as_ref(),
+                )
+                .await
+        })
         .await
 }
 
 pub async fn register(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<NamespacePath>,
-    IdempotencyKey(key): IdempotencyKey,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
+    mutation: Mutation,
     ApiJson(request): ApiJson<RegisterTableRequest>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
@@ -373,8 +359,9 @@ pub async fn register(
     let ident = TableIdent::new(namespace.clone(), request.name.clone());
     let catalog = &state.catalog;
     let (warehouse, state_ref) = (&warehouse, &state);
-    Idempotent::new(state_ref, key, &method, &uri)
+    mutation
         .run(
+            state_ref,
             StatusCode::OK,
             |record| async move {
                 let version = catalog
@@ -405,5 +392,5 @@ pub async fn report_metrics(
         .metrics_reports
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(table = %ident, report_type = %kind, snapshot_id = ?report.get("snapshot-id"), "metrics report");
-    Ok(empty(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
