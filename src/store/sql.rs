@@ -131,6 +131,20 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// Commits when the statement changed a row, else rolls back (the idempotency key
+        /// recorded in the transaction goes with it).
+        async fn finish(
+            tx: sqlx::Transaction<'static, $db>,
+            changed: bool,
+        ) -> StoreResult<bool> {
+            if changed {
+                tx.commit().await.map_err(map_err)?;
+            } else {
+                tx.rollback().await.map_err(map_err)?;
+            }
+            Ok(changed)
+        }
+
         #[async_trait]
         impl Store for $store {
             fn backend(&self) -> &'static str {
@@ -284,15 +298,7 @@ macro_rules! sql_store {
                         StoreError::MissingReference => StoreError::StillReferenced,
                         other => other,
                     })?;
-                if done.rows_affected() == 0 {
-                    tx.rollback().await.map_err(map_err)?;
-                    return Ok(false);
-                }
-                tx.commit().await.map_err(|e| match map_err(e) {
-                    StoreError::MissingReference => StoreError::StillReferenced,
-                    other => other,
-                })?;
-                Ok(true)
+                finish(tx, done.rows_affected() > 0).await
             }
 
             async fn swap_namespace_properties(
@@ -315,12 +321,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    tx.rollback().await.map_err(map_err)?;
-                    return Ok(false);
-                }
-                tx.commit().await.map_err(map_err)?;
-                Ok(true)
+                finish(tx, done.rows_affected() > 0).await
             }
 
             async fn table_head(
@@ -445,12 +446,7 @@ macro_rules! sql_store {
                 let mut tx = self.writer().begin().await.map_err(map_err)?;
                 record_key(&mut *tx, idempotency).await?;
                 let done = query().execute(&mut *tx).await.map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    tx.rollback().await.map_err(map_err)?;
-                    return Ok(false);
-                }
-                tx.commit().await.map_err(map_err)?;
-                Ok(true)
+                finish(tx, done.rows_affected() > 0).await
             }
 
             async fn drop_table(
@@ -526,12 +522,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    tx.rollback().await.map_err(map_err)?;
-                    return Ok(false);
-                }
-                tx.commit().await.map_err(map_err)?;
-                Ok(true)
+                finish(tx, done.rows_affected() > 0).await
             }
 
             async fn idempotency_entry(&self, key: &str) -> StoreResult<Option<IdempotencyEntry>> {
