@@ -4,6 +4,7 @@
 mod cache;
 mod error;
 pub mod ident;
+mod locks;
 mod namespaces;
 mod page;
 mod tables;
@@ -19,6 +20,7 @@ pub use page::{MAX_PAGE_SIZE, PageRequest, Paged};
 pub use tables::{CreatedTable, DropTable};
 
 use cache::TableCache;
+use locks::CommitLocks;
 
 use crate::storage::Storage;
 pub use crate::store::{IdempotencyEntry, IdempotencyRecord};
@@ -60,6 +62,7 @@ pub struct Catalog {
     store: Arc<dyn Store>,
     storage: Storage,
     tables: TableCache,
+    commit_locks: CommitLocks,
     warehouses: RwLock<HashMap<String, Arc<Warehouse>>>,
     settings: CatalogSettings,
 }
@@ -70,6 +73,7 @@ impl Catalog {
             store,
             storage,
             tables: TableCache::new(settings.table_cache_bytes),
+            commit_locks: CommitLocks::new(),
             warehouses: RwLock::new(HashMap::new()),
             settings,
         }

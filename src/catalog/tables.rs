@@ -365,6 +365,10 @@ impl Catalog {
             .requirements
             .iter()
             .any(|r| matches!(r, TableRequirement::NotExist));
+        // Commits to one table take turns inside this process: a writer whose requirement
+        // no longer holds then fails at once instead of writing a file and losing the swap.
+        // Across replicas the compare-and-set still decides.
+        let _turn = self.commit_locks.lock(&warehouse.id, ident).await;
         let attempts = self.settings.commit_retries + 1;
         for _ in 0..attempts {
             let head = self
