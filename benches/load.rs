@@ -805,7 +805,7 @@ async fn run(args: Args) -> Result<usize> {
     if args.concurrency.is_empty() || args.concurrency.contains(&0) {
         bail!("--concurrency must be a list of positive integers");
     }
-    if !(args.duration > 0.0) {
+    if args.duration.is_nan() || args.duration <= 0.0 {
         bail!("--duration must be positive");
     }
     let scenarios = args

@@ -92,6 +92,11 @@ impl Server {
         })
     }
 
+    /// The catalog this server serves.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.clone()
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

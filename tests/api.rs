@@ -14,3 +14,5 @@ mod idempotency;
 mod namespaces;
 #[path = "api/tables.rs"]
 mod tables;
+#[path = "api/transactions.rs"]
+mod transactions;

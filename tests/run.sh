@@ -112,6 +112,9 @@ fi
 # --------------------------------------------------------------------- build
 LOCKED=()
 if [ -f Cargo.lock ]; then LOCKED=(--locked); fi
+# The test build has failure-injection hooks (reachable only from Rust tests, never over
+# HTTP); building the binary with the same features compiles the crate once, not twice.
+LOCKED+=(--features failpoints)
 
 log "cargo build --bins ${LOCKED[*]} (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 BUILD_OK=1
@@ -130,9 +133,12 @@ else
 fi
 
 # ---------------------------------------------------------------- python venv
+REQUIREMENTS="$ROOT/tests/clients/requirements.txt"
+REQ_STAMP="$(sha256sum "$REQUIREMENTS" | cut -c1-16)"
 venv_ok() {
     [ -x "$VENV/bin/python" ] &&
-        "$VENV/bin/python" -c 'import pyiceberg.catalog.rest, pyarrow, pyiceberg_core, pytest' >/dev/null 2>&1
+        [ "$(cat "$VENV/.serac-requirements" 2>/dev/null)" = "$REQ_STAMP" ] &&
+        "$VENV/bin/python" -c 'import pyiceberg.catalog.rest, pyarrow, pyiceberg_core, pytest, duckdb' >/dev/null 2>&1
 }
 
 log "preparing Python venv at $VENV"
@@ -146,7 +152,8 @@ if ! venv_ok; then
         fi &&
             "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip </dev/null &&
             "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade \
-                "pyiceberg[pyarrow,pyiceberg-core]" pytest </dev/null &&
+                -r "$REQUIREMENTS" </dev/null &&
+            echo "$REQ_STAMP" >"$VENV/.serac-requirements" &&
             venv_ok
     } || VENV_OK=0
 fi
@@ -248,11 +255,11 @@ run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
 }
 
 for backend in sqlite postgres; do
-    log "stage pyiceberg-$backend"
+    log "stage clients-$backend"
     if run_pyiceberg_stage "$backend"; then
-        record "pyiceberg-$backend" pass
+        record "clients-$backend" pass
     else
-        record "pyiceberg-$backend" fail
+        record "clients-$backend" fail
     fi
 done
 

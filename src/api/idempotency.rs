@@ -55,6 +55,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Mutation {
 }
 
 impl Mutation {
+    /// The key, when the request carries one.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// Drops the key: for requests that change nothing (a staged create).
     pub fn without_key(self) -> Self {
         Self { key: None, ..self }

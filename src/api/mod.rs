@@ -58,7 +58,9 @@ const CATALOG_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/namespaces/{namespace}/tables/{table}"),
     ("POST", "/namespaces/{namespace}/register"),
     ("POST", "/namespaces/{namespace}/tables/{table}/metrics"),
+    ("POST", "/namespaces/{namespace}/tables/{table}/unregister"),
     ("POST", "/tables/rename"),
+    ("POST", "/transactions/commit"),
 ];
 
 fn catalog_routes() -> Router<AppState> {
@@ -93,7 +95,12 @@ fn catalog_routes() -> Router<AppState> {
             "/namespaces/{namespace}/tables/{table}/metrics",
             post(tables::report_metrics),
         )
+        .route(
+            "/namespaces/{namespace}/tables/{table}/unregister",
+            post(tables::unregister),
+        )
         .route("/tables/rename", post(tables::rename))
+        .route("/transactions/commit", post(tables::commit_transaction))
 }
 
 /// The whole HTTP application (without the middleware, which the server adds).

@@ -321,6 +321,75 @@ pub async fn drop(
             catalog
                 .drop_table(warehouse, &ident, mode, record.as_ref())
                 .await
+                .map(|_| ())
+        })
+        .await
+}
+
+/// Removes the table from the catalog, keeps its files, and answers with its last version.
+pub async fn unregister(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TablePath>,
+    mutation: Mutation,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let ident = path.ident()?;
+    let catalog = &state.catalog;
+    let key = mutation.key().map(str::to_owned);
+    let (warehouse, state_ref, ident) = (&warehouse, &state, &ident);
+    mutation
+        .run(
+            state_ref,
+            StatusCode::OK,
+            |record| async move {
+                let version = catalog
+                    .unregister_table(warehouse, ident, record.as_ref())
+                    .await?;
+                let body = table_result_body(
+                    Some(&version.metadata_location),
+                    &version.metadata_json,
+                    false,
+                );
+                if let Some(key) = &key {
+                    // The table is gone: a replay can only answer from the stored response.
+                    let text = String::from_utf8_lossy(&body).into_owned();
+                    if let Err(e) = catalog.record_response(key, &text).await {
+                        tracing::warn!(error = %e, "could not store the response of an unregister");
+                    }
+                }
+                Ok(json_response(StatusCode::OK, body))
+            },
+            || async {
+                Err(crate::catalog::CatalogError::NoSuchTable(format!(
+                    "table '{ident}' was unregistered"
+                ))
+                .into())
+            },
+        )
+        .await
+}
+
+#[derive(Deserialize)]
+pub struct CommitTransactionRequest {
+    #[serde(rename = "table-changes")]
+    table_changes: Vec<CommitTableRequest>,
+}
+
+/// Commits changes to several tables atomically.
+pub async fn commit_transaction(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<PrefixPath>,
+    mutation: Mutation,
+    ApiJson(request): ApiJson<CommitTransactionRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let catalog = &state.catalog;
+    let (warehouse, state_ref) = (&warehouse, &state);
+    mutation
+        .run_no_content(state_ref, |record| async move {
+            catalog
+                .commit_transaction(warehouse, request.table_changes, record.as_ref())
+                .await
         })
         .await
 }

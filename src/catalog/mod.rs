@@ -63,6 +63,8 @@ pub struct Catalog {
     storage: Storage,
     tables: TableCache,
     commit_locks: CommitLocks,
+    #[cfg(feature = "failpoints")]
+    fail_next_swap: std::sync::atomic::AtomicBool,
     warehouses: RwLock<HashMap<String, Arc<Warehouse>>>,
     settings: CatalogSettings,
 }
@@ -74,9 +76,19 @@ impl Catalog {
             storage,
             tables: TableCache::new(settings.table_cache_bytes),
             commit_locks: CommitLocks::new(),
+            #[cfg(feature = "failpoints")]
+            fail_next_swap: std::sync::atomic::AtomicBool::new(false),
             warehouses: RwLock::new(HashMap::new()),
             settings,
         }
+    }
+
+    /// Test builds only: the next commit fails after writing its metadata files and before
+    /// swapping any row, like a crash at that point.
+    #[cfg(feature = "failpoints")]
+    pub fn fail_next_swap(&self) {
+        self.fail_next_swap
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn settings(&self) -> &CatalogSettings {
@@ -206,6 +218,11 @@ impl Catalog {
     /// Records a final outcome that changed nothing. `false`: the key was recorded already.
     pub async fn record_outcome(&self, record: &IdempotencyRecord) -> CatalogResult<bool> {
         Ok(self.store.record_idempotency(record).await?)
+    }
+
+    /// Keeps the response of a success for replays (see `Store::set_idempotency_body`).
+    pub async fn record_response(&self, key: &str, body: &str) -> CatalogResult<()> {
+        Ok(self.store.set_idempotency_body(key, body).await?)
     }
 
     /// Deletes expired keys; run periodically.

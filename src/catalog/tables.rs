@@ -19,7 +19,7 @@ use super::ident::{
 };
 use super::page::{PageRequest, Paged};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
-use crate::store::{NewTable, PageQuery, StoreError, TableHead};
+use crate::store::{NewTable, PageQuery, StoreError, TableHead, TableSwap};
 
 const PROPERTY_FORMAT_VERSION: &str = "format-version";
 const PROPERTY_DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
@@ -60,8 +60,38 @@ fn invalid(context: &str, err: iceberg::Error) -> CatalogError {
 }
 
 fn to_json(metadata: &TableMetadata) -> CatalogResult<String> {
-    serde_json::to_string(metadata)
-        .map_err(|e| CatalogError::Internal(format!("table metadata failed to serialize: {e}")))
+    let failed = |e: serde_json::Error| {
+        CatalogError::Internal(format!("table metadata failed to serialize: {e}"))
+    };
+    let mut doc = serde_json::to_value(metadata).map_err(failed)?;
+    in_commit_order(&mut doc);
+    serde_json::to_string(&doc).map_err(failed)
+}
+
+/// Lists snapshots in commit order, and schemas, specs and sort orders by id, as the Java
+/// catalogs write them (the iceberg crate keeps them in hash maps, in no order).
+fn in_commit_order(doc: &mut serde_json::Value) {
+    let sort_by = |doc: &mut serde_json::Value, list: &str, keys: &[&str]| {
+        if let Some(serde_json::Value::Array(items)) = doc.get_mut(list) {
+            items.sort_by_key(|item| {
+                keys.iter()
+                    .map(|k| {
+                        item.get(*k)
+                            .and_then(serde_json::Value::as_i64)
+                            .unwrap_or(0)
+                    })
+                    .collect::<Vec<_>>()
+            });
+        }
+    };
+    sort_by(
+        doc,
+        "snapshots",
+        &["sequence-number", "timestamp-ms", "snapshot-id"],
+    );
+    sort_by(doc, "schemas", &["schema-id"]);
+    sort_by(doc, "partition-specs", &["spec-id"]);
+    sort_by(doc, "sort-orders", &["order-id"]);
 }
 
 /// `<table location>/metadata/<version:05>-<uuid>[.gz].metadata.json`, the version one above
@@ -243,6 +273,9 @@ impl Catalog {
                     display_ident(&ident)
                 )));
             }
+            self.storage
+                .prepare_table_location(metadata.location())
+                .await?;
             return Ok(CreatedTable {
                 metadata_location: None,
                 metadata_json: to_json(&metadata)?,
@@ -371,94 +404,238 @@ impl Catalog {
         let _turn = self.commit_locks.lock(&warehouse.id, ident).await;
         let attempts = self.settings.commit_retries + 1;
         for _ in 0..attempts {
-            let head = self
-                .store
-                .table_head(&warehouse.id, ident.namespace(), ident.name())
-                .await?;
-            let Some(head) = head else {
-                if creates {
+            let prepared = match self.prepare_commit(warehouse, ident, &request).await? {
+                Prepared::Missing if creates => {
                     return self
                         .create_table_from_commit(warehouse, ident, &request, idempotency)
                         .await;
                 }
-                return Err(no_such_table(ident));
+                Prepared::Missing => return Err(no_such_table(ident)),
+                Prepared::Unchanged(current) => return Ok(current),
+                Prepared::Changed(change) => change,
             };
-            let current = self.table_version(&head).await?;
-            let metadata = current.metadata()?;
-            for requirement in &request.requirements {
-                requirement.check(Some(&metadata)).map_err(|e| {
-                    CatalogError::CommitFailed(format!(
-                        "commit to table '{}' failed: {}",
-                        display_ident(ident),
-                        e
-                    ))
-                })?;
+            if let Some(version) = self.swap(&[prepared], idempotency).await?.pop() {
+                return Ok(version);
             }
-            if request.updates.is_empty() {
-                return Ok(current);
-            }
-            let mut builder = metadata
-                .as_ref()
-                .clone()
-                .into_builder(Some(head.metadata_location.clone()));
-            for update in request.updates.iter().cloned() {
-                builder = update
-                    .apply(builder)
-                    .map_err(|e| invalid("invalid table update", e))?;
-            }
-            let built = builder
-                .build()
-                .map_err(|e| invalid("the updates do not produce valid table metadata", e))?;
-            let new_metadata = built.metadata;
-            let new_location = next_metadata_location(Some(&head.metadata_location), &new_metadata);
-            let json = to_json(&new_metadata)?;
-            self.storage
-                .write_metadata(&new_location, json.as_bytes())
-                .await?;
-            let swapped = self
-                .store
-                .swap_table_metadata(
-                    &head.id,
-                    &head.metadata_location,
-                    &new_location,
-                    &json,
-                    idempotency,
-                )
-                .await;
-            match swapped {
-                Ok(true) => {
-                    if new_metadata
-                        .properties()
-                        .get(PROPERTY_DELETE_AFTER_COMMIT)
-                        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-                    {
-                        for expired in &built.expired_metadata_logs {
-                            self.delete_quietly(&expired.metadata_file).await;
-                        }
-                    }
-                    let version = Arc::new(TableVersion::with_parsed(
-                        head.id,
-                        new_location,
-                        json,
-                        Arc::new(new_metadata),
-                    ));
-                    self.tables.insert(version.clone());
-                    return Ok(version);
-                }
-                Ok(false) => {
-                    tracing::debug!(table = %display_ident(ident), "commit lost a race; retrying");
-                    self.delete_quietly(&new_location).await;
-                }
-                Err(e) => {
-                    self.delete_quietly(&new_location).await;
-                    return Err(e.into());
-                }
-            }
+            tracing::debug!(table = %display_ident(ident), "commit lost a race; retrying");
         }
         Err(CatalogError::CommitFailed(format!(
             "commit to table '{}' failed: the table changed under {attempts} concurrent commits in a row; retry the commit",
             display_ident(ident)
         )))
+    }
+
+    /// Commits changes to several tables atomically: every table's requirements are checked
+    /// and its new metadata file written, then all rows swap in one database transaction, or
+    /// none do.
+    pub async fn commit_transaction(
+        &self,
+        warehouse: &Warehouse,
+        changes: Vec<CommitTableRequest>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<()> {
+        if changes.is_empty() {
+            return Err(CatalogError::BadRequest(
+                "a transaction needs at least one table change".into(),
+            ));
+        }
+        let mut idents: Vec<TableIdent> = Vec::with_capacity(changes.len());
+        for change in &changes {
+            let ident = change.identifier.clone().ok_or_else(|| {
+                CatalogError::BadRequest(
+                    "every table change of a transaction needs its identifier".into(),
+                )
+            })?;
+            validate_table_ident(&ident)?;
+            if idents.contains(&ident) {
+                return Err(CatalogError::BadRequest(format!(
+                    "table '{}' appears twice in the transaction; merge its changes into one",
+                    display_ident(&ident)
+                )));
+            }
+            if change
+                .requirements
+                .iter()
+                .any(|r| matches!(r, TableRequirement::NotExist))
+            {
+                return Err(CatalogError::BadRequest(format!(
+                    "table '{}': a multi-table transaction cannot create tables (assert-create)",
+                    display_ident(&ident)
+                )));
+            }
+            idents.push(ident);
+        }
+        let _turns = self.commit_locks.lock_all(&warehouse.id, &idents).await;
+        let attempts = self.settings.commit_retries + 1;
+        for _ in 0..attempts {
+            let mut prepared = Vec::with_capacity(changes.len());
+            for (ident, change) in idents.iter().zip(&changes) {
+                match self.prepare_commit(warehouse, ident, change).await {
+                    Ok(Prepared::Changed(p)) => prepared.push(p),
+                    Ok(Prepared::Unchanged(_)) => {}
+                    Ok(Prepared::Missing) => {
+                        self.discard(&prepared).await;
+                        return Err(no_such_table(ident));
+                    }
+                    Err(e) => {
+                        self.discard(&prepared).await;
+                        return Err(e);
+                    }
+                }
+            }
+            if prepared.is_empty() {
+                return Ok(());
+            }
+            if !self.swap(&prepared, idempotency).await?.is_empty() {
+                return Ok(());
+            }
+            tracing::debug!("transaction lost a race; retrying");
+        }
+        Err(CatalogError::CommitFailed(format!(
+            "transaction failed: its tables changed under {attempts} concurrent commits in a row; retry"
+        )))
+    }
+
+    /// Reads a table's current version, checks the requirements and applies the updates, and
+    /// writes the new metadata file; the row is not touched.
+    async fn prepare_commit(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        request: &CommitTableRequest,
+    ) -> CatalogResult<Prepared> {
+        let Some(head) = self
+            .store
+            .table_head(&warehouse.id, ident.namespace(), ident.name())
+            .await?
+        else {
+            return Ok(Prepared::Missing);
+        };
+        let current = self.table_version(&head).await?;
+        let metadata = current.metadata()?;
+        for requirement in &request.requirements {
+            requirement.check(Some(&metadata)).map_err(|e| {
+                CatalogError::CommitFailed(format!(
+                    "commit to table '{}' failed: {e}",
+                    display_ident(ident)
+                ))
+            })?;
+        }
+        if request.updates.is_empty() {
+            return Ok(Prepared::Unchanged(current));
+        }
+        let mut builder = metadata
+            .as_ref()
+            .clone()
+            .into_builder(Some(head.metadata_location.clone()));
+        for update in request.updates.iter().cloned() {
+            builder = update
+                .apply(builder)
+                .map_err(|e| invalid("invalid table update", e))?;
+        }
+        let built = builder
+            .build()
+            .map_err(|e| invalid("the updates do not produce valid table metadata", e))?;
+        let metadata = built.metadata;
+        let location = next_metadata_location(Some(&head.metadata_location), &metadata);
+        let json = to_json(&metadata)?;
+        self.storage
+            .write_metadata(&location, json.as_bytes())
+            .await?;
+        let expired_files = if metadata
+            .properties()
+            .get(PROPERTY_DELETE_AFTER_COMMIT)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            built
+                .expired_metadata_logs
+                .into_iter()
+                .map(|log| log.metadata_file)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Prepared::Changed(PreparedCommit {
+            head,
+            location,
+            json,
+            metadata: Arc::new(metadata),
+            expired_files,
+        }))
+    }
+
+    /// Swaps the rows of prepared commits in one database transaction. Empty: a row had
+    /// changed meanwhile (the new files are deleted again); else the new versions.
+    async fn swap(
+        &self,
+        prepared: &[PreparedCommit],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<Vec<Arc<TableVersion>>> {
+        #[cfg(feature = "failpoints")]
+        if self
+            .fail_next_swap
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            // Like a crash between writing the files and swapping the rows: the files stay.
+            return Err(CatalogError::Internal(
+                "injected failure between metadata file write and row swap".into(),
+            ));
+        }
+        let swaps: Vec<TableSwap<'_>> = prepared
+            .iter()
+            .map(|p| TableSwap {
+                table_id: &p.head.id,
+                expected_location: &p.head.metadata_location,
+                new_location: &p.location,
+                new_metadata: &p.json,
+            })
+            .collect();
+        let swapped = match self.store.swap_tables_metadata(&swaps, idempotency).await {
+            Ok(swapped) => swapped,
+            Err(e) => {
+                self.discard(prepared).await;
+                return Err(e.into());
+            }
+        };
+        if !swapped {
+            self.discard(prepared).await;
+            return Ok(Vec::new());
+        }
+        let mut versions = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            for file in &p.expired_files {
+                self.delete_quietly(file).await;
+            }
+            let version = Arc::new(TableVersion::with_parsed(
+                p.head.id.clone(),
+                p.location.clone(),
+                p.json.clone(),
+                p.metadata.clone(),
+            ));
+            self.tables.insert(version.clone());
+            versions.push(version);
+        }
+        Ok(versions)
+    }
+
+    /// Deletes the metadata files of commits that will not be swapped in.
+    async fn discard(&self, prepared: &[PreparedCommit]) {
+        for p in prepared {
+            self.delete_quietly(&p.location).await;
+        }
+    }
+
+    /// Removes a table from the catalog and keeps every file; returns its last version.
+    pub async fn unregister_table(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<Arc<TableVersion>> {
+        // Taking the table's turn orders the unregister after commits in flight here.
+        let _turn = self.commit_locks.lock(&warehouse.id, ident).await;
+        self.drop_table(warehouse, ident, DropTable::KeepFiles, idempotency)
+            .await
     }
 
     /// Commits a staged create: the updates carry the whole table definition.
@@ -547,7 +724,7 @@ impl Catalog {
         ident: &TableIdent,
         mode: DropTable,
         idempotency: Option<&IdempotencyRecord>,
-    ) -> CatalogResult<()> {
+    ) -> CatalogResult<Arc<TableVersion>> {
         validate_table_ident(ident)?;
         let row = self
             .store
@@ -555,8 +732,12 @@ impl Catalog {
             .await?
             .ok_or_else(|| no_such_table(ident))?;
         self.tables.remove(&row.id);
+        let version = Arc::new(TableVersion::new(
+            row.id,
+            row.metadata_location,
+            row.metadata,
+        ));
         if mode == DropTable::Purge {
-            let version = TableVersion::new(row.id.clone(), row.metadata_location, row.metadata);
             let metadata = version.metadata()?;
             // Only a directory Serac made for this table is removed whole; files elsewhere are
             // removed one by one from the table's own references.
@@ -572,7 +753,7 @@ impl Catalog {
                 tracing::warn!(table = %display_ident(ident), error = %e, "purge of a dropped table was incomplete");
             }
         }
-        Ok(())
+        Ok(version)
     }
 
     pub async fn rename_table(
@@ -682,6 +863,24 @@ fn is_generated_table_dir(location: &str) -> bool {
         .is_some_and(|(_, suffix)| {
             suffix.len() == 32 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
         })
+}
+
+/// A commit whose new metadata file is written and whose row is not yet swapped.
+struct PreparedCommit {
+    head: TableHead,
+    location: String,
+    json: String,
+    metadata: Arc<TableMetadata>,
+    /// Old metadata files to delete once the swap succeeded.
+    expired_files: Vec<String>,
+}
+
+enum Prepared {
+    /// The table does not exist.
+    Missing,
+    /// The requirements hold and there is nothing to change.
+    Unchanged(Arc<TableVersion>),
+    Changed(PreparedCommit),
 }
 
 enum InsertError {

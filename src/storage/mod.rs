@@ -75,6 +75,25 @@ impl Storage {
         Ok(&self.local)
     }
 
+    /// Makes a new table location ready for clients that write into it before its first
+    /// commit (DuckDB writes manifests of a staged table there): on a file system, creates
+    /// the `metadata` directory. Object stores need nothing.
+    pub async fn prepare_table_location(&self, location: &str) -> StorageResult<()> {
+        let location = self.validate_location(location)?;
+        let url = url::Url::parse(&location)
+            .map_err(|e| StorageError::Unsupported(format!("location '{location}': {e}")))?;
+        if url.scheme() == "file" {
+            let path = url.to_file_path().map_err(|()| {
+                StorageError::Unsupported(format!("location '{location}' is not a local path"))
+            })?;
+            let dir = path.join("metadata");
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| StorageError::Io(format!("creating {}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
+
     /// Writes a metadata file; the JSON is gzip-compressed when the file name asks for it.
     pub async fn write_metadata(&self, location: &str, json: &[u8]) -> StorageResult<()> {
         let bytes = if location.ends_with(".gz.metadata.json") {

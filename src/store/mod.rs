@@ -85,6 +85,15 @@ pub struct NewTable<'a> {
     pub metadata: &'a str,
 }
 
+/// One row of a multi-table compare-and-set.
+#[derive(Debug, Clone)]
+pub struct TableSwap<'a> {
+    pub table_id: &'a str,
+    pub expected_location: &'a str,
+    pub new_location: &'a str,
+    pub new_metadata: &'a str,
+}
+
 /// Marks a mutation with an idempotency key, recorded in the same database transaction.
 #[derive(Debug, Clone)]
 pub struct IdempotencyRecord {
@@ -204,6 +213,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         new_metadata: &str,
         idempotency: Option<&IdempotencyRecord>,
     ) -> StoreResult<bool>;
+    /// Compare-and-set of several tables in one database transaction: every row must still
+    /// hold its expected location, else nothing changes and the result is `Ok(false)`.
+    async fn swap_tables_metadata(
+        &self,
+        swaps: &[TableSwap<'_>],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> StoreResult<bool>;
     /// Deletes a table row and returns it; `None` when there was none.
     async fn drop_table(
         &self,
@@ -226,6 +242,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn idempotency_entry(&self, key: &str) -> StoreResult<Option<IdempotencyEntry>>;
     /// Records an outcome that changed nothing (a final error). `Ok(false)`: the key exists.
     async fn record_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<bool>;
+    /// Stores the response body of a recorded success, for outcomes that cannot be rebuilt
+    /// from the catalog's state later (the table is gone after an unregister).
+    async fn set_idempotency_body(&self, key: &str, body: &str) -> StoreResult<()>;
     /// Deletes keys created before the given time; returns how many.
     async fn purge_idempotency_keys(&self, created_before_ms: i64) -> StoreResult<u64>;
 }

@@ -77,7 +77,8 @@ macro_rules! sql_store {
         };
         use $crate::store::{
             IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, PageQuery, Store,
-            StoreError, StoreResult, TableHead, TableRow, WarehouseRow, join_levels, now_ms,
+            StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, join_levels,
+            now_ms,
         };
 
         fn warehouse_from_row(row: &$row) -> StoreResult<WarehouseRow> {
@@ -129,6 +130,20 @@ macro_rules! sql_store {
                 return Err(StoreError::IdempotencyKeyUsed);
             }
             Ok(())
+        }
+
+        fn swap_query<'q>(
+            swap: &'q TableSwap<'q>,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            sqlx::query(
+                "UPDATE tables SET metadata_location = $1, metadata = $2, updated_at_ms = $3 \
+                 WHERE id = $4 AND metadata_location = $5",
+            )
+            .bind(swap.new_location)
+            .bind(swap.new_metadata)
+            .bind(now_ms())
+            .bind(swap.table_id)
+            .bind(swap.expected_location)
         }
 
         /// Commits when the statement changed a row, else rolls back (the idempotency key
@@ -429,24 +444,33 @@ macro_rules! sql_store {
                 new_metadata: &str,
                 idempotency: Option<&IdempotencyRecord>,
             ) -> StoreResult<bool> {
-                const SWAP: &str = "UPDATE tables SET metadata_location = $1, metadata = $2, \
-                     updated_at_ms = $3 WHERE id = $4 AND metadata_location = $5";
-                let query = || {
-                    sqlx::query(SWAP)
-                        .bind(new_location)
-                        .bind(new_metadata)
-                        .bind(now_ms())
-                        .bind(table_id)
-                        .bind(expected_location)
+                let swap = TableSwap {
+                    table_id,
+                    expected_location,
+                    new_location,
+                    new_metadata,
                 };
                 if idempotency.is_none() {
-                    let done = query().execute(self.writer()).await.map_err(map_err)?;
+                    let done = swap_query(&swap).execute(self.writer()).await.map_err(map_err)?;
                     return Ok(done.rows_affected() == 1);
                 }
+                self.swap_tables_metadata(&[swap], idempotency).await
+            }
+
+            async fn swap_tables_metadata(
+                &self,
+                swaps: &[TableSwap<'_>],
+                idempotency: Option<&IdempotencyRecord>,
+            ) -> StoreResult<bool> {
                 let mut tx = self.writer().begin().await.map_err(map_err)?;
                 record_key(&mut *tx, idempotency).await?;
-                let done = query().execute(&mut *tx).await.map_err(map_err)?;
-                finish(tx, done.rows_affected() > 0).await
+                for swap in swaps {
+                    let done = swap_query(swap).execute(&mut *tx).await.map_err(map_err)?;
+                    if done.rows_affected() == 0 {
+                        return finish(tx, false).await;
+                    }
+                }
+                finish(tx, true).await
             }
 
             async fn drop_table(
@@ -551,6 +575,16 @@ macro_rules! sql_store {
                     Err(StoreError::IdempotencyKeyUsed) => Ok(false),
                     Err(e) => Err(e),
                 }
+            }
+
+            async fn set_idempotency_body(&self, key: &str, body: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE idempotency_keys SET body = $1 WHERE key = $2")
+                    .bind(body)
+                    .bind(key)
+                    .execute(self.writer())
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
             }
 
             async fn purge_idempotency_keys(&self, created_before_ms: i64) -> StoreResult<u64> {

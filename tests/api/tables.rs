@@ -285,6 +285,13 @@ async fn staged_create_then_commit(backend: Backend) {
         .await
         .assert_error(StatusCode::NOT_FOUND, "NoSuchTableException");
     let meta = &staged["metadata"];
+    // Clients such as DuckDB write manifests into a staged table's location before its first
+    // commit: its metadata directory exists already.
+    assert!(
+        file_path(meta["location"].as_str().unwrap())
+            .join("metadata")
+            .is_dir()
+    );
     let uuid = meta["table-uuid"].as_str().unwrap();
     let commit = json!({
         "requirements": [{"type": "assert-create"}],

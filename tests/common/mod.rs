@@ -84,6 +84,7 @@ pub struct TestApp {
     pub database_url: String,
     /// Holds the SQLite file and the default warehouse.
     pub dir: TempDir,
+    catalog: std::sync::Arc<serac::catalog::Catalog>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), String>>>,
 }
@@ -130,6 +131,7 @@ impl TestApp {
         let _ = serac::telemetry::init(serac::telemetry::LogFormat::Pretty, "warn");
         let server = Server::build(&args).await.expect("server starts");
         let base = format!("http://{}", server.local_addr());
+        let catalog = server.catalog();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -140,6 +142,7 @@ impl TestApp {
             backend,
             database_url,
             dir,
+            catalog,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -155,6 +158,11 @@ impl TestApp {
         }
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         (dir, self.database_url.clone())
+    }
+
+    /// The server's catalog, for test hooks.
+    pub fn catalog(&self) -> &serac::catalog::Catalog {
+        &self.catalog
     }
 
     pub fn warehouse_dir(&self) -> PathBuf {
