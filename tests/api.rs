@@ -16,3 +16,5 @@ mod namespaces;
 mod tables;
 #[path = "api/transactions.rs"]
 mod transactions;
+#[path = "api/views.rs"]
+mod views;

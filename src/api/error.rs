@@ -73,6 +73,7 @@ impl From<CatalogError> for ApiError {
             E::NoSuchWarehouse(_) => (StatusCode::NOT_FOUND, "NoSuchWarehouseException"),
             E::NoSuchNamespace(_) => (StatusCode::NOT_FOUND, "NoSuchNamespaceException"),
             E::NoSuchTable(_) => (StatusCode::NOT_FOUND, "NoSuchTableException"),
+            E::NoSuchView(_) => (StatusCode::NOT_FOUND, "NoSuchViewException"),
             E::AlreadyExists(_) => (StatusCode::CONFLICT, "AlreadyExistsException"),
             E::NamespaceNotEmpty(_) => (StatusCode::CONFLICT, "NamespaceNotEmptyException"),
             E::CommitFailed(_) => (StatusCode::CONFLICT, "CommitFailedException"),

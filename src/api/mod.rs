@@ -7,6 +7,7 @@ mod idempotency;
 mod management;
 mod namespaces;
 mod tables;
+mod views;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,8 +60,17 @@ const CATALOG_ROUTES: &[(&str, &str)] = &[
     ("POST", "/namespaces/{namespace}/register"),
     ("POST", "/namespaces/{namespace}/tables/{table}/metrics"),
     ("POST", "/namespaces/{namespace}/tables/{table}/unregister"),
+    ("GET", "/namespaces/{namespace}/tables/{table}/credentials"),
     ("POST", "/tables/rename"),
     ("POST", "/transactions/commit"),
+    ("GET", "/namespaces/{namespace}/views"),
+    ("POST", "/namespaces/{namespace}/views"),
+    ("GET", "/namespaces/{namespace}/views/{view}"),
+    ("HEAD", "/namespaces/{namespace}/views/{view}"),
+    ("POST", "/namespaces/{namespace}/views/{view}"),
+    ("DELETE", "/namespaces/{namespace}/views/{view}"),
+    ("POST", "/views/rename"),
+    ("POST", "/namespaces/{namespace}/register-view"),
 ];
 
 fn catalog_routes() -> Router<AppState> {
@@ -101,6 +111,26 @@ fn catalog_routes() -> Router<AppState> {
         )
         .route("/tables/rename", post(tables::rename))
         .route("/transactions/commit", post(tables::commit_transaction))
+        .route(
+            "/namespaces/{namespace}/tables/{table}/credentials",
+            get(tables::load_credentials),
+        )
+        .route(
+            "/namespaces/{namespace}/views",
+            get(views::list).post(views::create),
+        )
+        .route(
+            "/namespaces/{namespace}/views/{table}",
+            get(views::load)
+                .head(views::exists)
+                .post(views::replace)
+                .delete(views::drop),
+        )
+        .route("/views/rename", post(views::rename))
+        .route(
+            "/namespaces/{namespace}/register-view",
+            post(views::register),
+        )
 }
 
 /// The whole HTTP application (without the middleware, which the server adds).

@@ -20,25 +20,25 @@ use super::page_request;
 use crate::catalog::{DropTable, TableVersion, Warehouse};
 
 #[derive(Deserialize)]
-pub struct NamespacePath {
-    prefix: Option<String>,
-    namespace: String,
+pub(super) struct NamespacePath {
+    pub prefix: Option<String>,
+    pub namespace: String,
 }
 
 #[derive(Deserialize)]
-pub struct TablePath {
-    prefix: Option<String>,
-    namespace: String,
-    table: String,
+pub(super) struct TablePath {
+    pub prefix: Option<String>,
+    pub namespace: String,
+    pub table: String,
 }
 
 #[derive(Deserialize)]
-pub struct PrefixPath {
-    prefix: Option<String>,
+pub(super) struct PrefixPath {
+    pub prefix: Option<String>,
 }
 
 impl TablePath {
-    fn ident(&self) -> ApiResult<TableIdent> {
+    pub(super) fn ident(&self) -> ApiResult<TableIdent> {
         Ok(TableIdent::new(
             parse_namespace(&self.namespace)?,
             self.table.clone(),
@@ -47,11 +47,11 @@ impl TablePath {
 }
 
 #[derive(Deserialize)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     #[serde(rename = "pageToken")]
-    page_token: Option<String>,
+    pub page_token: Option<String>,
     #[serde(rename = "pageSize")]
-    page_size: Option<usize>,
+    pub page_size: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +104,7 @@ impl Snapshots {
 
 /// `{"metadata-location": ..., "metadata": ..., "config": {}}`, assembled around metadata
 /// JSON that is already serialized (the stored document), so a load never re-serializes.
-fn table_result_body(
+pub(super) fn table_result_body(
     metadata_location: Option<&str>,
     metadata_json: &str,
     with_config: bool,
@@ -441,6 +441,20 @@ pub async fn register(
             || replay_load(&state, warehouse, &ident, load_result),
         )
         .await
+}
+
+/// Storage credentials of a table: none are needed for the storage this server serves
+/// (`file://`), so the list is empty; the table must exist.
+pub async fn load_credentials(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<TablePath>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    state.catalog.table_head(&warehouse, &path.ident()?).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        r#"{"storage-credentials":[]}"#,
+    ))
 }
 
 /// Metrics reports are accepted, logged and counted; they change nothing in the catalog.

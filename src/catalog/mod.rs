@@ -8,6 +8,7 @@ mod locks;
 mod namespaces;
 mod page;
 mod tables;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -18,6 +19,7 @@ pub use error::{CatalogError, CatalogResult};
 pub use namespaces::PropertiesChange;
 pub use page::{MAX_PAGE_SIZE, PageRequest, Paged};
 pub use tables::{CreatedTable, DropTable};
+pub use views::{CommitViewRequest, CreateViewRequest, LoadedView, RegisterViewRequest};
 
 use cache::TableCache;
 use locks::CommitLocks;

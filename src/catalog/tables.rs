@@ -19,7 +19,7 @@ use super::ident::{
 };
 use super::page::{PageRequest, Paged};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
-use crate::store::{NewTable, PageQuery, StoreError, TableHead, TableSwap};
+use crate::store::{NewTable, ObjectKind, PageQuery, StoreError, TableHead, TableSwap};
 
 const PROPERTY_FORMAT_VERSION: &str = "format-version";
 const PROPERTY_DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
@@ -44,14 +44,14 @@ fn no_such_table(ident: &TableIdent) -> CatalogError {
     CatalogError::NoSuchTable(format!("table '{}' does not exist", display_ident(ident)))
 }
 
-fn no_such_namespace(namespace: &[String]) -> CatalogError {
+pub(super) fn no_such_namespace(namespace: &[String]) -> CatalogError {
     CatalogError::NoSuchNamespace(format!(
         "namespace '{}' does not exist",
         display_namespace(namespace)
     ))
 }
 
-fn display_ident(ident: &TableIdent) -> String {
+pub(super) fn display_ident(ident: &TableIdent) -> String {
     format!("{}.{}", display_namespace(ident.namespace()), ident.name())
 }
 
@@ -94,21 +94,27 @@ fn in_commit_order(doc: &mut serde_json::Value) {
     sort_by(doc, "sort-orders", &["order-id"]);
 }
 
-/// `<table location>/metadata/<version:05>-<uuid>[.gz].metadata.json`, the version one above
-/// the current file's (0 for a new table), like the Java catalogs.
+/// The next metadata file of a table (see [`metadata_file_location`]), gzip-compressed when
+/// the table asks for it.
 fn next_metadata_location(current: Option<&str>, metadata: &TableMetadata) -> String {
+    let gzip = metadata
+        .properties()
+        .get(PROPERTY_METADATA_COMPRESSION)
+        .is_some_and(|c| c.eq_ignore_ascii_case("gzip"));
+    metadata_file_location(metadata.location(), current, gzip)
+}
+
+/// `<location>/metadata/<version:05>-<uuid>[.gz].metadata.json`, the version one above the
+/// current file's (0 for a new table or view), like the Java catalogs.
+pub(super) fn metadata_file_location(location: &str, current: Option<&str>, gzip: bool) -> String {
     let version = current
         .and_then(|c| c.rsplit('/').next())
         .and_then(|file| file.split('-').next())
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(0, |v| v + 1);
-    let gzip = metadata
-        .properties()
-        .get(PROPERTY_METADATA_COMPRESSION)
-        .is_some_and(|c| c.eq_ignore_ascii_case("gzip"));
     format!(
         "{}/metadata/{version:05}-{}{}.metadata.json",
-        metadata.location().trim_end_matches('/'),
+        location.trim_end_matches('/'),
         uuid::Uuid::new_v4(),
         if gzip { ".gz" } else { "" }
     )
@@ -140,6 +146,7 @@ impl Catalog {
         let names = self
             .store
             .list_tables(
+                ObjectKind::Table,
                 &warehouse.id,
                 namespace,
                 PageQuery {
@@ -175,7 +182,12 @@ impl Catalog {
     ) -> CatalogResult<TableHead> {
         validate_table_ident(ident)?;
         self.store
-            .table_head(&warehouse.id, ident.namespace(), ident.name())
+            .table_head(
+                ObjectKind::Table,
+                &warehouse.id,
+                ident.namespace(),
+                ident.name(),
+            )
             .await?
             .ok_or_else(|| no_such_table(ident))
     }
@@ -198,7 +210,7 @@ impl Catalog {
 
     /// The default location of a new table: under its namespace's `location` property when
     /// set, else under the warehouse, in a directory unique to this table.
-    async fn default_table_location(
+    pub(super) async fn default_table_location(
         &self,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
@@ -264,7 +276,7 @@ impl Catalog {
             }
             if self
                 .store
-                .table_head(&warehouse.id, namespace, &request.name)
+                .table_head(ObjectKind::Table, &warehouse.id, namespace, &request.name)
                 .await?
                 .is_some()
             {
@@ -341,6 +353,7 @@ impl Catalog {
                 &warehouse.id,
                 ident.namespace(),
                 &NewTable {
+                    kind: ObjectKind::Table,
                     id: &id,
                     name: ident.name(),
                     metadata_location: &metadata_location,
@@ -369,7 +382,7 @@ impl Catalog {
         Ok(version)
     }
 
-    async fn delete_quietly(&self, location: &str) {
+    pub(super) async fn delete_quietly(&self, location: &str) {
         if let Err(e) = self.storage.delete(location).await {
             tracing::warn!(%location, error = %e, "could not delete an unused metadata file");
         }
@@ -506,7 +519,12 @@ impl Catalog {
     ) -> CatalogResult<Prepared> {
         let Some(head) = self
             .store
-            .table_head(&warehouse.id, ident.namespace(), ident.name())
+            .table_head(
+                ObjectKind::Table,
+                &warehouse.id,
+                ident.namespace(),
+                ident.name(),
+            )
             .await?
         else {
             return Ok(Prepared::Missing);
@@ -728,7 +746,13 @@ impl Catalog {
         validate_table_ident(ident)?;
         let row = self
             .store
-            .drop_table(&warehouse.id, ident.namespace(), ident.name(), idempotency)
+            .drop_table(
+                ObjectKind::Table,
+                &warehouse.id,
+                ident.namespace(),
+                ident.name(),
+                idempotency,
+            )
             .await?
             .ok_or_else(|| no_such_table(ident))?;
         self.tables.remove(&row.id);
@@ -768,6 +792,7 @@ impl Catalog {
         match self
             .store
             .rename_table(
+                ObjectKind::Table,
                 &warehouse.id,
                 (source.namespace(), source.name()),
                 (destination.namespace(), destination.name()),
@@ -806,7 +831,7 @@ impl Catalog {
         if request.overwrite == Some(true)
             && let Some(head) = self
                 .store
-                .table_head(&warehouse.id, namespace, &request.name)
+                .table_head(ObjectKind::Table, &warehouse.id, namespace, &request.name)
                 .await?
         {
             let json = to_json(&metadata)?;

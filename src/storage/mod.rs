@@ -129,6 +129,21 @@ impl Storage {
         })
     }
 
+    /// Reads a whole file that must exist.
+    pub async fn read_file(&self, location: &str) -> StorageResult<Bytes> {
+        let io = self.file_io(location)?;
+        if !io.exists(location).await.map_err(io_err)? {
+            return Err(StorageError::Invalid(format!(
+                "file '{location}' does not exist"
+            )));
+        }
+        io.new_input(location)
+            .map_err(io_err)?
+            .read()
+            .await
+            .map_err(io_err)
+    }
+
     /// Deletes one file; a missing file is not an error.
     pub async fn delete(&self, location: &str) -> StorageResult<()> {
         let io = self.file_io(location)?;

@@ -60,6 +60,23 @@ pub struct NamespaceRow {
     pub version: i64,
 }
 
+/// What a row of the `tables` relation holds: a table or a view (they share one name space
+/// per namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Table,
+    View,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::View => "view",
+        }
+    }
+}
+
 /// The cheap part of a table row: enough to decide whether a cached copy is current.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableHead {
@@ -79,6 +96,7 @@ pub struct TableRow {
 /// A new table to insert.
 #[derive(Debug, Clone)]
 pub struct NewTable<'a> {
+    pub kind: ObjectKind,
     pub id: &'a str,
     pub name: &'a str,
     pub metadata_location: &'a str,
@@ -183,6 +201,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // --- tables -----------------------------------------------------------------------------
     async fn table_head(
         &self,
+        kind: ObjectKind,
         warehouse_id: &str,
         namespace: &[String],
         name: &str,
@@ -191,11 +210,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Tables of a namespace by name; `None` when the namespace does not exist.
     async fn list_tables(
         &self,
+        kind: ObjectKind,
         warehouse_id: &str,
         namespace: &[String],
         page: PageQuery<'_>,
     ) -> StoreResult<Option<Vec<String>>>;
-    /// Inserts a table. `MissingReference`: no such namespace; `AlreadyExists`: name taken.
+    /// Inserts a table or view. `MissingReference`: no such namespace; `AlreadyExists`: the
+    /// name is taken (by a table or a view).
     async fn create_table(
         &self,
         warehouse_id: &str,
@@ -223,6 +244,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes a table row and returns it; `None` when there was none.
     async fn drop_table(
         &self,
+        kind: ObjectKind,
         warehouse_id: &str,
         namespace: &[String],
         name: &str,
@@ -232,6 +254,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// namespace; `AlreadyExists`: the destination name is taken.
     async fn rename_table(
         &self,
+        kind: ObjectKind,
         warehouse_id: &str,
         source: (&[String], &str),
         destination: (&[String], &str),

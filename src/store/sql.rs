@@ -61,7 +61,7 @@ pub(super) const NAMESPACE_ID: &str =
     "SELECT id FROM namespaces WHERE warehouse_id = $1 AND name = $2";
 
 pub(super) const TABLE_ID: &str = "SELECT t.id FROM tables t JOIN namespaces n ON n.id = t.namespace_id \
-     WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3";
+     WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3 AND t.kind = $4";
 
 /// Implements [`Store`](super::Store) for a type with `reader()` and `writer()` pools.
 macro_rules! sql_store {
@@ -76,7 +76,7 @@ macro_rules! sql_store {
             parse_properties, properties_json,
         };
         use $crate::store::{
-            IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, PageQuery, Store,
+            IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery, Store,
             StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, join_levels,
             now_ms,
         };
@@ -341,6 +341,7 @@ macro_rules! sql_store {
 
             async fn table_head(
                 &self,
+                kind: ObjectKind,
                 warehouse_id: &str,
                 namespace: &[String],
                 name: &str,
@@ -348,11 +349,12 @@ macro_rules! sql_store {
                 let row = sqlx::query(
                     "SELECT t.id, t.metadata_location FROM tables t \
                      JOIN namespaces n ON n.id = t.namespace_id \
-                     WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3",
+                     WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3 AND t.kind = $4",
                 )
                 .bind(warehouse_id)
                 .bind(join_levels(namespace))
                 .bind(name)
+                .bind(kind.as_str())
                 .fetch_optional(self.reader())
                 .await
                 .map_err(map_err)?;
@@ -376,6 +378,7 @@ macro_rules! sql_store {
 
             async fn list_tables(
                 &self,
+                kind: ObjectKind,
                 warehouse_id: &str,
                 namespace: &[String],
                 page: PageQuery<'_>,
@@ -390,12 +393,13 @@ macro_rules! sql_store {
                     return Ok(None);
                 };
                 let names: Vec<String> = sqlx::query_scalar(
-                    "SELECT name FROM tables WHERE namespace_id = $1 AND name > $2 \
+                    "SELECT name FROM tables WHERE namespace_id = $1 AND kind = $4 AND name > $2 \
                      ORDER BY name LIMIT $3",
                 )
                 .bind(namespace_id)
                 .bind(page.after.unwrap_or(""))
                 .bind(page_limit(page.limit))
+                .bind(kind.as_str())
                 .fetch_all(self.reader())
                 .await
                 .map_err(map_err)?;
@@ -421,7 +425,7 @@ macro_rules! sql_store {
                 let now = now_ms();
                 sqlx::query(
                     "INSERT INTO tables (id, namespace_id, name, metadata_location, metadata, \
-                     created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                     created_at_ms, updated_at_ms, kind) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
                 )
                 .bind(table.id)
                 .bind(namespace_id)
@@ -429,6 +433,7 @@ macro_rules! sql_store {
                 .bind(table.metadata_location)
                 .bind(table.metadata)
                 .bind(now)
+                .bind(table.kind.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -475,6 +480,7 @@ macro_rules! sql_store {
 
             async fn drop_table(
                 &self,
+                kind: ObjectKind,
                 warehouse_id: &str,
                 namespace: &[String],
                 name: &str,
@@ -486,6 +492,7 @@ macro_rules! sql_store {
                     .bind(warehouse_id)
                     .bind(join_levels(namespace))
                     .bind(name)
+                    .bind(kind.as_str())
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -511,6 +518,7 @@ macro_rules! sql_store {
 
             async fn rename_table(
                 &self,
+                kind: ObjectKind,
                 warehouse_id: &str,
                 source: (&[String], &str),
                 destination: (&[String], &str),
@@ -522,6 +530,7 @@ macro_rules! sql_store {
                     .bind(warehouse_id)
                     .bind(join_levels(source.0))
                     .bind(source.1)
+                    .bind(kind.as_str())
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?;

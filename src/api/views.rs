@@ -1,0 +1,181 @@
+//! View endpoints.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use iceberg::TableIdent;
+use iceberg_catalog_rest::{ListTablesResponse, RenameTableRequest};
+
+use super::AppState;
+use super::error::{ApiResult, json_response};
+use super::extract::{ApiJson, ApiPath, ApiQuery, parse_namespace};
+use super::idempotency::Mutation;
+use super::page_request;
+use super::tables::{ListQuery, NamespacePath, PrefixPath, TablePath, table_result_body};
+use crate::catalog::{CommitViewRequest, CreateViewRequest, LoadedView, RegisterViewRequest};
+
+/// The path's `table` segment is the view's name.
+type ViewPath = TablePath;
+
+fn view_result(view: &LoadedView) -> Response {
+    json_response(
+        StatusCode::OK,
+        table_result_body(Some(&view.metadata_location), &view.metadata_json, true),
+    )
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    let page = page_request(query.page_token, query.page_size);
+    let paged = state
+        .catalog
+        .list_views(&warehouse, &namespace, &page)
+        .await?;
+    let body = ListTablesResponse {
+        identifiers: paged.items,
+        next_page_token: paged.next_page_token,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).expect("responses serialize"),
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+    mutation: Mutation,
+    ApiJson(request): ApiJson<CreateViewRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    let ident = TableIdent::new(namespace.clone(), request.name.clone());
+    let catalog = &state.catalog;
+    let (warehouse, state_ref, ident) = (&warehouse, &state, &ident);
+    mutation
+        .run(
+            state_ref,
+            StatusCode::OK,
+            |record| async move {
+                let view = catalog
+                    .create_view(warehouse, &namespace, request, record.as_ref())
+                    .await?;
+                Ok(view_result(&view))
+            },
+            || async { Ok(view_result(&catalog.load_view(warehouse, ident).await?)) },
+        )
+        .await
+}
+
+pub async fn load(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<ViewPath>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let view = state.catalog.load_view(&warehouse, &path.ident()?).await?;
+    Ok(view_result(&view))
+}
+
+pub async fn exists(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<ViewPath>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    state.catalog.load_view(&warehouse, &path.ident()?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<ViewPath>,
+    mutation: Mutation,
+    ApiJson(request): ApiJson<CommitViewRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let ident = path.ident()?;
+    let catalog = &state.catalog;
+    let (warehouse, state_ref, ident) = (&warehouse, &state, &ident);
+    mutation
+        .run(
+            state_ref,
+            StatusCode::OK,
+            |record| async move {
+                let view = catalog
+                    .replace_view(warehouse, ident, request, record.as_ref())
+                    .await?;
+                Ok(view_result(&view))
+            },
+            || async { Ok(view_result(&catalog.load_view(warehouse, ident).await?)) },
+        )
+        .await
+}
+
+pub async fn drop(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<ViewPath>,
+    mutation: Mutation,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let ident = path.ident()?;
+    let catalog = &state.catalog;
+    let (warehouse, state_ref) = (&warehouse, &state);
+    mutation
+        .run_no_content(state_ref, |record| async move {
+            catalog.drop_view(warehouse, &ident, record.as_ref()).await
+        })
+        .await
+}
+
+pub async fn rename(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<PrefixPath>,
+    mutation: Mutation,
+    ApiJson(request): ApiJson<RenameTableRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let catalog = &state.catalog;
+    let (warehouse, state_ref) = (&warehouse, &state);
+    mutation
+        .run_no_content(state_ref, |record| async move {
+            catalog
+                .rename_view(
+                    warehouse,
+                    &request.source,
+                    &request.destination,
+                    record.as_ref(),
+                )
+                .await
+        })
+        .await
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<NamespacePath>,
+    mutation: Mutation,
+    ApiJson(request): ApiJson<RegisterViewRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let namespace = parse_namespace(&path.namespace)?;
+    let ident = TableIdent::new(namespace.clone(), request.name.clone());
+    let catalog = &state.catalog;
+    let (warehouse, state_ref, ident) = (&warehouse, &state, &ident);
+    mutation
+        .run(
+            state_ref,
+            StatusCode::OK,
+            |record| async move {
+                let view = catalog
+                    .register_view(warehouse, &namespace, request, record.as_ref())
+                    .await?;
+                Ok(view_result(&view))
+            },
+            || async { Ok(view_result(&catalog.load_view(warehouse, ident).await?)) },
+        )
+        .await
+}

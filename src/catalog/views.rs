@@ -1,0 +1,416 @@
+//! Views: create, load, replace (a commit of view requirements and updates, applied with the
+//! iceberg crate's `ViewMetadataBuilder`, swapped by compare-and-set like tables), drop,
+//! rename, register. Views and tables share one name space per namespace.
+//!
+//! The iceberg crate has the view metadata model but no request types and no way to apply a
+//! `ViewUpdate`; the few spec structures it lacks are defined here.
+
+use std::collections::HashMap;
+
+use iceberg::spec::{Schema, ViewMetadata, ViewMetadataBuilder, ViewVersion};
+use iceberg::{NamespaceIdent, TableIdent, ViewCreation, ViewUpdate};
+use serde::Deserialize;
+
+use super::ident::{validate_namespace, validate_table_ident, validate_table_name};
+use super::page::{PageRequest, Paged};
+use super::tables::{display_ident, metadata_file_location, no_such_namespace};
+use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
+use crate::store::{NewTable, ObjectKind, PageQuery, StoreError, TableSwap};
+
+/// `POST .../views`: a new view.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CreateViewRequest {
+    pub name: String,
+    #[serde(default)]
+    pub location: Option<String>,
+    pub schema: Schema,
+    pub view_version: ViewVersion,
+    #[serde(default)]
+    pub properties: HashMap<String, String>,
+}
+
+/// A requirement of a view commit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type")]
+pub enum ViewRequirement {
+    #[serde(rename = "assert-view-uuid")]
+    AssertViewUuid { uuid: uuid::Uuid },
+}
+
+/// `POST .../views/{view}`: replace a view.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitViewRequest {
+    #[serde(default)]
+    pub identifier: Option<TableIdent>,
+    #[serde(default)]
+    pub requirements: Vec<ViewRequirement>,
+    pub updates: Vec<ViewUpdate>,
+}
+
+/// `POST .../register-view`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RegisterViewRequest {
+    pub name: String,
+    pub metadata_location: String,
+}
+
+/// One version of a view, as stored.
+#[derive(Debug, Clone)]
+pub struct LoadedView {
+    pub metadata_location: String,
+    pub metadata_json: String,
+}
+
+fn no_such_view(ident: &TableIdent) -> CatalogError {
+    CatalogError::NoSuchView(format!("view '{}' does not exist", display_ident(ident)))
+}
+
+fn invalid(context: &str, err: iceberg::Error) -> CatalogError {
+    CatalogError::BadRequest(format!("{context}: {err}"))
+}
+
+fn to_json(metadata: &ViewMetadata) -> CatalogResult<String> {
+    serde_json::to_string(metadata)
+        .map_err(|e| CatalogError::Internal(format!("view metadata failed to serialize: {e}")))
+}
+
+fn parse(json: &str) -> CatalogResult<ViewMetadata> {
+    serde_json::from_str(json)
+        .map_err(|e| CatalogError::Internal(format!("stored view metadata is not valid: {e}")))
+}
+
+/// Applies one update to the view builder.
+fn apply(update: ViewUpdate, builder: ViewMetadataBuilder) -> iceberg::Result<ViewMetadataBuilder> {
+    Ok(match update {
+        ViewUpdate::AssignUuid { uuid } => builder.assign_uuid(uuid),
+        ViewUpdate::UpgradeFormatVersion { format_version } => {
+            builder.upgrade_format_version(format_version)?
+        }
+        ViewUpdate::AddSchema { schema, .. } => builder.add_schema(schema),
+        ViewUpdate::SetLocation { location } => builder.set_location(location),
+        ViewUpdate::SetProperties { updates } => builder.set_properties(updates)?,
+        ViewUpdate::RemoveProperties { removals } => builder.remove_properties(&removals),
+        ViewUpdate::AddViewVersion { view_version } => builder.add_version(view_version)?,
+        ViewUpdate::SetCurrentViewVersion { view_version_id } => {
+            builder.set_current_version_id(view_version_id)?
+        }
+    })
+}
+
+impl Catalog {
+    pub async fn list_views(
+        &self,
+        warehouse: &Warehouse,
+        namespace: &NamespaceIdent,
+        page: &PageRequest,
+    ) -> CatalogResult<Paged<TableIdent>> {
+        validate_namespace(namespace)?;
+        let page = page.parse()?;
+        let after = page.after.clone();
+        let names = self
+            .store
+            .list_tables(
+                ObjectKind::View,
+                &warehouse.id,
+                namespace,
+                PageQuery {
+                    after: after.as_deref(),
+                    limit: page.fetch_limit(),
+                },
+            )
+            .await?
+            .ok_or_else(|| no_such_namespace(namespace))?;
+        let idents = names
+            .into_iter()
+            .map(|name| TableIdent::new(namespace.clone(), name))
+            .collect();
+        Ok(page.finish(idents, |t| t.name().to_owned()))
+    }
+
+    pub async fn create_view(
+        &self,
+        warehouse: &Warehouse,
+        namespace: &NamespaceIdent,
+        request: CreateViewRequest,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<LoadedView> {
+        let ident = TableIdent::new(namespace.clone(), request.name.clone());
+        validate_table_ident(&ident)?;
+        let location = match &request.location {
+            Some(location) => self.storage.validate_location(location)?,
+            None => {
+                self.default_table_location(warehouse, namespace, &request.name)
+                    .await?
+            }
+        };
+        let version = &request.view_version;
+        let creation = ViewCreation::builder()
+            .name(request.name.clone())
+            .location(location)
+            .representations(version.representations().clone())
+            .schema(request.schema)
+            .properties(request.properties)
+            .default_namespace(version.default_namespace().clone())
+            .default_catalog(version.default_catalog().cloned())
+            .summary(version.summary().clone())
+            .build();
+        let metadata = ViewMetadataBuilder::from_view_creation(creation)
+            .and_then(|b| b.build())
+            .map_err(|e| invalid("invalid view definition", e))?
+            .metadata;
+        self.insert_view(warehouse, &ident, &metadata, None, idempotency)
+            .await
+    }
+
+    /// Writes (unless registering an existing file) and inserts a view.
+    async fn insert_view(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        metadata: &ViewMetadata,
+        existing_file: Option<String>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<LoadedView> {
+        let json = to_json(metadata)?;
+        let written = existing_file.is_none();
+        let metadata_location = match existing_file {
+            Some(location) => location,
+            None => {
+                let location = metadata_file_location(metadata.location(), None, false);
+                self.storage
+                    .write_metadata(&location, json.as_bytes())
+                    .await?;
+                location
+            }
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let inserted = self
+            .store
+            .create_table(
+                &warehouse.id,
+                ident.namespace(),
+                &NewTable {
+                    kind: ObjectKind::View,
+                    id: &id,
+                    name: ident.name(),
+                    metadata_location: &metadata_location,
+                    metadata: &json,
+                },
+                idempotency,
+            )
+            .await;
+        if let Err(err) = inserted {
+            if written {
+                self.delete_quietly(&metadata_location).await;
+            }
+            return Err(match err {
+                StoreError::AlreadyExists => CatalogError::AlreadyExists(format!(
+                    "a table or view named '{}' already exists",
+                    display_ident(ident)
+                )),
+                StoreError::MissingReference => no_such_namespace(ident.namespace()),
+                other => other.into(),
+            });
+        }
+        Ok(LoadedView {
+            metadata_location,
+            metadata_json: json,
+        })
+    }
+
+    pub async fn load_view(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+    ) -> CatalogResult<LoadedView> {
+        validate_table_ident(ident)?;
+        let head = self
+            .store
+            .table_head(
+                ObjectKind::View,
+                &warehouse.id,
+                ident.namespace(),
+                ident.name(),
+            )
+            .await?
+            .ok_or_else(|| no_such_view(ident))?;
+        let row = self
+            .store
+            .table_by_id(&head.id)
+            .await?
+            .ok_or_else(|| no_such_view(ident))?;
+        Ok(LoadedView {
+            metadata_location: row.metadata_location,
+            metadata_json: row.metadata,
+        })
+    }
+
+    /// Replaces a view: requirements checked, updates applied, new metadata file written, row
+    /// swapped by compare-and-set, lost races retried.
+    pub async fn replace_view(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        request: CommitViewRequest,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<LoadedView> {
+        validate_table_ident(ident)?;
+        if let Some(body_ident) = &request.identifier
+            && body_ident != ident
+        {
+            return Err(CatalogError::BadRequest(format!(
+                "the identifier in the body ('{}') does not match the view in the path ('{}')",
+                display_ident(body_ident),
+                display_ident(ident)
+            )));
+        }
+        let _turn = self.commit_locks.lock(&warehouse.id, ident).await;
+        let attempts = self.settings.commit_retries + 1;
+        for _ in 0..attempts {
+            let head = self
+                .store
+                .table_head(
+                    ObjectKind::View,
+                    &warehouse.id,
+                    ident.namespace(),
+                    ident.name(),
+                )
+                .await?
+                .ok_or_else(|| no_such_view(ident))?;
+            let Some(row) = self.store.table_by_id(&head.id).await? else {
+                continue;
+            };
+            let current = parse(&row.metadata)?;
+            for requirement in &request.requirements {
+                match requirement {
+                    ViewRequirement::AssertViewUuid { uuid } if *uuid != current.uuid() => {
+                        return Err(CatalogError::CommitFailed(format!(
+                            "commit to view '{}' failed: its uuid is {}, not {uuid}",
+                            display_ident(ident),
+                            current.uuid()
+                        )));
+                    }
+                    ViewRequirement::AssertViewUuid { .. } => {}
+                }
+            }
+            let mut builder = ViewMetadataBuilder::new_from_metadata(current);
+            for update in request.updates.iter().cloned() {
+                builder = apply(update, builder).map_err(|e| invalid("invalid view update", e))?;
+            }
+            let metadata = builder
+                .build()
+                .map_err(|e| invalid("the updates do not produce valid view metadata", e))?
+                .metadata;
+            let json = to_json(&metadata)?;
+            let location =
+                metadata_file_location(metadata.location(), Some(&row.metadata_location), false);
+            self.storage
+                .write_metadata(&location, json.as_bytes())
+                .await?;
+            let swap = TableSwap {
+                table_id: &row.id,
+                expected_location: &row.metadata_location,
+                new_location: &location,
+                new_metadata: &json,
+            };
+            match self.store.swap_tables_metadata(&[swap], idempotency).await {
+                Ok(true) => {
+                    return Ok(LoadedView {
+                        metadata_location: location,
+                        metadata_json: json,
+                    });
+                }
+                Ok(false) => self.delete_quietly(&location).await,
+                Err(e) => {
+                    self.delete_quietly(&location).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(CatalogError::CommitFailed(format!(
+            "commit to view '{}' failed: it changed under {attempts} concurrent commits in a row; retry",
+            display_ident(ident)
+        )))
+    }
+
+    pub async fn drop_view(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<()> {
+        validate_table_ident(ident)?;
+        self.store
+            .drop_table(
+                ObjectKind::View,
+                &warehouse.id,
+                ident.namespace(),
+                ident.name(),
+                idempotency,
+            )
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| no_such_view(ident))
+    }
+
+    pub async fn rename_view(
+        &self,
+        warehouse: &Warehouse,
+        source: &TableIdent,
+        destination: &TableIdent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<()> {
+        validate_table_ident(source)?;
+        validate_table_ident(destination)?;
+        match self
+            .store
+            .rename_table(
+                ObjectKind::View,
+                &warehouse.id,
+                (source.namespace(), source.name()),
+                (destination.namespace(), destination.name()),
+                idempotency,
+            )
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(no_such_view(source)),
+            Err(StoreError::MissingReference) => Err(no_such_namespace(destination.namespace())),
+            Err(StoreError::AlreadyExists) => Err(CatalogError::AlreadyExists(format!(
+                "cannot rename '{}': a table or view named '{}' already exists",
+                display_ident(source),
+                display_ident(destination)
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn register_view(
+        &self,
+        warehouse: &Warehouse,
+        namespace: &NamespaceIdent,
+        request: RegisterViewRequest,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<LoadedView> {
+        validate_namespace(namespace)?;
+        validate_table_name(&request.name)?;
+        let ident = TableIdent::new(namespace.clone(), request.name.clone());
+        let bytes = self.storage.read_file(&request.metadata_location).await?;
+        let metadata: ViewMetadata = serde_json::from_slice(&bytes).map_err(|e| {
+            CatalogError::BadRequest(format!(
+                "'{}' is not a valid view metadata file: {e}",
+                request.metadata_location
+            ))
+        })?;
+        self.insert_view(
+            warehouse,
+            &ident,
+            &metadata,
+            Some(request.metadata_location),
+            idempotency,
+        )
+        .await
+    }
+}
