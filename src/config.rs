@@ -42,6 +42,30 @@ pub enum Command {
     /// Manage warehouses.
     #[command(subcommand)]
     Warehouse(WarehouseCommand),
+    /// Manage user-defined functions.
+    #[command(subcommand)]
+    Function(FunctionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FunctionCommand {
+    /// Add a function from a function metadata file (validated against the Iceberg REST
+    /// spec's function model before it is stored).
+    Create {
+        /// The function's name.
+        name: String,
+        /// Its namespace, levels separated by dots (e.g. `analytics.udfs`).
+        #[arg(long)]
+        namespace: String,
+        /// A JSON file holding the function metadata.
+        #[arg(long)]
+        file: PathBuf,
+        /// The warehouse (default: the default warehouse).
+        #[arg(long)]
+        warehouse: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use serac::catalog::{Catalog, CatalogSettings};
-use serac::config::{Cli, Command, WarehouseCommand};
+use serac::config::{Cli, Command, FunctionCommand, WarehouseCommand};
 use serac::server::{Server, open_store, shutdown_signal};
 use serac::storage::Storage;
 
@@ -55,6 +55,37 @@ async fn run(command: Command) -> Result<(), String> {
             println!(
                 "created warehouse '{}' at {}",
                 warehouse.name, warehouse.location
+            );
+            Ok(())
+        }
+        Command::Function(FunctionCommand::Create {
+            name,
+            namespace,
+            file,
+            warehouse,
+            database,
+        }) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let document: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
+            let levels = iceberg::NamespaceIdent::from_vec(
+                namespace.split('.').map(str::to_owned).collect(),
+            )
+            .map_err(|e| format!("--namespace: {e}"))?;
+            let catalog = admin_catalog(&database).await?;
+            let warehouse = catalog
+                .warehouse(warehouse.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let ident = iceberg::TableIdent::new(levels, name);
+            let function = catalog
+                .create_function(&warehouse, &ident, document)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "created function '{ident}' at {}",
+                function.metadata_location
             );
             Ok(())
         }

@@ -8,6 +8,8 @@ mod commits;
 mod config;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/functions.rs"]
+mod functions;
 #[path = "api/idempotency.rs"]
 mod idempotency;
 #[path = "api/namespaces.rs"]

@@ -3,9 +3,10 @@
 #
 #   1. cargo test            (unit + Rust integration tests; a throwaway
 #                             PostgreSQL cluster is provided via SERAC_TEST_PG_URL)
-#   2. pyiceberg-sqlite      (PyIceberg end-to-end tests against `serac serve`
-#                             with the embedded SQLite backend)
-#   3. pyiceberg-postgres    (same, with the PostgreSQL backend)
+#   2. clients-sqlite        (real clients against `serac serve` on the embedded SQLite
+#                             backend: PyIceberg, DuckDB, Spark 3.5 with Iceberg 1.10,
+#                             and the OpenAPI contract check; see tests/clients)
+#   3. clients-postgres      (the same on the PostgreSQL backend)
 #
 # Every stage runs even if an earlier one failed; the script exits non-zero if
 # any stage failed and ends with a line "N passed, N failed".
@@ -163,7 +164,15 @@ else
     echo "could not prepare the Python venv at $VENV" >&2
 fi
 
-# -------------------------------------------------------- pyiceberg e2e stages
+# ----------------------------------------------------------------- spark
+# Prepared once here so that setup errors show early (the Spark tests run it too).
+log "preparing Spark (tests/clients/spark_setup.sh)"
+if [ "$VENV_OK" = 1 ]; then
+    SERAC_PYTHON="$VENV/bin/python" bash tests/clients/spark_setup.sh >/dev/null ||
+        echo "Spark setup failed; the Spark tests will fail" >&2
+fi
+
+# ------------------------------------------------------ client stages (PyIceberg, DuckDB, Spark)
 SERVER_PID=""
 
 stop_server() { # stop_server LOGFILE -> 0 if it exited within 15 s of SIGTERM
@@ -221,7 +230,7 @@ run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
     echo "+ serac ${args[*]}"
     # Flags decide everything; ignore SERAC_* settings from the caller's environment.
     env -u SERAC_DATABASE_URL -u SERAC_WAREHOUSE_LOCATION -u SERAC_DEFAULT_WAREHOUSE \
-        "$SERAC_BIN" "${args[@]}" >"$server_log" 2>&1 </dev/null &
+        "$SERAC_BIN" --log-level "${SERAC_TEST_LOG_LEVEL:-info,tower_http=debug}" "${args[@]}" >"$server_log" 2>&1 </dev/null &
     SERVER_PID=$!
     SERVER_PIDS+=("$SERVER_PID")
 

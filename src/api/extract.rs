@@ -95,6 +95,14 @@ where
 
 /// A namespace from a path segment or the `parent` parameter: levels joined by 0x1F.
 pub fn parse_namespace(raw: &str) -> Result<NamespaceIdent, ApiError> {
+    if raw.is_empty() {
+        // Java clients probe `<namespace>.<table>` as a metadata table of a table in the
+        // empty namespace: that is a missing object, not a bad request.
+        return Err(ApiError::not_found(
+            "NoSuchNamespaceException",
+            "the empty namespace does not exist",
+        ));
+    }
     let levels: Vec<String> = raw.split('\u{1F}').map(str::to_owned).collect();
     if levels.iter().any(String::is_empty) {
         return Err(ApiError::bad_request(format!(

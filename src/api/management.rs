@@ -10,11 +10,47 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiResult, json_response};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath, parse_namespace};
 use crate::catalog::Warehouse;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/warehouses", get(list).post(create))
+    Router::new()
+        .route("/warehouses", get(list).post(create))
+        .route(
+            "/warehouses/{warehouse}/namespaces/{namespace}/functions",
+            axum::routing::post(create_function),
+        )
+}
+
+#[derive(Deserialize)]
+struct FunctionsPath {
+    warehouse: String,
+    namespace: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateFunction {
+    name: String,
+    /// A function metadata document as the Iceberg REST spec defines it.
+    metadata: serde_json::Value,
+}
+
+/// Adds a function after validating its metadata (the REST spec has no create operation).
+async fn create_function(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<FunctionsPath>,
+    ApiJson(request): ApiJson<CreateFunction>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(Some(&path.warehouse)).await?;
+    let ident = iceberg::TableIdent::new(parse_namespace(&path.namespace)?, request.name);
+    let function = state
+        .catalog
+        .create_function(&warehouse, &ident, request.metadata)
+        .await?;
+    let mut response = super::functions::function_result(&function);
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
 }
 
 #[derive(Deserialize)]

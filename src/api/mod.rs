@@ -3,6 +3,7 @@
 
 mod error;
 mod extract;
+mod functions;
 mod idempotency;
 mod management;
 mod namespaces;
@@ -71,6 +72,8 @@ const CATALOG_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/namespaces/{namespace}/views/{view}"),
     ("POST", "/views/rename"),
     ("POST", "/namespaces/{namespace}/register-view"),
+    ("GET", "/namespaces/{namespace}/functions"),
+    ("GET", "/namespaces/{namespace}/functions/{function}"),
 ];
 
 fn catalog_routes() -> Router<AppState> {
@@ -130,6 +133,11 @@ fn catalog_routes() -> Router<AppState> {
         .route(
             "/namespaces/{namespace}/register-view",
             post(views::register),
+        )
+        .route("/namespaces/{namespace}/functions", get(functions::list))
+        .route(
+            "/namespaces/{namespace}/functions/{function}",
+            get(functions::load),
         )
 }
 

@@ -39,6 +39,24 @@ pub(super) struct PrefixPath {
 
 impl TablePath {
     pub(super) fn ident(&self) -> ApiResult<TableIdent> {
+        self.object_ident("NoSuchTableException", "table")
+    }
+
+    pub(super) fn view_ident(&self) -> ApiResult<TableIdent> {
+        self.object_ident("NoSuchViewException", "view")
+    }
+
+    /// An object in the empty namespace does not exist (rather than being a bad request).
+    fn object_ident(&self, not_found: &'static str, what: &str) -> ApiResult<TableIdent> {
+        if self.namespace.is_empty() {
+            return Err(ApiError::not_found(
+                not_found,
+                format!(
+                    "{what} '{}' does not exist: the namespace is empty",
+                    self.table
+                ),
+            ));
+        }
         Ok(TableIdent::new(
             parse_namespace(&self.namespace)?,
             self.table.clone(),

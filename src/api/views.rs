@@ -77,7 +77,10 @@ pub async fn load(
     ApiPath(path): ApiPath<ViewPath>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
-    let view = state.catalog.load_view(&warehouse, &path.ident()?).await?;
+    let view = state
+        .catalog
+        .load_view(&warehouse, &path.view_ident()?)
+        .await?;
     Ok(view_result(&view))
 }
 
@@ -86,7 +89,10 @@ pub async fn exists(
     ApiPath(path): ApiPath<ViewPath>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
-    state.catalog.load_view(&warehouse, &path.ident()?).await?;
+    state
+        .catalog
+        .load_view(&warehouse, &path.view_ident()?)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -97,7 +103,7 @@ pub async fn replace(
     ApiJson(request): ApiJson<CommitViewRequest>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
-    let ident = path.ident()?;
+    let ident = path.view_ident()?;
     let catalog = &state.catalog;
     let (warehouse, state_ref, ident) = (&warehouse, &state, &ident);
     mutation
@@ -121,7 +127,7 @@ pub async fn drop(
     mutation: Mutation,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
-    let ident = path.ident()?;
+    let ident = path.view_ident()?;
     let catalog = &state.catalog;
     let (warehouse, state_ref) = (&warehouse, &state);
     mutation

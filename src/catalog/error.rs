@@ -20,6 +20,8 @@ pub enum CatalogError {
     #[error("{0}")]
     NoSuchView(String),
     #[error("{0}")]
+    NoSuchFunction(String),
+    #[error("{0}")]
     AlreadyExists(String),
     #[error("{0}")]
     NamespaceNotEmpty(String),

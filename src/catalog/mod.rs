@@ -3,6 +3,7 @@
 
 mod cache;
 mod error;
+mod functions;
 pub mod ident;
 mod locks;
 mod namespaces;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 pub use cache::TableVersion;
 pub use error::{CatalogError, CatalogResult};
+pub use functions::LoadedFunction;
 pub use namespaces::PropertiesChange;
 pub use page::{MAX_PAGE_SIZE, PageRequest, Paged};
 pub use tables::{CreatedTable, DropTable};

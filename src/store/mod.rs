@@ -261,6 +261,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         idempotency: Option<&IdempotencyRecord>,
     ) -> StoreResult<bool>;
 
+    // --- functions --------------------------------------------------------------------------
+    /// Inserts a function. `MissingReference`: no such namespace; `AlreadyExists`: name taken.
+    async fn create_function(
+        &self,
+        warehouse_id: &str,
+        namespace: &[String],
+        function: &NewTable<'_>,
+    ) -> StoreResult<()>;
+    async fn function(
+        &self,
+        warehouse_id: &str,
+        namespace: &[String],
+        name: &str,
+    ) -> StoreResult<Option<TableRow>>;
+    /// Functions of a namespace by name; `None` when the namespace does not exist.
+    async fn list_functions(
+        &self,
+        warehouse_id: &str,
+        namespace: &[String],
+        page: PageQuery<'_>,
+    ) -> StoreResult<Option<Vec<String>>>;
+
     // --- idempotency keys -------------------------------------------------------------------
     async fn idempotency_entry(&self, key: &str) -> StoreResult<Option<IdempotencyEntry>>;
     /// Records an outcome that changed nothing (a final error). `Ok(false)`: the key exists.

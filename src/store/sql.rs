@@ -558,6 +558,85 @@ macro_rules! sql_store {
                 finish(tx, done.rows_affected() > 0).await
             }
 
+            async fn create_function(
+                &self,
+                warehouse_id: &str,
+                namespace: &[String],
+                function: &NewTable<'_>,
+            ) -> StoreResult<()> {
+                let mut tx = self.writer().begin().await.map_err(map_err)?;
+                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
+                    .bind(warehouse_id)
+                    .bind(join_levels(namespace))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let namespace_id = namespace_id.ok_or(StoreError::MissingReference)?;
+                sqlx::query(
+                    "INSERT INTO functions (id, namespace_id, name, metadata_location, metadata, \
+                     created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(function.id)
+                .bind(namespace_id)
+                .bind(function.name)
+                .bind(function.metadata_location)
+                .bind(function.metadata)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn function(
+                &self,
+                warehouse_id: &str,
+                namespace: &[String],
+                name: &str,
+            ) -> StoreResult<Option<TableRow>> {
+                let row = sqlx::query(
+                    "SELECT f.id, f.metadata_location, f.metadata FROM functions f \
+                     JOIN namespaces n ON n.id = f.namespace_id \
+                     WHERE n.warehouse_id = $1 AND n.name = $2 AND f.name = $3",
+                )
+                .bind(warehouse_id)
+                .bind(join_levels(namespace))
+                .bind(name)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(table_from_row).transpose()
+            }
+
+            async fn list_functions(
+                &self,
+                warehouse_id: &str,
+                namespace: &[String],
+                page: PageQuery<'_>,
+            ) -> StoreResult<Option<Vec<String>>> {
+                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
+                    .bind(warehouse_id)
+                    .bind(join_levels(namespace))
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(map_err)?;
+                let Some(namespace_id) = namespace_id else {
+                    return Ok(None);
+                };
+                let names: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM functions WHERE namespace_id = $1 AND name > $2 \
+                     ORDER BY name LIMIT $3",
+                )
+                .bind(namespace_id)
+                .bind(page.after.unwrap_or(""))
+                .bind(page_limit(page.limit))
+                .fetch_all(self.reader())
+                .await
+                .map_err(map_err)?;
+                Ok(Some(names))
+            }
+
             async fn idempotency_entry(&self, key: &str) -> StoreResult<Option<IdempotencyEntry>> {
                 let row = sqlx::query(
                     "SELECT operation, status, body, created_at_ms FROM idempotency_keys WHERE key = $1",

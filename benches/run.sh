@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Serac load benchmark, one command:
+#
+#   ./benches/run.sh [--sqlite] [--pg-fast] [LOAD-GENERATOR ARGS...]
+#
+# 1. builds `serac` (release) and the load generator (benches/load.rs);
+# 2. PostgreSQL backend (default): starts a throwaway cluster (tests/lib/pg.sh),
+#    switches it back to realistic durability (fsync, synchronous_commit and
+#    full_page_writes on; pg.sh turns them off for tests) and creates a
+#    database; with --sqlite the embedded SQLite backend is used instead;
+# 3. starts `serac serve` on a free port with its data in a temp dir and
+#    waits for GET /v1/config = 200;
+# 4. runs the load generator against it; every argument not listed here is
+#    passed through, e.g. --duration 5 --concurrency 1,16,64 --json
+#    (see `cargo bench --bench load -- --help`);
+# 5. stops everything, also on failure or Ctrl-C.
+#
+# Options of this script:
+#   --sqlite     benchmark the embedded SQLite backend instead of PostgreSQL
+#   --pg-fast    keep pg.sh's test settings (fsync=off, ...) instead of
+#                turning durability back on
+#   -h, --help   show this help
+#
+# Environment knobs (all optional):
+#   CARGO_TARGET_DIR   build dir (default: $HOME/.cache/serac/target, shared with tests/run.sh)
+#   SERAC_KEEP_TMP=1   keep the temp dir (server log, data) after the run
+#   SERAC_*            other server settings (e.g. SERAC_DB_MAX_CONNECTIONS=32)
+#                      are read by `serac serve` from the environment
+#
+# Exit status: that of the load generator (non-zero on setup failure or lost
+# commits), or non-zero if building or starting the server failed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
+
+BACKEND=postgres
+PG_FAST=0
+LOAD_ARGS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sqlite) BACKEND=sqlite ;;
+        --pg-fast) PG_FAST=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) LOAD_ARGS+=("$1") ;;
+    esac
+    shift
+done
+
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+    export CARGO_TARGET_DIR="$HOME/.cache/serac/target"
+fi
+mkdir -p "$CARGO_TARGET_DIR"
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------ build
+log "building serac (release) and the load generator"
+cargo build --release --bin serac
+cargo bench --bench load --no-run
+SERAC_BIN="$CARGO_TARGET_DIR/release/serac"
+if [ ! -x "$SERAC_BIN" ]; then
+    echo "serac binary not found at $SERAC_BIN" >&2
+    exit 1
+fi
+
+# ------------------------------------------------------------------ cleanup
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/serac-bench.XXXXXX")"
+SERAC_PID=""
+PG_STARTED=0
+
+cleanup() {
+    if [ -n "$SERAC_PID" ] && kill -0 "$SERAC_PID" 2>/dev/null; then
+        kill -TERM "$SERAC_PID" 2>/dev/null || true
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$SERAC_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -KILL "$SERAC_PID" 2>/dev/null || true
+        wait "$SERAC_PID" 2>/dev/null || true
+    fi
+    if [ "$PG_STARTED" = 1 ]; then
+        serac_pg_stop || true
+    fi
+    if [ "${SERAC_KEEP_TMP:-0}" = "1" ]; then
+        echo "kept temp dir: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+http_status() { # http_status URL -> status code, 000 when unreachable
+    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true
+}
+
+# ------------------------------------------------------------------ database
+SERVE_DB_ARGS=()
+LABEL=""
+# Only the explicit flag below decides the backend.
+unset SERAC_DATABASE_URL DATABASE_URL || true
+
+if [ "$BACKEND" = postgres ]; then
+    if [ ! -f "$ROOT/tests/lib/pg.sh" ]; then
+        echo "tests/lib/pg.sh is missing" >&2
+        exit 1
+    fi
+    # shellcheck source=tests/lib/pg.sh
+    . "$ROOT/tests/lib/pg.sh"
+    log "starting a throwaway PostgreSQL cluster"
+    PG_STARTED=1
+    serac_pg_start
+    PSQL="$SERAC_PG_BINDIR/psql"
+    [ -x "$PSQL" ] || PSQL="$(command -v psql)"
+    psql_q() { "$PSQL" "$SERAC_TEST_PG_URL" -v ON_ERROR_STOP=1 -qAtX "$@"; }
+
+    if [ "$PG_FAST" = 1 ]; then
+        want=off
+    else
+        want=on
+        # pg.sh tunes the cluster for tests (no fsync); a benchmark of a
+        # catalog, whose whole job is durable commits, needs the real thing.
+        # ALTER SYSTEM (postgresql.auto.conf) overrides postgresql.conf.
+        psql_q -c "ALTER SYSTEM SET fsync = on" \
+               -c "ALTER SYSTEM SET synchronous_commit = on" \
+               -c "ALTER SYSTEM SET full_page_writes = on" \
+               -c "SELECT pg_reload_conf()" >/dev/null
+        for _ in $(seq 1 50); do
+            [ "$(psql_q -c 'SHOW fsync')" = on ] && break
+            sleep 0.1
+        done
+    fi
+    settings="$(psql_q -F ' ' -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')")"
+    if [ "$want" = on ] && [ "$(psql_q -c 'SHOW fsync')" != on ]; then
+        echo "could not turn fsync on ($settings)" >&2
+        exit 1
+    fi
+    version="$(psql_q -c 'SHOW server_version' | cut -d' ' -f1)"
+    psql_q -c "CREATE DATABASE serac_bench" >/dev/null
+    DB_URL="postgres://postgres@127.0.0.1:${SERAC_PG_PORT}/serac_bench"
+    SERVE_DB_ARGS=(--database-url "$DB_URL")
+    LABEL="backend: PostgreSQL $version ($settings)"
+else
+    LABEL="backend: embedded SQLite"
+fi
+log "$LABEL"
+
+# ------------------------------------------------------------------ server
+PORT="$(free_port)"
+URI="http://127.0.0.1:$PORT"
+mkdir -p "$WORK/data"
+log "starting serac on $URI (log: $WORK/serac.log)"
+"$SERAC_BIN" serve --bind "127.0.0.1:$PORT" "${SERVE_DB_ARGS[@]}" \
+    --data-dir "$WORK/data" --log-level warn >"$WORK/serac.log" 2>&1 &
+SERAC_PID=$!
+
+ready=0
+for _ in $(seq 1 300); do
+    if [ "$(http_status "$URI/v1/config")" = 200 ]; then ready=1; break; fi
+    if ! kill -0 "$SERAC_PID" 2>/dev/null; then break; fi
+    sleep 0.2
+done
+if [ "$ready" != 1 ]; then
+    echo "serac did not become ready (GET /v1/config != 200); its log:" >&2
+    tail -n 50 "$WORK/serac.log" >&2 || true
+    exit 1
+fi
+
+# ------------------------------------------------------------------ load
+log "running the load generator"
+rc=0
+cargo bench --bench load -q -- --uri "$URI" --label "$LABEL" "${LOAD_ARGS[@]}" || rc=$?
+if [ "$rc" != 0 ]; then
+    echo "load generator exited with $rc; last lines of the server log:" >&2
+    tail -n 30 "$WORK/serac.log" >&2 || true
+elif [ -s "$WORK/serac.log" ]; then
+    echo "(server logged $(wc -l <"$WORK/serac.log") line(s) at warn level or above; SERAC_KEEP_TMP=1 keeps them)" >&2
+fi
+exit "$rc"
