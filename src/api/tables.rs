@@ -104,8 +104,8 @@ impl DropQuery {
 /// Which snapshots a load returns.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Snapshots {
-    All,
-    Refs,
+    All = 0,
+    Refs = 1,
 }
 
 impl Snapshots {
@@ -265,17 +265,17 @@ pub async fn load(
     let mut response = if matches_if_none_match(&headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let version = state.catalog.load_table(&warehouse, &ident).await?;
+        let version = state.catalog.table_version(&head).await?;
         // The version may be newer than `head` if a commit landed in between; tag what we send.
         let tag_of_body = etag(&version.metadata_location, mode);
         let metadata = match mode {
             Snapshots::All => version.metadata_json.as_str(),
             Snapshots::Refs => version.refs_only_json()?,
         };
-        let mut response = json_response(
-            StatusCode::OK,
-            table_result_body(Some(&version.metadata_location), metadata, true),
-        );
+        let body = version.rendered(mode as usize, || {
+            table_result_body(Some(&version.metadata_location), metadata, true).into()
+        });
+        let mut response = json_response(StatusCode::OK, body);
         response.headers_mut().insert(
             header::ETAG,
             HeaderValue::from_str(&tag_of_body).expect("hex tags are valid headers"),

@@ -19,7 +19,12 @@ pub struct TableVersion {
     pub metadata_json: String,
     parsed: OnceLock<Arc<TableMetadata>>,
     refs_only_json: OnceLock<String>,
+    /// Responses rendered from this version by the layer above, kept for the next load.
+    rendered: [OnceLock<bytes::Bytes>; RENDERED_SLOTS],
 }
+
+/// How many renderings of one version may be kept (one per snapshot mode).
+pub const RENDERED_SLOTS: usize = 2;
 
 impl TableVersion {
     pub fn new(table_id: String, metadata_location: String, metadata_json: String) -> Self {
@@ -29,6 +34,7 @@ impl TableVersion {
             metadata_json,
             parsed: OnceLock::new(),
             refs_only_json: OnceLock::new(),
+            rendered: Default::default(),
         }
     }
 
@@ -72,8 +78,14 @@ impl TableVersion {
         Ok(self.refs_only_json.get_or_init(|| json))
     }
 
+    /// A response rendered from this version, made once per slot and shared afterwards.
+    pub fn rendered(&self, slot: usize, render: impl FnOnce() -> bytes::Bytes) -> bytes::Bytes {
+        self.rendered[slot].get_or_init(render).clone()
+    }
+
     fn weight(&self) -> u32 {
-        let bytes = self.metadata_json.len() * 3 + self.metadata_location.len() + 256;
+        // The document, a parsed copy, and up to two rendered responses.
+        let bytes = self.metadata_json.len() * 5 + self.metadata_location.len() + 256;
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 }

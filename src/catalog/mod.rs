@@ -170,6 +170,13 @@ impl Catalog {
         {
             return Ok(w.clone());
         }
+        if ident::validate_warehouse_name(name).is_err() {
+            // No warehouse can have this name; the database is not asked.
+            return Err(CatalogError::NoSuchWarehouse(format!(
+                "warehouse '{}' does not exist",
+                name.escape_debug()
+            )));
+        }
         let row = self.store.warehouse_by_name(name).await?.ok_or_else(|| {
             CatalogError::NoSuchWarehouse(format!(
                 "warehouse '{}' does not exist",

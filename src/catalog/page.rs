@@ -82,6 +82,8 @@ fn decode_token(token: &str) -> CatalogResult<String> {
         .decode(token.as_bytes())
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
+        // Names never hold NUL (databases refuse it); a token with one was not issued here.
+        .filter(|name| !name.contains('\0'))
         .ok_or_else(|| {
             CatalogError::BadRequest(format!(
                 "pageToken '{token}' is not a token this server issued"
@@ -111,6 +113,11 @@ mod tests {
             .parse()
             .is_err()
         );
+        let nul = PageRequest {
+            token: Some(encode_token("a\u{0}b")),
+            size: None,
+        };
+        assert!(nul.parse().is_err(), "a token holding NUL is refused");
         assert!(
             PageRequest {
                 token: None,

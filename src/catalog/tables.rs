@@ -192,7 +192,9 @@ impl Catalog {
             .ok_or_else(|| no_such_table(ident))
     }
 
-    async fn table_version(&self, head: &TableHead) -> CatalogResult<Arc<TableVersion>> {
+    /// The version a head names: from the cache, else from the database (a newer version
+    /// when a commit landed since the head was read).
+    pub async fn table_version(&self, head: &TableHead) -> CatalogResult<Arc<TableVersion>> {
         if let Some(version) = self.tables.get(&head.id, &head.metadata_location) {
             return Ok(version);
         }

@@ -40,6 +40,13 @@ async fn config_describes_the_default_warehouse(backend: Backend) {
     app.get("/v1/config?warehouse=nope")
         .await
         .assert_error(StatusCode::NOT_FOUND, "NoSuchWarehouseException");
+    // A NUL byte (found by schemathesis) is answered here, never passed to the database.
+    app.get("/v1/config?warehouse=a%00b")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "NoSuchWarehouseException");
+    app.get("/v1/a%00b/namespaces")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "NoSuchWarehouseException");
 }
 
 async fn warehouses_are_isolated_and_served_under_their_prefix(backend: Backend) {

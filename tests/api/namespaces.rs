@@ -181,6 +181,10 @@ async fn namespace_pagination(backend: Backend) {
     app.get("/v1/namespaces?pageToken=%25%25bad")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "BadRequestException");
+    // base64url of "a\0b": a NUL never reaches the database.
+    app.get("/v1/namespaces?pageToken=YQBi")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "BadRequestException");
     app.get("/v1/namespaces?pageSize=0")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "BadRequestException");

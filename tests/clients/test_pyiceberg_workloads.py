@@ -711,18 +711,40 @@ def test_create_table_transaction(catalog, ns):
 
 
 def test_views(catalog, ns):
-    """Views are not served by Serac yet: PyIceberg must see that from /v1/config and
-    degrade cleanly. When the server advertises view endpoints this test must be extended."""
-    with urllib.request.urlopen(f"{SERAC_URI.rstrip('/')}/v1/config", timeout=10) as resp:
-        advertised = json.load(resp).get("endpoints") or []
+    """Views through PyIceberg: create, load, list, exists, register, drop; a view and a
+    table may not share a name."""
+    from pyiceberg.view.metadata import SQLViewRepresentation, ViewVersion
+
+    schema = Schema(NestedField(1, "id", LongType(), required=False))
     view_ident = f"{ns}.v_{_suffix()}"
-    if not any("/views" in e for e in advertised):
-        # list_views consults the advertised endpoints and returns nothing
-        assert catalog.list_views(ns) == []
-        # view_exists issues HEAD .../views/{view} regardless; an unknown route is a 404
-        assert catalog.view_exists(view_ident) is False
-        pytest.skip("server does not advertise view endpoints in /v1/config (views not implemented)")
-    pytest.fail("server advertises view endpoints: add real view tests (create/load/list/drop)")
+    version = ViewVersion(
+        version_id=1,
+        schema_id=0,
+        summary={"engine-name": "pyiceberg"},
+        representations=[SQLViewRepresentation(type="sql", sql="SELECT 1 AS id", dialect="spark")],
+        default_namespace=(ns,),
+    )
+    view = catalog.create_view(view_ident, schema=schema, view_version=version, properties={"owner": "tests"})
+    assert view.metadata.properties["owner"] == "tests"
+    assert catalog.view_exists(view_ident)
+    assert (ns, view_ident.split(".")[1]) in catalog.list_views(ns)
+    loaded = catalog.load_view(view_ident)
+    current = [v for v in loaded.metadata.versions if v.version_id == loaded.metadata.current_version_id][0]
+    assert current.representations[0].sql == "SELECT 1 AS id"
+
+    # One name space for tables and views.
+    with pytest.raises(TableAlreadyExistsError):
+        catalog.create_table(view_ident, schema=schema)
+
+    # Drop, then register it back from its last metadata file.
+    view_url = f"{SERAC_URI.rstrip('/')}/v1/namespaces/{ns}/views/{view_ident.split('.')[1]}"
+    with urllib.request.urlopen(view_url, timeout=10) as resp:
+        location = json.load(resp)["metadata-location"]
+    assert catalog.drop_view(view_ident) is None
+    assert not catalog.view_exists(view_ident)
+    registered = catalog.register_view(view_ident, location)
+    assert registered.metadata.properties["owner"] == "tests"
+    catalog.drop_view(view_ident)
 
 
 # ------------------------------------------------------------------------ concurrency
