@@ -139,7 +139,7 @@ REQ_STAMP="$(sha256sum "$REQUIREMENTS" | cut -c1-16)"
 venv_ok() {
     [ -x "$VENV/bin/python" ] &&
         [ "$(cat "$VENV/.serac-requirements" 2>/dev/null)" = "$REQ_STAMP" ] &&
-        "$VENV/bin/python" -c 'import pyiceberg.catalog.rest, pyarrow, pyiceberg_core, pytest, duckdb' >/dev/null 2>&1
+        "$VENV/bin/python" -c 'import pyiceberg.catalog.rest, pyarrow, pyiceberg_core, pytest, duckdb, schemathesis, yaml' >/dev/null 2>&1
 }
 
 log "preparing Python venv at $VENV"

@@ -22,10 +22,20 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        if bytes.is_empty() {
-            return Err(ApiError::bad_request(
-                "the request body is empty; a JSON object is required",
-            ));
+        // Every request body of the API is a JSON object (serde would also accept an array
+        // holding the fields in order, which the spec does not allow).
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => {
+                return Err(ApiError::bad_request(
+                    "the request body is empty; a JSON object is required",
+                ));
+            }
+            Some(b'{') => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "malformed request body: a JSON object is required",
+                ));
+            }
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {

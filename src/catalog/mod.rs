@@ -4,6 +4,7 @@
 mod cache;
 mod error;
 mod functions;
+mod heads;
 pub mod ident;
 mod locks;
 mod namespaces;
@@ -24,6 +25,7 @@ pub use tables::{CreatedTable, DropTable};
 pub use views::{CommitViewRequest, CreateViewRequest, LoadedView, RegisterViewRequest};
 
 use cache::TableCache;
+use heads::HeadLookups;
 use locks::CommitLocks;
 
 use crate::storage::Storage;
@@ -67,6 +69,7 @@ pub struct Catalog {
     storage: Storage,
     tables: TableCache,
     commit_locks: CommitLocks,
+    heads: HeadLookups,
     #[cfg(feature = "failpoints")]
     fail_next_swap: std::sync::atomic::AtomicBool,
     warehouses: RwLock<HashMap<String, Arc<Warehouse>>>,
@@ -80,6 +83,7 @@ impl Catalog {
             storage,
             tables: TableCache::new(settings.table_cache_bytes),
             commit_locks: CommitLocks::new(),
+            heads: HeadLookups::new(),
             #[cfg(feature = "failpoints")]
             fail_next_swap: std::sync::atomic::AtomicBool::new(false),
             warehouses: RwLock::new(HashMap::new()),
@@ -127,6 +131,16 @@ impl Catalog {
     ) -> CatalogResult<Arc<Warehouse>> {
         ident::validate_warehouse_name(name)?;
         let location = self.storage.validate_location(location)?;
+        // A purge deletes a table's directory: no warehouse may lie inside another.
+        let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+        if let Some(other) = self.store.list_warehouses().await?.into_iter().find(|w| {
+            w.name != name && (inside(&location, &w.location) || inside(&w.location, &location))
+        }) {
+            return Err(CatalogError::BadRequest(format!(
+                "location '{location}' overlaps the location '{}' of warehouse '{}'",
+                other.location, other.name
+            )));
+        }
         let row = WarehouseRow {
             id: uuid::Uuid::now_v7().to_string(),
             name: name.to_owned(),

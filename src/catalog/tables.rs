@@ -181,13 +181,15 @@ impl Catalog {
         ident: &TableIdent,
     ) -> CatalogResult<TableHead> {
         validate_table_ident(ident)?;
-        self.store
-            .table_head(
-                ObjectKind::Table,
-                &warehouse.id,
-                ident.namespace(),
-                ident.name(),
-            )
+        self.heads
+            .lookup(&warehouse.id, ident, || {
+                self.store.table_head(
+                    ObjectKind::Table,
+                    &warehouse.id,
+                    ident.namespace(),
+                    ident.name(),
+                )
+            })
             .await?
             .ok_or_else(|| no_such_table(ident))
     }

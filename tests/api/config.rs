@@ -66,6 +66,25 @@ async fn warehouses_are_isolated_and_served_under_their_prefix(backend: Backend)
     )
     .await
     .assert_error(StatusCode::CONFLICT, "AlreadyExistsException");
+    // Warehouses may not nest (a purge would reach into the other).
+    let nested = format!("{location}/inner");
+    app.post(
+        "/management/v1/warehouses",
+        &json!({"name": "nested", "location": nested}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "BadRequestException");
+    let default_location = app.get("/v1/config").await.json()["overrides"]["warehouse"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let parent = default_location.rsplit_once('/').unwrap().0.to_owned();
+    app.post(
+        "/management/v1/warehouses",
+        &json!({"name": "parent", "location": parent}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "BadRequestException");
     app.post(
         "/management/v1/warehouses",
         &json!({"name": "bad/name", "location": location}),

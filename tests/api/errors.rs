@@ -47,6 +47,12 @@ async fn bad_input_gets_the_error_model(backend: Backend) {
         StatusCode::BAD_REQUEST,
         "BadRequestException",
     );
+    // An array in place of the request object (found by schemathesis).
+    check(
+        raw(Method::POST, "/v1/namespaces", "[[\"arr\"]]").await,
+        StatusCode::BAD_REQUEST,
+        "BadRequestException",
+    );
     check(
         raw(Method::POST, "/v1/namespaces", "{\"namespace\": []}").await,
         StatusCode::BAD_REQUEST,
