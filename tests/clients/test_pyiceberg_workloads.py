@@ -730,7 +730,7 @@ def test_views(catalog, ns):
     assert (ns, view_ident.split(".")[1]) in catalog.list_views(ns)
     loaded = catalog.load_view(view_ident)
     current = [v for v in loaded.metadata.versions if v.version_id == loaded.metadata.current_version_id][0]
-    assert current.representations[0].sql == "SELECT 1 AS id"
+    assert current.representations[0].root.sql == "SELECT 1 AS id"
 
     # One name space for tables and views.
     with pytest.raises(TableAlreadyExistsError):
