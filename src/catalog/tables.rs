@@ -140,13 +140,25 @@ impl Catalog {
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
+        self.list_objects(ObjectKind::Table, warehouse, namespace, page)
+            .await
+    }
+
+    /// Tables or views of a namespace, one page.
+    pub(super) async fn list_objects(
+        &self,
+        kind: ObjectKind,
+        warehouse: &Warehouse,
+        namespace: &NamespaceIdent,
+        page: &PageRequest,
+    ) -> CatalogResult<Paged<TableIdent>> {
         validate_namespace(namespace)?;
         let page = page.parse()?;
         let after = page.after.clone();
         let names = self
             .store
             .list_tables(
-                ObjectKind::Table,
+                kind,
                 &warehouse.id,
                 namespace,
                 PageQuery {
@@ -791,12 +803,31 @@ impl Catalog {
         destination: &TableIdent,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
+        self.rename_object(
+            ObjectKind::Table,
+            warehouse,
+            source,
+            destination,
+            idempotency,
+        )
+        .await
+    }
+
+    /// Moves a table or view; the destination name may be taken by neither.
+    pub(super) async fn rename_object(
+        &self,
+        kind: ObjectKind,
+        warehouse: &Warehouse,
+        source: &TableIdent,
+        destination: &TableIdent,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<()> {
         validate_table_ident(source)?;
         validate_table_ident(destination)?;
         match self
             .store
             .rename_table(
-                ObjectKind::Table,
+                kind,
                 &warehouse.id,
                 (source.namespace(), source.name()),
                 (destination.namespace(), destination.name()),
@@ -805,10 +836,11 @@ impl Catalog {
             .await
         {
             Ok(true) => Ok(()),
+            Ok(false) if kind == ObjectKind::View => Err(super::views::no_such_view(source)),
             Ok(false) => Err(no_such_table(source)),
             Err(StoreError::MissingReference) => Err(no_such_namespace(destination.namespace())),
             Err(StoreError::AlreadyExists) => Err(CatalogError::AlreadyExists(format!(
-                "cannot rename '{}': table '{}' already exists",
+                "cannot rename '{}': a table or view named '{}' already exists",
                 display_ident(source),
                 display_ident(destination)
             ))),

@@ -15,7 +15,7 @@ use super::ident::{validate_namespace, validate_table_ident, validate_table_name
 use super::page::{PageRequest, Paged};
 use super::tables::{display_ident, metadata_file_location, no_such_namespace};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
-use crate::store::{NewTable, ObjectKind, PageQuery, StoreError, TableSwap};
+use crate::store::{NewTable, ObjectKind, StoreError, TableSwap};
 
 /// `POST .../views`: a new view.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,7 +63,7 @@ pub struct LoadedView {
     pub metadata_json: String,
 }
 
-fn no_such_view(ident: &TableIdent) -> CatalogError {
+pub(super) fn no_such_view(ident: &TableIdent) -> CatalogError {
     CatalogError::NoSuchView(format!("view '{}' does not exist", display_ident(ident)))
 }
 
@@ -106,27 +106,8 @@ impl Catalog {
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
-        validate_namespace(namespace)?;
-        let page = page.parse()?;
-        let after = page.after.clone();
-        let names = self
-            .store
-            .list_tables(
-                ObjectKind::View,
-                &warehouse.id,
-                namespace,
-                PageQuery {
-                    after: after.as_deref(),
-                    limit: page.fetch_limit(),
-                },
-            )
-            .await?
-            .ok_or_else(|| no_such_namespace(namespace))?;
-        let idents = names
-            .into_iter()
-            .map(|name| TableIdent::new(namespace.clone(), name))
-            .collect();
-        Ok(page.finish(idents, |t| t.name().to_owned()))
+        self.list_objects(ObjectKind::View, warehouse, namespace, page)
+            .await
     }
 
     pub async fn create_view(
@@ -362,29 +343,14 @@ impl Catalog {
         destination: &TableIdent,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
-        validate_table_ident(source)?;
-        validate_table_ident(destination)?;
-        match self
-            .store
-            .rename_table(
-                ObjectKind::View,
-                &warehouse.id,
-                (source.namespace(), source.name()),
-                (destination.namespace(), destination.name()),
-                idempotency,
-            )
-            .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(no_such_view(source)),
-            Err(StoreError::MissingReference) => Err(no_such_namespace(destination.namespace())),
-            Err(StoreError::AlreadyExists) => Err(CatalogError::AlreadyExists(format!(
-                "cannot rename '{}': a table or view named '{}' already exists",
-                display_ident(source),
-                display_ident(destination)
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        self.rename_object(
+            ObjectKind::View,
+            warehouse,
+            source,
+            destination,
+            idempotency,
+        )
+        .await
     }
 
     pub async fn register_view(
