@@ -577,6 +577,30 @@ def test_rename_table(spark, ns):
     assert [r[1] for r in _sql(spark, f"SHOW TABLES IN {ns}")] == []
 
 
+def test_views(spark, ns):
+    """Iceberg views through the REST catalog: CREATE VIEW, SHOW VIEWS, SELECT from the view,
+    CREATE OR REPLACE VIEW, and DROP VIEW; a view may not take a table's name."""
+    _create_events(spark, f"{ns}.events")
+    _insert_events(spark, f"{ns}.events", 0, 30)
+    spark.sql(f"CREATE VIEW {ns}.big AS SELECT id, amount FROM {ns}.events WHERE amount >= 30")
+    assert [r[1] for r in _sql(spark, f"SHOW VIEWS IN {ns}")] == ["big"]
+    assert _ids(spark, f"SELECT id FROM {ns}.big ORDER BY id") == list(range(20, 30))
+    # The view is an Iceberg view stored by the server, readable through its REST API.
+    with urllib.request.urlopen(f"{SERAC_URI.rstrip('/')}/v1/namespaces/{ns}/views/big", timeout=10) as resp:
+        view = json.load(resp)
+    sql = view["metadata"]["versions"][-1]["representations"][0]["sql"]
+    assert "amount >= 30" in sql, sql
+
+    spark.sql(f"CREATE OR REPLACE VIEW {ns}.big AS SELECT id, amount FROM {ns}.events WHERE amount >= 40")
+    assert _ids(spark, f"SELECT id FROM {ns}.big ORDER BY id") == list(range(27, 30))
+    with pytest.raises(Exception, match="(?i)already exists"):
+        spark.sql(f"CREATE VIEW {ns}.events AS SELECT 1 AS one")
+    spark.sql(f"DROP VIEW {ns}.big")
+    assert _sql(spark, f"SHOW VIEWS IN {ns}") == []
+    with pytest.raises(Exception, match="(?i)not found|cannot be found|TABLE_OR_VIEW_NOT_FOUND"):
+        spark.sql(f"SELECT * FROM {ns}.big").collect()
+
+
 def _files_under(path: pathlib.Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if not p.is_dir())
 
