@@ -144,6 +144,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SERAC_TABLE_CACHE_MB", default_value_t = 256)]
     pub table_cache_mb: u64,
 
+    /// Scan planning: the most file scan tasks answered at once (larger plans are split).
+    #[arg(long, env = "SERAC_SCAN_FILES_PER_TASK", default_value_t = 1000)]
+    pub scan_files_per_task: usize,
+
+    /// Scan planning: how long a split plan can be fetched.
+    #[arg(long, env = "SERAC_SCAN_PLAN_LIFETIME", default_value = "10m", value_parser = parse_duration)]
+    pub scan_plan_lifetime: Duration,
+
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "SERAC_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,

@@ -106,6 +106,8 @@ async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog
         commit_retries: 0,
         idempotency_lifetime: std::time::Duration::from_secs(1800),
         table_cache_bytes: 1024 * 1024,
+        scan_files_per_task: 1000,
+        scan_plan_lifetime: std::time::Duration::from_secs(600),
     };
     Ok(Catalog::new(store, Storage::new(), settings))
 }

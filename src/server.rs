@@ -69,6 +69,8 @@ impl Server {
             commit_retries: args.commit_retries,
             idempotency_lifetime: args.idempotency_key_lifetime,
             table_cache_bytes: args.table_cache_mb.saturating_mul(1024 * 1024),
+            scan_files_per_task: args.scan_files_per_task,
+            scan_plan_lifetime: args.scan_plan_lifetime,
         };
         let catalog = Arc::new(Catalog::new(store, Storage::new(), settings));
         let location = args.default_warehouse_location()?;

@@ -210,7 +210,8 @@ run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
         return 1
     fi
 
-    local args=(serve --data-dir "$data_dir")
+    # Small plan tasks, so that the clients' scan-planning tests also see split plans.
+    local args=(serve --data-dir "$data_dir" --scan-files-per-task 4)
     if [ "$backend" = postgres ]; then
         if [ "$PG_OK" != 1 ]; then
             echo "PostgreSQL not running; skipping" >&2

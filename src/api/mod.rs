@@ -7,6 +7,7 @@ mod functions;
 mod idempotency;
 mod management;
 mod namespaces;
+mod scan;
 mod tables;
 mod views;
 
@@ -74,6 +75,16 @@ const CATALOG_ROUTES: &[(&str, &str)] = &[
     ("POST", "/namespaces/{namespace}/register-view"),
     ("GET", "/namespaces/{namespace}/functions"),
     ("GET", "/namespaces/{namespace}/functions/{function}"),
+    ("POST", "/namespaces/{namespace}/tables/{table}/plan"),
+    (
+        "GET",
+        "/namespaces/{namespace}/tables/{table}/plan/{plan-id}",
+    ),
+    (
+        "DELETE",
+        "/namespaces/{namespace}/tables/{table}/plan/{plan-id}",
+    ),
+    ("POST", "/namespaces/{namespace}/tables/{table}/tasks"),
 ];
 
 fn catalog_routes() -> Router<AppState> {
@@ -138,6 +149,18 @@ fn catalog_routes() -> Router<AppState> {
         .route(
             "/namespaces/{namespace}/functions/{function}",
             get(functions::load),
+        )
+        .route(
+            "/namespaces/{namespace}/tables/{table}/plan",
+            post(scan::plan),
+        )
+        .route(
+            "/namespaces/{namespace}/tables/{table}/plan/{plan-id}",
+            get(scan::fetch_result).delete(scan::cancel),
+        )
+        .route(
+            "/namespaces/{namespace}/tables/{table}/tasks",
+            post(scan::fetch_tasks),
         )
 }
 

@@ -21,6 +21,9 @@ pub enum CatalogError {
     NoSuchView(String),
     #[error("{0}")]
     NoSuchFunction(String),
+    /// A scan plan or plan task that was cancelled, expired, or never issued.
+    #[error("{0}")]
+    NoSuchPlan(String),
     #[error("{0}")]
     AlreadyExists(String),
     #[error("{0}")]

@@ -9,6 +9,7 @@ pub mod ident;
 mod locks;
 mod namespaces;
 mod page;
+mod scan;
 mod tables;
 mod views;
 
@@ -21,12 +22,14 @@ pub use error::{CatalogError, CatalogResult};
 pub use functions::LoadedFunction;
 pub use namespaces::PropertiesChange;
 pub use page::{MAX_PAGE_SIZE, PageRequest, Paged};
+pub use scan::{PlanResult, PlanTableScanRequest, ScanTasks, parse_filter};
 pub use tables::{CreatedTable, DropTable};
 pub use views::{CommitViewRequest, CreateViewRequest, LoadedView, RegisterViewRequest};
 
 use cache::TableCache;
 use heads::HeadLookups;
 use locks::CommitLocks;
+use scan::Plans;
 
 use crate::storage::Storage;
 pub use crate::store::{IdempotencyEntry, IdempotencyRecord};
@@ -43,6 +46,11 @@ pub struct CatalogSettings {
     pub idempotency_lifetime: Duration,
     /// Upper bound of the table cache, in bytes (approximate).
     pub table_cache_bytes: u64,
+    /// Largest number of file scan tasks answered at once; larger plans are split into plan
+    /// tasks that clients fetch.
+    pub scan_files_per_task: usize,
+    /// How long a split scan plan can be fetched.
+    pub scan_plan_lifetime: Duration,
 }
 
 /// A warehouse: a named root location with its own namespaces and tables.
@@ -70,6 +78,7 @@ pub struct Catalog {
     tables: TableCache,
     commit_locks: CommitLocks,
     heads: HeadLookups,
+    plans: Plans,
     #[cfg(feature = "failpoints")]
     fail_next_swap: std::sync::atomic::AtomicBool,
     warehouses: RwLock<HashMap<String, Arc<Warehouse>>>,
@@ -84,6 +93,7 @@ impl Catalog {
             tables: TableCache::new(settings.table_cache_bytes),
             commit_locks: CommitLocks::new(),
             heads: HeadLookups::new(),
+            plans: Plans::new(settings.scan_files_per_task, settings.scan_plan_lifetime),
             #[cfg(feature = "failpoints")]
             fail_next_swap: std::sync::atomic::AtomicBool::new(false),
             warehouses: RwLock::new(HashMap::new()),
