@@ -621,6 +621,11 @@ impl Catalog {
                     if !references.is_empty() {
                         file_task["delete-file-references"] = json!(references);
                     }
+                    // The whole filter is a correct residual: rows of this file must still
+                    // satisfy it (the crate does not compute per-file residuals).
+                    if let Some(filter) = &request.filter {
+                        file_task["residual-filter"] = filter.clone();
+                    }
                     part.file_scan_tasks.push(file_task);
                 }
                 part

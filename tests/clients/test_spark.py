@@ -641,6 +641,8 @@ def _server_plan(ns: str, table: str, request: dict) -> dict[str, list[str]]:
             refs = task.get("delete-file-references", [])
             planned[task["data-file"]["file-path"]] = sorted(deletes[i]["file-path"] for i in refs)
             assert task["data-file"]["record-count"] > 0
+            if "filter" in request:
+                assert task["residual-filter"] == request["filter"], task
         for delete in deletes:
             assert delete["content"] in ("position-deletes", "equality-deletes"), delete
             assert delete["record-count"] > 0, delete
