@@ -749,6 +749,25 @@ mod tests {
     }
 
     #[test]
+    fn split_plans_expire() {
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        let plans = super::Plans::new(10, Duration::from_millis(50));
+        let table = iceberg::TableIdent::new(iceberg::NamespaceIdent::new("n".into()), "t".into());
+        plans.plans.insert(
+            "p".into(),
+            Arc::new(super::StoredPlan {
+                table,
+                parts: vec![super::ScanTasks::default(), super::ScanTasks::default()],
+            }),
+        );
+        assert!(plans.plans.get("p").is_some());
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(plans.plans.get("p").is_none(), "an expired plan is gone");
+    }
+
+    #[test]
     fn bad_filters_are_explained() {
         let s = schema();
         let err = |e: serde_json::Value| parse_filter(&e, &s, true).unwrap_err().to_string();
