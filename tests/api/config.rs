@@ -209,6 +209,8 @@ both_backends!(the_cli_creates_warehouses);
 /// A wrong setting stops the start with one line that names it.
 #[test]
 fn invalid_configuration_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
     for (args, expected) in [
         (
             vec!["serve", "--database-url", "mysql://x"],
@@ -227,7 +229,7 @@ fn invalid_configuration_is_named() {
                 "--warehouse-location",
                 "ftp://x/y",
                 "--data-dir",
-                "/tmp/serac-invalid-config",
+                data_dir.as_str(),
             ],
             "ftp",
         ),
