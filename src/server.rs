@@ -19,6 +19,7 @@ use tower_http::trace::TraceLayer;
 use crate::api::{self, ApiError, AppState};
 use crate::catalog::{Catalog, CatalogSettings};
 use crate::config::{Database, DatabaseArgs, ServeArgs, redact};
+use crate::metrics::Metrics;
 use crate::storage::Storage;
 use crate::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 
@@ -85,7 +86,11 @@ impl Server {
         let listener = TcpListener::bind(args.bind)
             .await
             .map_err(|e| format!("SERAC_BIND: cannot listen on {}: {e}", args.bind))?;
-        let app = with_middleware(api::router(AppState::new(catalog.clone())), args);
+        let app = with_middleware(
+            api::router(AppState::new(catalog.clone())),
+            args,
+            catalog.metrics().clone(),
+        );
         Ok(Self {
             listener,
             app,
@@ -137,8 +142,12 @@ impl Server {
     }
 }
 
-fn with_middleware(router: Router, args: &ServeArgs) -> Router {
+fn with_middleware(router: Router, args: &ServeArgs, metrics: Arc<Metrics>) -> Router {
     router
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            api::record_request,
+        ))
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

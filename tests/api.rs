@@ -12,6 +12,8 @@ mod errors;
 mod functions;
 #[path = "api/idempotency.rs"]
 mod idempotency;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/namespaces.rs"]
 mod namespaces;
 #[path = "api/tables.rs"]

@@ -13,7 +13,6 @@ mod views;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::extract::State;
@@ -32,16 +31,11 @@ use crate::catalog::{Catalog, CatalogError, PageRequest};
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: Arc<Catalog>,
-    /// How many metrics reports clients sent.
-    pub metrics_reports: Arc<AtomicU64>,
 }
 
 impl AppState {
     pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self {
-            catalog,
-            metrics_reports: Arc::new(AtomicU64::new(0)),
-        }
+        Self { catalog }
     }
 }
 
@@ -171,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1/{prefix}", catalog_routes())
         .nest("/v1", catalog_routes())
         .nest("/management/v1", management::routes())
+        .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(not_found)
@@ -254,6 +249,46 @@ fn iso_duration(d: std::time::Duration) -> String {
         out.push_str(&format!("{s}S"));
     }
     out
+}
+
+/// `GET /metrics`: the Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    if let Err(e) = state.catalog.refresh_metrics().await {
+        tracing::warn!(error = %e, "metrics: the catalog gauges could not be refreshed");
+    }
+    let mut response = Response::new(state.catalog.metrics().render().into());
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// Counts and times every request by its route template (never the raw path).
+pub async fn record_request(
+    State(metrics): State<Arc<crate::metrics::Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    metrics.http_in_flight.inc();
+    let timer = metrics
+        .http_duration
+        .with_label_values(&[&route])
+        .start_timer();
+    let response = next.run(request).await;
+    timer.observe_duration();
+    metrics.http_in_flight.dec();
+    metrics
+        .http_requests
+        .with_label_values(&[&route, &method, response.status().as_str()])
+        .inc();
+    response
 }
 
 async fn health() -> Response {

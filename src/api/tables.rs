@@ -489,9 +489,7 @@ pub async fn report_metrics(
         .and_then(|v| v.as_str())
         .ok_or_else(|| ApiError::bad_request("a metrics report needs a 'report-type'"))?
         .to_owned();
-    state
-        .metrics_reports
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.catalog.metrics().metrics_reports.inc();
     tracing::info!(table = %ident, report_type = %kind, snapshot_id = ?report.get("snapshot-id"), "metrics report");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

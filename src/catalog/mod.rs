@@ -31,6 +31,7 @@ use heads::HeadLookups;
 use locks::CommitLocks;
 use scan::Plans;
 
+use crate::metrics::Metrics;
 use crate::storage::Storage;
 pub use crate::store::{IdempotencyEntry, IdempotencyRecord};
 use crate::store::{Store, WarehouseRow, now_ms};
@@ -79,6 +80,7 @@ pub struct Catalog {
     commit_locks: CommitLocks,
     heads: HeadLookups,
     plans: Plans,
+    metrics: Arc<Metrics>,
     #[cfg(feature = "failpoints")]
     fail_next_swap: std::sync::atomic::AtomicBool,
     warehouses: RwLock<HashMap<String, Arc<Warehouse>>>,
@@ -94,6 +96,7 @@ impl Catalog {
             commit_locks: CommitLocks::new(),
             heads: HeadLookups::new(),
             plans: Plans::new(settings.scan_files_per_task, settings.scan_plan_lifetime),
+            metrics: Arc::new(Metrics::new()),
             #[cfg(feature = "failpoints")]
             fail_next_swap: std::sync::atomic::AtomicBool::new(false),
             warehouses: RwLock::new(HashMap::new()),
@@ -107,6 +110,28 @@ impl Catalog {
     pub fn fail_next_swap(&self) {
         self.fail_next_swap
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The server's metrics (recorded here and by the HTTP layer).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Refreshes the metrics that need a query (pool and entity gauges); run on scrape.
+    pub async fn refresh_metrics(&self) -> CatalogResult<()> {
+        let (open, idle) = self.store.pool_stats();
+        self.metrics.db_pool_connections.set(i64::from(open));
+        self.metrics.db_pool_idle.set(i64::from(idle));
+        let counts = self.store.entity_counts().await?;
+        for (kind, count) in [
+            ("warehouse", counts.warehouses),
+            ("namespace", counts.namespaces),
+            ("table", counts.tables),
+            ("view", counts.views),
+        ] {
+            self.metrics.entities.with_label_values(&[kind]).set(count);
+        }
+        Ok(())
     }
 
     pub fn settings(&self) -> &CatalogSettings {

@@ -19,6 +19,7 @@ use super::ident::{
 };
 use super::page::{PageRequest, Paged};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
+use crate::metrics::CommitOutcome;
 use crate::store::{NewTable, ObjectKind, PageQuery, StoreError, TableHead, TableSwap};
 
 const PROPERTY_FORMAT_VERSION: &str = "format-version";
@@ -210,8 +211,10 @@ impl Catalog {
     /// when a commit landed since the head was read).
     pub async fn table_version(&self, head: &TableHead) -> CatalogResult<Arc<TableVersion>> {
         if let Some(version) = self.tables.get(&head.id, &head.metadata_location) {
+            self.metrics.table_cache(true);
             return Ok(version);
         }
+        self.metrics.table_cache(false);
         let row = self.store.table_by_id(&head.id).await?.ok_or_else(|| {
             CatalogError::CommitFailed("the table was dropped while it was being read".into())
         })?;
@@ -413,6 +416,26 @@ impl Catalog {
         request: CommitTableRequest,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
+        let timer = self.metrics.commit_duration.start_timer();
+        let result = self
+            .commit_table_once(warehouse, ident, request, idempotency)
+            .await;
+        timer.observe_duration();
+        self.metrics.commit(match &result {
+            Ok(_) => CommitOutcome::Committed,
+            Err(CatalogError::CommitFailed(_)) => CommitOutcome::Conflict,
+            Err(_) => CommitOutcome::Failed,
+        });
+        result
+    }
+
+    async fn commit_table_once(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        request: CommitTableRequest,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<Arc<TableVersion>> {
         validate_table_ident(ident)?;
         if let Some(body_ident) = &request.identifier
             && body_ident != ident
@@ -446,6 +469,7 @@ impl Catalog {
             if let Some(version) = self.swap(&[prepared], idempotency).await?.pop() {
                 return Ok(version);
             }
+            self.metrics.commit(CommitOutcome::Retried);
             tracing::debug!(table = %display_ident(ident), "commit lost a race; retrying");
         }
         Err(CatalogError::CommitFailed(format!(
@@ -573,9 +597,11 @@ impl Catalog {
         let metadata = built.metadata;
         let location = next_metadata_location(Some(&head.metadata_location), &metadata);
         let json = to_json(&metadata)?;
+        let write = self.metrics.metadata_write_duration.start_timer();
         self.storage
             .write_metadata(&location, json.as_bytes())
             .await?;
+        write.observe_duration();
         let expired_files = if metadata
             .properties()
             .get(PROPERTY_DELETE_AFTER_COMMIT)

@@ -103,6 +103,15 @@ pub struct NewTable<'a> {
     pub metadata: &'a str,
 }
 
+/// Entity counts, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntityCounts {
+    pub warehouses: i64,
+    pub namespaces: i64,
+    pub tables: i64,
+    pub views: i64,
+}
+
 /// One row of a multi-table compare-and-set.
 #[derive(Debug, Clone)]
 pub struct TableSwap<'a> {
@@ -152,6 +161,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Open and idle connections of the pool(s).
+    fn pool_stats(&self) -> (u32, u32);
+
+    /// How many warehouses, namespaces, tables and views the catalog holds.
+    async fn entity_counts(&self) -> StoreResult<EntityCounts>;
 
     // --- warehouses -------------------------------------------------------------------------
     async fn create_warehouse(&self, row: &WarehouseRow) -> StoreResult<()>;

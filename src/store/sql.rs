@@ -76,7 +76,7 @@ macro_rules! sql_store {
             parse_properties, properties_json,
         };
         use $crate::store::{
-            IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery, Store,
+            EntityCounts, IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery, Store,
             StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, join_levels,
             now_ms,
         };
@@ -172,6 +172,34 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 Ok(())
+            }
+
+            fn pool_stats(&self) -> (u32, u32) {
+                let (r, w) = (self.reader(), self.writer());
+                if std::ptr::eq(r, w) {
+                    (r.size(), u32::try_from(r.num_idle()).unwrap_or(u32::MAX))
+                } else {
+                    let idle = r.num_idle() + w.num_idle();
+                    (r.size() + w.size(), u32::try_from(idle).unwrap_or(u32::MAX))
+                }
+            }
+
+            async fn entity_counts(&self) -> StoreResult<EntityCounts> {
+                let row = sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM warehouses) AS warehouses, \
+                     (SELECT COUNT(*) FROM namespaces) AS namespaces, \
+                     (SELECT COUNT(*) FROM tables WHERE kind = 'table') AS tables, \
+                     (SELECT COUNT(*) FROM tables WHERE kind = 'view') AS views",
+                )
+                .fetch_one(self.reader())
+                .await
+                .map_err(map_err)?;
+                Ok(EntityCounts {
+                    warehouses: row.try_get("warehouses").map_err(map_err)?,
+                    namespaces: row.try_get("namespaces").map_err(map_err)?,
+                    tables: row.try_get("tables").map_err(map_err)?,
+                    views: row.try_get("views").map_err(map_err)?,
+                })
             }
 
             async fn create_warehouse(&self, row: &WarehouseRow) -> StoreResult<()> {

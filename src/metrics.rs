@@ -1,0 +1,167 @@
+//! Prometheus metrics: one registry per server, exposed at `GET /metrics`. Recording is a
+//! few atomic operations on the hot path; gauges that need a query are refreshed on scrape.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets in seconds, from 100 µs to 10 s.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// How a commit ended.
+#[derive(Debug, Clone, Copy)]
+pub enum CommitOutcome {
+    Committed,
+    /// Lost a compare-and-set race and was retried inside the server.
+    Retried,
+    /// A requirement did not hold (409).
+    Conflict,
+    /// Any other failure (bad update, storage or database error).
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub http_in_flight: IntGauge,
+    commits: IntCounterVec,
+    pub commit_duration: Histogram,
+    pub metadata_write_duration: Histogram,
+    table_cache: IntCounterVec,
+    pub db_pool_connections: IntGauge,
+    pub db_pool_idle: IntGauge,
+    pub entities: IntGaugeVec,
+    pub metrics_reports: IntCounter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("serac".into()), None).expect("valid prefix");
+        let histogram = |name: &str, help: &str| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()))
+                .expect("valid histogram")
+        };
+        let metrics = Self {
+            http_requests: IntCounterVec::new(
+                Opts::new(
+                    "http_requests_total",
+                    "HTTP requests by route template, method and status",
+                ),
+                &["route", "method", "status"],
+            )
+            .expect("valid counter"),
+            http_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request duration by route template",
+                )
+                .buckets(BUCKETS.to_vec()),
+                &["route"],
+            )
+            .expect("valid histogram"),
+            http_in_flight: IntGauge::new("http_requests_in_flight", "HTTP requests being served")
+                .expect("valid gauge"),
+            commits: IntCounterVec::new(
+                Opts::new(
+                    "commits_total",
+                    "Table commits by outcome: committed, retried, conflict, failed",
+                ),
+                &["outcome"],
+            )
+            .expect("valid counter"),
+            commit_duration: histogram("commit_duration_seconds", "Duration of table commits"),
+            metadata_write_duration: histogram(
+                "metadata_write_duration_seconds",
+                "Duration of metadata file writes",
+            ),
+            table_cache: IntCounterVec::new(
+                Opts::new(
+                    "table_cache_lookups_total",
+                    "Load-table cache lookups by result: hit, miss",
+                ),
+                &["result"],
+            )
+            .expect("valid counter"),
+            db_pool_connections: IntGauge::new("db_pool_connections", "Open database connections")
+                .expect("valid gauge"),
+            db_pool_idle: IntGauge::new("db_pool_idle_connections", "Idle database connections")
+                .expect("valid gauge"),
+            entities: IntGaugeVec::new(
+                Opts::new(
+                    "catalog_entities",
+                    "Warehouses, namespaces, tables and views in the catalog",
+                ),
+                &["kind"],
+            )
+            .expect("valid gauge"),
+            metrics_reports: IntCounter::new(
+                "metrics_reports_total",
+                "Scan and commit reports received from clients",
+            )
+            .expect("valid counter"),
+            registry,
+        };
+        let build = IntGaugeVec::new(Opts::new("build_info", "Build information"), &["version"])
+            .expect("valid gauge");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(metrics.http_requests.clone()),
+            Box::new(metrics.http_duration.clone()),
+            Box::new(metrics.http_in_flight.clone()),
+            Box::new(metrics.commits.clone()),
+            Box::new(metrics.commit_duration.clone()),
+            Box::new(metrics.metadata_write_duration.clone()),
+            Box::new(metrics.table_cache.clone()),
+            Box::new(metrics.db_pool_connections.clone()),
+            Box::new(metrics.db_pool_idle.clone()),
+            Box::new(metrics.entities.clone()),
+            Box::new(metrics.metrics_reports.clone()),
+            Box::new(build),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        metrics
+    }
+
+    pub fn commit(&self, outcome: CommitOutcome) {
+        let label = match outcome {
+            CommitOutcome::Committed => "committed",
+            CommitOutcome::Retried => "retried",
+            CommitOutcome::Conflict => "conflict",
+            CommitOutcome::Failed => "failed",
+        };
+        self.commits.with_label_values(&[label]).inc();
+    }
+
+    pub fn table_cache(&self, hit: bool) {
+        self.table_cache
+            .with_label_values(&[if hit { "hit" } else { "miss" }])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
