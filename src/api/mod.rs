@@ -270,23 +270,24 @@ pub async fn record_request(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let route = request
+    // Both are cheap clones (an `Arc<str>` and a usually static method).
+    let matched = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = request.method().as_str().to_owned();
+        .cloned();
+    let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
+    let method = request.method().clone();
     metrics.http_in_flight.inc();
     let timer = metrics
         .http_duration
-        .with_label_values(&[&route])
+        .with_label_values(&[route])
         .start_timer();
     let response = next.run(request).await;
     timer.observe_duration();
     metrics.http_in_flight.dec();
     metrics
         .http_requests
-        .with_label_values(&[&route, &method, response.status().as_str()])
+        .with_label_values(&[route, method.as_str(), response.status().as_str()])
         .inc();
     response
 }

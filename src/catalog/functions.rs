@@ -14,7 +14,7 @@ use super::ident::{validate_namespace, validate_table_name};
 use super::page::{PageRequest, Paged};
 use super::tables::{display_ident, metadata_file_location, no_such_namespace};
 use super::{Catalog, CatalogError, CatalogResult, Warehouse};
-use crate::store::{NewTable, ObjectKind, PageQuery, StoreError};
+use crate::store::{NewTable, ObjectKind, StoreError};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -277,26 +277,7 @@ impl Catalog {
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
-        validate_namespace(namespace)?;
-        let page = page.parse()?;
-        let after = page.after.clone();
-        let names = self
-            .store
-            .list_functions(
-                &warehouse.id,
-                namespace,
-                PageQuery {
-                    after: after.as_deref(),
-                    limit: page.fetch_limit(),
-                },
-            )
-            .await?
-            .ok_or_else(|| no_such_namespace(namespace))?;
-        let idents = names
-            .into_iter()
-            .map(|name| TableIdent::new(namespace.clone(), name))
-            .collect();
-        Ok(page.finish(idents, |t| t.name().to_owned()))
+        self.list_objects(None, warehouse, namespace, page).await
     }
 
     pub async fn load_function(
@@ -336,16 +317,12 @@ impl Catalog {
         validate_namespace(ident.namespace())?;
         validate_table_name(ident.name())?;
         let metadata = validate(&document).map_err(CatalogError::BadRequest)?;
-        let location = match metadata.location {
-            Some(location) => self.storage.validate_location(&location)?,
-            None => {
-                let location = self
-                    .default_table_location(warehouse, ident.namespace(), ident.name())
-                    .await?;
-                document["location"] = Value::String(location.clone());
-                location
-            }
-        };
+        let location = self
+            .new_object_location(warehouse, ident, metadata.location.as_deref())
+            .await?;
+        if metadata.location.is_none() {
+            document["location"] = Value::String(location.clone());
+        }
         let json = serde_json::to_string(&document).expect("a JSON value serializes");
         let metadata_location = metadata_file_location(&location, None, false);
         self.storage

@@ -141,14 +141,14 @@ impl Catalog {
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
-        self.list_objects(ObjectKind::Table, warehouse, namespace, page)
+        self.list_objects(Some(ObjectKind::Table), warehouse, namespace, page)
             .await
     }
 
-    /// Tables or views of a namespace, one page.
+    /// Tables, views (`Some(kind)`) or functions (`None`) of a namespace, one page.
     pub(super) async fn list_objects(
         &self,
-        kind: ObjectKind,
+        kind: Option<ObjectKind>,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         page: &PageRequest,
@@ -156,19 +156,23 @@ impl Catalog {
         validate_namespace(namespace)?;
         let page = page.parse()?;
         let after = page.after.clone();
-        let names = self
-            .store
-            .list_tables(
-                kind,
-                &warehouse.id,
-                namespace,
-                PageQuery {
-                    after: after.as_deref(),
-                    limit: page.fetch_limit(),
-                },
-            )
-            .await?
-            .ok_or_else(|| no_such_namespace(namespace))?;
+        let query = PageQuery {
+            after: after.as_deref(),
+            limit: page.fetch_limit(),
+        };
+        let names = match kind {
+            Some(kind) => {
+                self.store
+                    .list_tables(kind, &warehouse.id, namespace, query)
+                    .await?
+            }
+            None => {
+                self.store
+                    .list_functions(&warehouse.id, namespace, query)
+                    .await?
+            }
+        }
+        .ok_or_else(|| no_such_namespace(namespace))?;
         let idents = names
             .into_iter()
             .map(|name| TableIdent::new(namespace.clone(), name))
@@ -227,9 +231,26 @@ impl Catalog {
         Ok(version)
     }
 
+    /// The location of a new table, view or function: the one the client asked for (when it
+    /// can be served), else the default one.
+    pub(super) async fn new_object_location(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        requested: Option<&str>,
+    ) -> CatalogResult<String> {
+        match requested {
+            Some(location) => Ok(self.storage.validate_location(location)?),
+            None => {
+                self.default_table_location(warehouse, ident.namespace(), ident.name())
+                    .await
+            }
+        }
+    }
+
     /// The default location of a new table: under its namespace's `location` property when
     /// set, else under the warehouse, in a directory unique to this table.
-    pub(super) async fn default_table_location(
+    async fn default_table_location(
         &self,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
@@ -260,13 +281,9 @@ impl Catalog {
     ) -> CatalogResult<CreatedTable> {
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         validate_table_ident(&ident)?;
-        let location = match &request.location {
-            Some(location) => self.storage.validate_location(location)?,
-            None => {
-                self.default_table_location(warehouse, namespace, &request.name)
-                    .await?
-            }
-        };
+        let location = self
+            .new_object_location(warehouse, &ident, request.location.as_deref())
+            .await?;
         let mut properties = request.properties;
         let format_version = take_format_version(&mut properties)?;
         let creation = TableCreation::builder()
@@ -740,13 +757,9 @@ impl Catalog {
                 "a commit that creates a table must add a schema (add-schema update)".into(),
             )
         })?;
-        let location = match location {
-            Some(location) => self.storage.validate_location(&location)?,
-            None => {
-                self.default_table_location(warehouse, ident.namespace(), ident.name())
-                    .await?
-            }
-        };
+        let location = self
+            .new_object_location(warehouse, ident, location.as_deref())
+            .await?;
         let creation = TableCreation::builder()
             .name(ident.name().to_owned())
             .location(location)

@@ -106,7 +106,7 @@ impl Catalog {
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
-        self.list_objects(ObjectKind::View, warehouse, namespace, page)
+        self.list_objects(Some(ObjectKind::View), warehouse, namespace, page)
             .await
     }
 
@@ -119,13 +119,9 @@ impl Catalog {
     ) -> CatalogResult<LoadedView> {
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         validate_table_ident(&ident)?;
-        let location = match &request.location {
-            Some(location) => self.storage.validate_location(location)?,
-            None => {
-                self.default_table_location(warehouse, namespace, &request.name)
-                    .await?
-            }
-        };
+        let location = self
+            .new_object_location(warehouse, &ident, request.location.as_deref())
+            .await?;
         let version = &request.view_version;
         let creation = ViewCreation::builder()
             .name(request.name.clone())
