@@ -155,6 +155,23 @@ pub struct ServeArgs {
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "SERAC_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+
+    /// On SIGTERM or SIGINT, how long to keep serving while reporting unready, so that load
+    /// balancers stop sending requests before the listener closes (Kubernetes: a few seconds).
+    #[arg(long, env = "SERAC_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
+    /// Change feed: how long events are kept for subscribers to resume from.
+    #[arg(long, env = "SERAC_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
+    /// Change feed: how often idle subscribers look for events nobody announced.
+    #[arg(long, env = "SERAC_EVENT_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub event_poll_interval: Duration,
+
+    /// Log one line per request (route, status, latency, request id).
+    #[arg(long, env = "SERAC_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod context;
 pub mod metrics;
 pub mod server;
 pub mod storage;

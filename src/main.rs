@@ -32,13 +32,22 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<(), String> {
+    // Changes made from the command line are attributed to it in change events.
+    let context = serac::context::RequestContext {
+        request_id: None,
+        actor: "serac-cli".into(),
+    };
+    serac::context::scope(context, run_command(command)).await
+}
+
+async fn run_command(command: Command) -> Result<(), String> {
     match command {
         Command::Serve(args) => {
             let server = Server::build(&args).await?;
             server.run(shutdown_signal()).await
         }
         Command::Migrate(database) => {
-            open_store(&database).await?;
+            open_store(&database, &serac::metrics::Metrics::new()).await?;
             println!("migrations are up to date");
             Ok(())
         }
@@ -100,7 +109,8 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog, String> {
-    let store = open_store(database).await?;
+    let metrics = std::sync::Arc::new(serac::metrics::Metrics::new());
+    let store = open_store(database, &metrics).await?;
     let settings = CatalogSettings {
         default_warehouse: database.default_warehouse.clone(),
         commit_retries: 0,
@@ -108,6 +118,8 @@ async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog
         table_cache_bytes: 1024 * 1024,
         scan_files_per_task: 1000,
         scan_plan_lifetime: std::time::Duration::from_secs(600),
+        event_retention: std::time::Duration::from_secs(7 * 86_400),
+        event_poll_interval: std::time::Duration::from_secs(2),
     };
-    Ok(Catalog::new(store, Storage::new(), settings))
+    Ok(Catalog::new(store, Storage::new(), settings, metrics))
 }

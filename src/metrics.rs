@@ -24,6 +24,45 @@ pub enum CommitOutcome {
     Failed,
 }
 
+/// What the store records: how long queries wait for a pooled connection and how long each
+/// store operation takes.
+#[derive(Debug, Clone)]
+pub struct DbMetrics {
+    pub acquire_wait: Histogram,
+    pub query_duration: HistogramVec,
+    pub events_published: IntCounter,
+}
+
+impl DbMetrics {
+    /// Metrics that are recorded but exported nowhere (command-line tools).
+    pub fn unregistered() -> Self {
+        Self {
+            acquire_wait: Histogram::with_opts(
+                HistogramOpts::new(
+                    "db_pool_acquire_wait_seconds",
+                    "Time spent waiting for a database connection from the pool",
+                )
+                .buckets(BUCKETS.to_vec()),
+            )
+            .expect("valid histogram"),
+            query_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "db_query_duration_seconds",
+                    "Duration of database operations (a statement or a transaction) by operation",
+                )
+                .buckets(BUCKETS.to_vec()),
+                &["operation"],
+            )
+            .expect("valid histogram"),
+            events_published: IntCounter::new(
+                "events_published_total",
+                "Change events committed through this replica",
+            )
+            .expect("valid counter"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +77,11 @@ pub struct Metrics {
     pub db_pool_idle: IntGauge,
     pub entities: IntGaugeVec,
     pub metrics_reports: IntCounter,
+    pub db: DbMetrics,
+    pub events_delivered: IntCounter,
+    pub feed_subscribers: IntGauge,
+    pub audit_records: IntCounterVec,
+    pub draining: IntGauge,
 }
 
 impl Default for Metrics {
@@ -111,6 +155,27 @@ impl Metrics {
                 "Scan and commit reports received from clients",
             )
             .expect("valid counter"),
+            db: DbMetrics::unregistered(),
+            events_delivered: IntCounter::new(
+                "events_delivered_total",
+                "Change events sent to change-feed subscribers of this replica",
+            )
+            .expect("valid counter"),
+            feed_subscribers: IntGauge::new(
+                "change_feed_subscribers",
+                "Connected change-feed subscribers",
+            )
+            .expect("valid gauge"),
+            audit_records: IntCounterVec::new(
+                Opts::new(
+                    "audit_records_total",
+                    "Audit records by result: written, dropped (the database refused them)",
+                ),
+                &["result"],
+            )
+            .expect("valid counter"),
+            draining: IntGauge::new("draining", "1 while the server drains before it stops")
+                .expect("valid gauge"),
             registry,
         };
         let build = IntGaugeVec::new(Opts::new("build_info", "Build information"), &["version"])
@@ -128,6 +193,13 @@ impl Metrics {
             Box::new(metrics.db_pool_idle.clone()),
             Box::new(metrics.entities.clone()),
             Box::new(metrics.metrics_reports.clone()),
+            Box::new(metrics.db.acquire_wait.clone()),
+            Box::new(metrics.db.query_duration.clone()),
+            Box::new(metrics.db.events_published.clone()),
+            Box::new(metrics.events_delivered.clone()),
+            Box::new(metrics.feed_subscribers.clone()),
+            Box::new(metrics.audit_records.clone()),
+            Box::new(metrics.draining.clone()),
             Box::new(build),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ];

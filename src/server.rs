@@ -16,15 +16,16 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::api::{self, ApiError, AppState};
+use crate::api::{self, ApiError, AppState, Lifecycle};
 use crate::catalog::{Catalog, CatalogSettings};
 use crate::config::{Database, DatabaseArgs, ServeArgs, redact};
 use crate::metrics::Metrics;
 use crate::storage::Storage;
 use crate::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 
-/// Opens the configured database and brings its schema up to date.
-pub async fn open_store(args: &DatabaseArgs) -> Result<Arc<dyn Store>, String> {
+/// Opens the configured database and brings its schema up to date. The store records its
+/// database metrics in `metrics`.
+pub async fn open_store(args: &DatabaseArgs, metrics: &Metrics) -> Result<Arc<dyn Store>, String> {
     match args.database()? {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -32,18 +33,21 @@ pub async fn open_store(args: &DatabaseArgs) -> Result<Arc<dyn Store>, String> {
                     format!("SERAC_DATA_DIR: cannot create '{}': {e}", dir.display())
                 })?;
             }
-            let store = SqliteStore::open(&path, args.db_max_connections)
+            let store = SqliteStore::open(&path, args.db_max_connections, metrics.db.clone())
                 .await
                 .map_err(|e| format!("cannot open SQLite database '{}': {e}", path.display()))?;
             store.migrate().await.map_err(|e| e.to_string())?;
             Ok(Arc::new(store))
         }
         Database::Postgres(url) => {
-            let store = PostgresStore::connect(&PostgresOptions {
-                url: url.clone(),
-                max_connections: args.db_max_connections,
-                acquire_timeout: args.db_acquire_timeout,
-            })
+            let store = PostgresStore::connect(
+                &PostgresOptions {
+                    url: url.clone(),
+                    max_connections: args.db_max_connections,
+                    acquire_timeout: args.db_acquire_timeout,
+                },
+                metrics.db.clone(),
+            )
             .map_err(|e| format!("SERAC_DATABASE_URL: {e}"))?;
             store
                 .migrate()
@@ -59,12 +63,15 @@ pub struct Server {
     listener: TcpListener,
     app: Router,
     catalog: Arc<Catalog>,
+    lifecycle: Arc<Lifecycle>,
     drain_timeout: Duration,
+    shutdown_delay: Duration,
 }
 
 impl Server {
     pub async fn build(args: &ServeArgs) -> Result<Self, String> {
-        let store = open_store(&args.database).await?;
+        let metrics = Arc::new(Metrics::new());
+        let store = open_store(&args.database, &metrics).await?;
         let settings = CatalogSettings {
             default_warehouse: args.database.default_warehouse.clone(),
             commit_retries: args.commit_retries,
@@ -72,8 +79,10 @@ impl Server {
             table_cache_bytes: args.table_cache_mb.saturating_mul(1024 * 1024),
             scan_files_per_task: args.scan_files_per_task,
             scan_plan_lifetime: args.scan_plan_lifetime,
+            event_retention: args.event_retention,
+            event_poll_interval: args.event_poll_interval,
         };
-        let catalog = Arc::new(Catalog::new(store, Storage::new(), settings));
+        let catalog = Arc::new(Catalog::new(store, Storage::new(), settings, metrics));
         let location = args.default_warehouse_location()?;
         if let Some(dir) = location.strip_prefix("file://") {
             std::fs::create_dir_all(dir)
@@ -86,16 +95,20 @@ impl Server {
         let listener = TcpListener::bind(args.bind)
             .await
             .map_err(|e| format!("SERAC_BIND: cannot listen on {}: {e}", args.bind))?;
-        let app = with_middleware(
-            api::router(AppState::new(catalog.clone())),
-            args,
-            catalog.metrics().clone(),
-        );
+        let lifecycle = Arc::new(Lifecycle::default());
+        let state = AppState {
+            catalog: catalog.clone(),
+            lifecycle: lifecycle.clone(),
+            access_log: args.access_log,
+        };
+        let app = with_middleware(api::router(state.clone()), args, state);
         Ok(Self {
             listener,
             app,
             catalog,
+            lifecycle,
             drain_timeout: args.drain_timeout,
+            shutdown_delay: args.shutdown_delay,
         })
     }
 
@@ -110,19 +123,32 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish within the
-    /// drain timeout.
+    /// Serves until `shutdown` completes. Then: `/ready` turns 503 at once; after the
+    /// shutdown delay the listener closes, change-feed connections get a close frame, and
+    /// in-flight requests finish within the drain timeout; queued audit records are written.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         let addr = self.local_addr();
         tracing::info!(%addr, backend = self.catalog.backend(), "serac is serving the Iceberg REST catalog");
-        let janitor = tokio::spawn(purge_idempotency_keys(self.catalog.clone()));
+        let mut background = self.catalog.start_background();
+        background.push(tokio::spawn(purge_idempotency_keys(self.catalog.clone())));
         let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
+        let lifecycle = self.lifecycle.clone();
+        let metrics = self.catalog.metrics().clone();
+        let delay = self.shutdown_delay;
+        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
-            tracing::info!("shutdown requested: draining in-flight requests");
+            lifecycle.start_drain();
+            metrics.draining.set(1);
+            tracing::info!(delay = ?delay, "shutdown requested: reporting unready");
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            tracing::info!("closing the listener and change feeds; draining in-flight requests");
+            lifecycle.close_feeds();
             let _ = drain_tx.send(());
         });
         let serve = tokio::spawn(async move { serve.await });
@@ -137,15 +163,26 @@ impl Server {
                 Ok(())
             }
         };
-        janitor.abort();
+        // Feeds got their close frame; give them a moment to send it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.lifecycle.feeds_closed()).await;
+        if tokio::time::timeout(Duration::from_secs(10), self.catalog.flush_audit())
+            .await
+            .is_err()
+        {
+            tracing::warn!("audit records still queued at exit were not written");
+        }
+        for task in background {
+            task.abort();
+        }
+        tracing::info!("serac stopped");
         result
     }
 }
 
-fn with_middleware(router: Router, args: &ServeArgs, metrics: Arc<Metrics>) -> Router {
+fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router {
     router
         .layer(axum::middleware::from_fn_with_state(
-            metrics,
+            state,
             api::record_request,
         ))
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
@@ -163,19 +200,25 @@ fn with_middleware(router: Router, args: &ServeArgs, metrics: Arc<Metrics>) -> R
             },
         ))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id,
-                )
-            }),
+            // A span per request carries its id into every log line; the access log line
+            // itself is written by `api::record_request`, which knows the route.
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id,
+                    )
+                })
+                .on_request(())
+                .on_response(())
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -8,6 +8,8 @@ mod commits;
 mod config;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/events.rs"]
+mod events;
 #[path = "api/functions.rs"]
 mod functions;
 #[path = "api/idempotency.rs"]
@@ -16,6 +18,8 @@ mod idempotency;
 mod metrics;
 #[path = "api/namespaces.rs"]
 mod namespaces;
+#[path = "api/operations.rs"]
+mod operations;
 #[path = "api/tables.rs"]
 mod tables;
 #[path = "api/transactions.rs"]

@@ -76,6 +76,7 @@ impl From<CatalogError> for ApiError {
             E::NoSuchView(_) => (StatusCode::NOT_FOUND, "NoSuchViewException"),
             E::NoSuchFunction(_) => (StatusCode::NOT_FOUND, "NoSuchFunctionException"),
             E::NoSuchPlan(_) => (StatusCode::NOT_FOUND, "NoSuchPlanIdException"),
+            E::CursorExpired(_) => (StatusCode::GONE, "CursorExpiredException"),
             E::AlreadyExists(_) => (StatusCode::CONFLICT, "AlreadyExistsException"),
             E::NamespaceNotEmpty(_) => (StatusCode::CONFLICT, "NamespaceNotEmptyException"),
             E::CommitFailed(_) => (StatusCode::CONFLICT, "CommitFailedException"),

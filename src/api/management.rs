@@ -16,10 +16,59 @@ use crate::catalog::Warehouse;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/warehouses", get(list).post(create))
+        .route("/audit", get(audit))
         .route(
             "/warehouses/{warehouse}/namespaces/{namespace}/functions",
             axum::routing::post(create_function),
         )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct AuditEntry {
+    timestamp_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<String>,
+    operation: String,
+    object: String,
+    status: u16,
+    outcome: String,
+}
+
+/// `GET /management/v1/audit?limit=N`: the newest audit records (default 100, at most
+/// 1000), newest first, including every mutation this replica answered so far.
+async fn audit(
+    State(state): State<AppState>,
+    super::extract::ApiQuery(query): super::extract::ApiQuery<AuditQuery>,
+) -> ApiResult<Response> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let records: Vec<AuditEntry> = state
+        .catalog
+        .audit_records(limit)
+        .await?
+        .into_iter()
+        .map(|r| AuditEntry {
+            timestamp_ms: r.at_ms,
+            request_id: r.request_id,
+            actor: r.actor,
+            client: r.client,
+            operation: r.operation,
+            object: r.object,
+            status: r.status,
+            outcome: r.outcome,
+        })
+        .collect();
+    let body = serde_json::json!({ "records": records });
+    Ok(json_response(StatusCode::OK, body.to_string()))
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! error model. Handlers are thin: they parse, call the catalog, and shape the response.
 
 mod error;
+mod events;
 mod extract;
 mod functions;
 mod idempotency;
@@ -31,11 +32,49 @@ use crate::catalog::{Catalog, CatalogError, PageRequest};
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: Arc<Catalog>,
+    pub lifecycle: Arc<Lifecycle>,
+    /// Whether each request is logged.
+    pub access_log: bool,
 }
 
-impl AppState {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self { catalog }
+/// Where the server is in its life: serving, draining (unready, still serving), closing
+/// (change-feed connections end).
+#[derive(Debug)]
+pub struct Lifecycle {
+    draining: std::sync::atomic::AtomicBool,
+    closing: tokio::sync::watch::Sender<bool>,
+    /// Open change-feed connections.
+    feeds: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            draining: std::sync::atomic::AtomicBool::new(false),
+            closing: tokio::sync::watch::Sender::new(false),
+            feeds: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl Lifecycle {
+    pub fn start_drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Tells every change-feed connection to close.
+    pub fn close_feeds(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Completes when no change-feed connection is open.
+    pub async fn feeds_closed(&self) {
+        let _ = self.feeds.subscribe().wait_for(|n| *n == 0).await;
     }
 }
 
@@ -164,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/config", get(config))
         .nest("/v1/{prefix}", catalog_routes())
         .nest("/v1", catalog_routes())
+        .route("/v1/events/stream", get(events::stream))
         .nest("/management/v1", management::routes())
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -264,12 +304,16 @@ async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
-/// Counts and times every request by its route template (never the raw path).
+/// Counts and times every request by its route template (never the raw path), runs it with
+/// its request context (id and principal, for change events and logs), logs it, and audits
+/// mutations.
 pub async fn record_request(
-    State(metrics): State<Arc<crate::metrics::Metrics>>,
+    State(state): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let metrics = state.catalog.metrics().clone();
     // Both are cheap clones (an `Arc<str>` and a usually static method).
     let matched = request
         .extensions()
@@ -277,27 +321,108 @@ pub async fn record_request(
         .cloned();
     let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
     let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let audited =
+        (matched.is_some() && is_mutation(&method, route)).then(|| request.uri().path().to_owned());
+    let context = crate::context::RequestContext {
+        request_id,
+        actor: ANONYMOUS.to_owned(),
+    };
+    let actor = audited.as_ref().map(|_| context.clone());
     metrics.http_in_flight.inc();
-    let timer = metrics
+    let response = crate::context::scope(context, next.run(request)).await;
+    let elapsed = started.elapsed();
+    metrics
         .http_duration
         .with_label_values(&[route])
-        .start_timer();
-    let response = next.run(request).await;
-    timer.observe_duration();
+        .observe(elapsed.as_secs_f64());
     metrics.http_in_flight.dec();
+    let status = response.status();
     metrics
         .http_requests
-        .with_label_values(&[route, method.as_str(), response.status().as_str()])
+        .with_label_values(&[route, method.as_str(), status.as_str()])
         .inc();
+    if state.access_log {
+        tracing::info!(
+            target: "serac::access",
+            route,
+            method = %method,
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            client = client.map(tracing::field::display),
+            principal = ANONYMOUS,
+            "request"
+        );
+    }
+    if let (Some(object), Some(context)) = (audited, actor) {
+        state.catalog.audit(crate::catalog::AuditRecord {
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            request_id: context.request_id,
+            actor: context.actor,
+            client: client.map(|c| c.to_string()),
+            operation: format!("{method} {route}"),
+            object,
+            status: status.as_u16(),
+            outcome: match status.as_u16() {
+                200..=399 => "success",
+                400..=499 => "rejected",
+                _ => "failed",
+            }
+            .to_owned(),
+        });
+    }
     response
+}
+
+/// The principal of unauthenticated requests.
+const ANONYMOUS: &str = "anonymous";
+
+/// Whether a request may change the catalog (and so is audited). Planning a scan, fetching
+/// its tasks and reporting metrics change nothing although they are POSTs.
+fn is_mutation(method: &Method, route: &str) -> bool {
+    let read_only_post =
+        route.ends_with("/plan") || route.ends_with("/tasks") || route.ends_with("/metrics");
+    match *method {
+        Method::PUT | Method::DELETE | Method::PATCH => true,
+        Method::POST => !read_only_post,
+        _ => false,
+    }
 }
 
 async fn health() -> Response {
     json_response(StatusCode::OK, r#"{"status":"ok"}"#)
 }
 
+/// Ready: not draining, the database answers, and its schema holds every migration.
 async fn ready(State(state): State<AppState>) -> ApiResult<Response> {
-    state.catalog.ping().await?;
+    if state.lifecycle.is_draining() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "the server is shutting down",
+        ));
+    }
+    let check = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.catalog.check_ready(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "the catalog database did not answer within 2 s",
+        )
+    })?;
+    check?;
     Ok(json_response(StatusCode::OK, r#"{"status":"ready"}"#))
 }
 

@@ -34,6 +34,9 @@ pub enum CatalogError {
     /// The idempotency key was recorded by an earlier (or concurrent) request.
     #[error("idempotency key already used")]
     IdempotencyKeyUsed,
+    /// A change-feed cursor points before events that retention has deleted.
+    #[error("{0}")]
+    CursorExpired(String),
     /// A dependency (database, storage) is not reachable right now.
     #[error("{0}")]
     Unavailable(String),

@@ -14,7 +14,7 @@ use super::ident::{validate_namespace, validate_table_name};
 use super::page::{PageRequest, Paged};
 use super::tables::{display_ident, metadata_file_location, no_such_namespace};
 use super::{Catalog, CatalogError, CatalogResult, Warehouse};
-use crate::store::{NewTable, ObjectKind, StoreError};
+use crate::store::{Change, NewTable, ObjectKind, StoreError};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -338,7 +338,21 @@ impl Catalog {
         };
         if let Err(err) = self
             .store
-            .create_function(&warehouse.id, ident.namespace(), &row)
+            .create_function(
+                &warehouse.id,
+                ident.namespace(),
+                &row,
+                &Change::new(
+                    None,
+                    vec![self.event(
+                        "function.created",
+                        warehouse,
+                        ident.namespace(),
+                        Some(ident.name()),
+                        serde_json::json!({ "metadata-location": metadata_location }),
+                    )],
+                ),
+            )
             .await
         {
             self.delete_quietly(&metadata_location).await;

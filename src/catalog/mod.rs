@@ -3,6 +3,7 @@
 
 mod cache;
 mod error;
+pub mod events;
 mod functions;
 mod heads;
 pub mod ident;
@@ -27,14 +28,15 @@ pub use tables::{CreatedTable, DropTable};
 pub use views::{CommitViewRequest, CreateViewRequest, LoadedView, RegisterViewRequest};
 
 use cache::TableCache;
+use events::AuditLog;
 use heads::HeadLookups;
 use locks::CommitLocks;
 use scan::Plans;
 
 use crate::metrics::Metrics;
 use crate::storage::Storage;
-pub use crate::store::{IdempotencyEntry, IdempotencyRecord};
-use crate::store::{Store, WarehouseRow, now_ms};
+pub use crate::store::{AuditRecord, IdempotencyEntry, IdempotencyRecord};
+use crate::store::{Change, Store, WarehouseRow, now_ms};
 
 /// Tunables of the catalog, from the configuration.
 #[derive(Debug, Clone)]
@@ -52,6 +54,11 @@ pub struct CatalogSettings {
     pub scan_files_per_task: usize,
     /// How long a split scan plan can be fetched.
     pub scan_plan_lifetime: Duration,
+    /// How long change events are kept.
+    pub event_retention: Duration,
+    /// How often an idle change-feed subscriber looks for events nobody announced (a missed
+    /// notification, a transaction that held others back).
+    pub event_poll_interval: Duration,
 }
 
 /// A warehouse: a named root location with its own namespaces and tables.
@@ -81,6 +88,7 @@ pub struct Catalog {
     heads: HeadLookups,
     plans: Plans,
     metrics: Arc<Metrics>,
+    audit: AuditLog,
     #[cfg(feature = "failpoints")]
     fail_next_swap: std::sync::atomic::AtomicBool,
     warehouses: RwLock<HashMap<String, Arc<Warehouse>>>,
@@ -88,7 +96,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(store: Arc<dyn Store>, storage: Storage, settings: CatalogSettings) -> Self {
+    /// A catalog over `store` and `storage`. `metrics` should be the one whose database
+    /// metrics the store records.
+    pub fn new(
+        store: Arc<dyn Store>,
+        storage: Storage,
+        settings: CatalogSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             store,
             storage,
@@ -96,7 +111,8 @@ impl Catalog {
             commit_locks: CommitLocks::new(),
             heads: HeadLookups::new(),
             plans: Plans::new(settings.scan_files_per_task, settings.scan_plan_lifetime),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            audit: AuditLog::new(),
             #[cfg(feature = "failpoints")]
             fail_next_swap: std::sync::atomic::AtomicBool::new(false),
             warehouses: RwLock::new(HashMap::new()),
@@ -143,6 +159,17 @@ impl Catalog {
         Ok(self.store.ping().await?)
     }
 
+    /// Whether the database answers and holds every migration of this build.
+    pub async fn check_ready(&self) -> CatalogResult<()> {
+        if self.store.schema_current().await? {
+            Ok(())
+        } else {
+            Err(CatalogError::Unavailable(
+                "the catalog database schema is older than this server: run `serac migrate`".into(),
+            ))
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         self.store.backend()
     }
@@ -183,7 +210,19 @@ impl Catalog {
             properties: HashMap::new(),
             created_at_ms: now_ms(),
         };
-        match self.store.create_warehouse(&row).await {
+        let warehouse = Warehouse::from(row.clone());
+        let event = self.event(
+            "warehouse.created",
+            &warehouse,
+            &[],
+            None,
+            serde_json::json!({ "location": warehouse.location }),
+        );
+        match self
+            .store
+            .create_warehouse(&row, &Change::new(None, vec![event]))
+            .await
+        {
             Ok(()) => {}
             Err(crate::store::StoreError::AlreadyExists) => {
                 return Err(CatalogError::AlreadyExists(format!(
@@ -192,7 +231,7 @@ impl Catalog {
             }
             Err(e) => return Err(e.into()),
         }
-        let warehouse = Arc::new(Warehouse::from(row));
+        let warehouse = Arc::new(warehouse);
         self.remember_warehouse(warehouse.clone());
         Ok(warehouse)
     }

@@ -8,7 +8,7 @@ use iceberg::{Namespace, NamespaceIdent};
 use super::ident::{display_namespace, validate_namespace};
 use super::page::{PageRequest, Paged};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
-use crate::store::{NamespaceRow, PageQuery, StoreError};
+use crate::store::{Change, NamespaceRow, PageQuery, StoreError};
 
 /// How many times a property update is retried when another update raced it.
 const PROPERTY_UPDATE_ATTEMPTS: u32 = 16;
@@ -85,7 +85,21 @@ impl Catalog {
         validate_namespace(namespace)?;
         match self
             .store
-            .create_namespace(&warehouse.id, namespace, &properties, idempotency)
+            .create_namespace(
+                &warehouse.id,
+                namespace,
+                &properties,
+                &Change::new(
+                    idempotency,
+                    vec![self.event(
+                        "namespace.created",
+                        warehouse,
+                        namespace,
+                        None,
+                        serde_json::json!({ "properties": properties }),
+                    )],
+                ),
+            )
             .await
         {
             Ok(row) => to_namespace(row),
@@ -125,7 +139,20 @@ impl Catalog {
         validate_namespace(namespace)?;
         match self
             .store
-            .drop_namespace(&warehouse.id, namespace, idempotency)
+            .drop_namespace(
+                &warehouse.id,
+                namespace,
+                &Change::new(
+                    idempotency,
+                    vec![self.event(
+                        "namespace.dropped",
+                        warehouse,
+                        namespace,
+                        None,
+                        serde_json::json!({}),
+                    )],
+                ),
+            )
             .await
         {
             Ok(true) => Ok(()),
@@ -179,9 +206,21 @@ impl Catalog {
                 }
             }
             properties.extend(updates.clone());
+            let event = self.event(
+                "namespace.updated",
+                warehouse,
+                namespace,
+                None,
+                serde_json::json!({ "updated": change.updated, "removed": change.removed }),
+            );
             if self
                 .store
-                .swap_namespace_properties(&row.id, row.version, &properties, idempotency)
+                .swap_namespace_properties(
+                    &row.id,
+                    row.version,
+                    &properties,
+                    &Change::new(idempotency, vec![event]),
+                )
                 .await?
             {
                 return Ok(change);

@@ -20,7 +20,7 @@ use super::ident::{
 use super::page::{PageRequest, Paged};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
 use crate::metrics::CommitOutcome;
-use crate::store::{NewTable, ObjectKind, PageQuery, StoreError, TableHead, TableSwap};
+use crate::store::{Change, NewTable, ObjectKind, PageQuery, StoreError, TableHead, TableSwap};
 
 const PROPERTY_FORMAT_VERSION: &str = "format-version";
 const PROPERTY_DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
@@ -383,6 +383,17 @@ impl Catalog {
                 .map_err(CatalogError::from)?;
         }
         let id = uuid::Uuid::now_v7().to_string();
+        let event = self.event(
+            "table.created",
+            warehouse,
+            ident.namespace(),
+            Some(ident.name()),
+            serde_json::json!({
+                "table-uuid": metadata.uuid(),
+                "metadata-location": metadata_location,
+                "registered": !write_file,
+            }),
+        );
         let inserted = self
             .store
             .create_table(
@@ -395,7 +406,7 @@ impl Catalog {
                     metadata_location: &metadata_location,
                     metadata: &json,
                 },
-                idempotency,
+                &Change::new(idempotency, vec![event]),
             )
             .await;
         if let Err(err) = inserted {
@@ -483,7 +494,7 @@ impl Catalog {
                 Prepared::Unchanged(current) => return Ok(current),
                 Prepared::Changed(change) => change,
             };
-            if let Some(version) = self.swap(&[prepared], idempotency).await?.pop() {
+            if let Some(version) = self.swap(warehouse, &[prepared], idempotency).await?.pop() {
                 return Ok(version);
             }
             self.metrics.commit(CommitOutcome::Retried);
@@ -556,7 +567,11 @@ impl Catalog {
             if prepared.is_empty() {
                 return Ok(());
             }
-            if !self.swap(&prepared, idempotency).await?.is_empty() {
+            if !self
+                .swap(warehouse, &prepared, idempotency)
+                .await?
+                .is_empty()
+            {
                 return Ok(());
             }
             tracing::debug!("transaction lost a race; retrying");
@@ -612,6 +627,17 @@ impl Catalog {
             .build()
             .map_err(|e| invalid("the updates do not produce valid table metadata", e))?;
         let metadata = built.metadata;
+        let actions = request
+            .updates
+            .iter()
+            .filter_map(|u| {
+                serde_json::to_value(u)
+                    .ok()?
+                    .get("action")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
         let location = next_metadata_location(Some(&head.metadata_location), &metadata);
         let json = to_json(&metadata)?;
         let write = self.metrics.metadata_write_duration.start_timer();
@@ -633,6 +659,8 @@ impl Catalog {
             Vec::new()
         };
         Ok(Prepared::Changed(PreparedCommit {
+            ident: ident.clone(),
+            actions,
             head,
             location,
             json,
@@ -645,6 +673,7 @@ impl Catalog {
     /// changed meanwhile (the new files are deleted again); else the new versions.
     async fn swap(
         &self,
+        warehouse: &Warehouse,
         prepared: &[PreparedCommit],
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Vec<Arc<TableVersion>>> {
@@ -667,7 +696,28 @@ impl Catalog {
                 new_metadata: &p.json,
             })
             .collect();
-        let swapped = match self.store.swap_tables_metadata(&swaps, idempotency).await {
+        let events = prepared
+            .iter()
+            .map(|p| {
+                self.event(
+                    "table.updated",
+                    warehouse,
+                    p.ident.namespace(),
+                    Some(p.ident.name()),
+                    serde_json::json!({
+                        "table-uuid": p.metadata.uuid(),
+                        "metadata-location": p.location,
+                        "previous-metadata-location": p.head.metadata_location,
+                        "actions": p.actions,
+                    }),
+                )
+            })
+            .collect();
+        let swapped = match self
+            .store
+            .swap_tables_metadata(&swaps, &Change::new(idempotency, events))
+            .await
+        {
             Ok(swapped) => swapped,
             Err(e) => {
                 self.discard(prepared).await;
@@ -806,7 +856,16 @@ impl Catalog {
                 &warehouse.id,
                 ident.namespace(),
                 ident.name(),
-                idempotency,
+                &Change::new(
+                    idempotency,
+                    vec![self.event(
+                        "table.dropped",
+                        warehouse,
+                        ident.namespace(),
+                        Some(ident.name()),
+                        serde_json::json!({ "purge": mode == DropTable::Purge }),
+                    )],
+                ),
             )
             .await?
             .ok_or_else(|| no_such_table(ident))?;
@@ -863,6 +922,21 @@ impl Catalog {
     ) -> CatalogResult<()> {
         validate_table_ident(source)?;
         validate_table_ident(destination)?;
+        let event = self.event(
+            match kind {
+                ObjectKind::Table => "table.renamed",
+                ObjectKind::View => "view.renamed",
+            },
+            warehouse,
+            source.namespace(),
+            Some(source.name()),
+            serde_json::json!({
+                "destination": {
+                    "namespace": destination.namespace().as_ref(),
+                    "name": destination.name(),
+                }
+            }),
+        );
         match self
             .store
             .rename_table(
@@ -870,7 +944,7 @@ impl Catalog {
                 &warehouse.id,
                 (source.namespace(), source.name()),
                 (destination.namespace(), destination.name()),
-                idempotency,
+                &Change::new(idempotency, vec![event]),
             )
             .await
         {
@@ -910,6 +984,18 @@ impl Catalog {
                 .await?
         {
             let json = to_json(&metadata)?;
+            let event = self.event(
+                "table.updated",
+                warehouse,
+                namespace,
+                Some(&request.name),
+                serde_json::json!({
+                    "table-uuid": metadata.uuid(),
+                    "metadata-location": request.metadata_location,
+                    "previous-metadata-location": head.metadata_location,
+                    "registered": true,
+                }),
+            );
             if !self
                 .store
                 .swap_table_metadata(
@@ -917,7 +1003,7 @@ impl Catalog {
                     &head.metadata_location,
                     &request.metadata_location,
                     &json,
-                    idempotency,
+                    &Change::new(idempotency, vec![event]),
                 )
                 .await?
             {
@@ -967,6 +1053,9 @@ fn is_generated_table_dir(location: &str) -> bool {
 
 /// A commit whose new metadata file is written and whose row is not yet swapped.
 struct PreparedCommit {
+    ident: TableIdent,
+    /// The update actions applied (for the change event).
+    actions: Vec<String>,
     head: TableHead,
     location: String,
     json: String,

@@ -15,7 +15,7 @@ use super::ident::{validate_namespace, validate_table_ident, validate_table_name
 use super::page::{PageRequest, Paged};
 use super::tables::{display_ident, metadata_file_location, no_such_namespace};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
-use crate::store::{NewTable, ObjectKind, StoreError, TableSwap};
+use crate::store::{Change, NewTable, ObjectKind, StoreError, TableSwap};
 
 /// `POST .../views`: a new view.
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +163,17 @@ impl Catalog {
             }
         };
         let id = uuid::Uuid::now_v7().to_string();
+        let event = self.event(
+            "view.created",
+            warehouse,
+            ident.namespace(),
+            Some(ident.name()),
+            serde_json::json!({
+                "view-uuid": metadata.uuid(),
+                "metadata-location": metadata_location,
+                "registered": !written,
+            }),
+        );
         let inserted = self
             .store
             .create_table(
@@ -175,7 +186,7 @@ impl Catalog {
                     metadata_location: &metadata_location,
                     metadata: &json,
                 },
-                idempotency,
+                &Change::new(idempotency, vec![event]),
             )
             .await;
         if let Err(err) = inserted {
@@ -292,7 +303,22 @@ impl Catalog {
                 new_location: &location,
                 new_metadata: &json,
             };
-            match self.store.swap_tables_metadata(&[swap], idempotency).await {
+            let event = self.event(
+                "view.updated",
+                warehouse,
+                ident.namespace(),
+                Some(ident.name()),
+                serde_json::json!({
+                    "view-uuid": metadata.uuid(),
+                    "metadata-location": location,
+                    "previous-metadata-location": row.metadata_location,
+                }),
+            );
+            match self
+                .store
+                .swap_tables_metadata(&[swap], &Change::new(idempotency, vec![event]))
+                .await
+            {
                 Ok(true) => {
                     return Ok(LoadedView {
                         metadata_location: location,
@@ -325,7 +351,16 @@ impl Catalog {
                 &warehouse.id,
                 ident.namespace(),
                 ident.name(),
-                idempotency,
+                &Change::new(
+                    idempotency,
+                    vec![self.event(
+                        "view.dropped",
+                        warehouse,
+                        ident.namespace(),
+                        Some(ident.name()),
+                        serde_json::json!({}),
+                    )],
+                ),
             )
             .await?
             .map(|_| ())

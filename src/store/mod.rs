@@ -145,6 +145,125 @@ pub struct IdempotencyEntry {
     pub created_at_ms: i64,
 }
 
+/// A change event, written in the same database transaction as the change it reports (an
+/// outbox): it exists if and only if the change happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// What happened, such as `table.updated`.
+    pub event_type: &'static str,
+    /// The warehouse's name.
+    pub warehouse: String,
+    /// The namespace levels (empty for warehouse events).
+    pub namespace: Vec<String>,
+    /// The table, view or function; `None` for namespace and warehouse events.
+    pub name: Option<String>,
+    /// Event details, a JSON object.
+    pub data: String,
+    pub request_id: Option<String>,
+    pub actor: Option<String>,
+}
+
+/// What a mutation records beside the change itself, in the same database transaction: its
+/// idempotency key and its change events. Events are written only when the change happens.
+#[derive(Debug, Clone, Default)]
+pub struct Change<'a> {
+    pub idempotency: Option<&'a IdempotencyRecord>,
+    pub events: Vec<NewEvent>,
+}
+
+impl<'a> Change<'a> {
+    pub fn new(idempotency: Option<&'a IdempotencyRecord>, events: Vec<NewEvent>) -> Self {
+        Self {
+            idempotency,
+            events,
+        }
+    }
+}
+
+/// A place in the event stream. Events are totally ordered by `(tx, id)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventPosition {
+    pub tx: i64,
+    pub id: i64,
+}
+
+/// A stored change event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub position: EventPosition,
+    pub created_at_ms: i64,
+    pub event_type: String,
+    pub warehouse: String,
+    pub namespace: Vec<String>,
+    pub name: Option<String>,
+    pub request_id: Option<String>,
+    pub actor: Option<String>,
+    pub data: String,
+}
+
+/// See [`Store::event_tail`].
+#[derive(Debug, Clone, Default)]
+pub struct EventTail {
+    pub position: EventPosition,
+    pub committed: Vec<EventPosition>,
+}
+
+/// Events after a position, in order.
+#[derive(Debug, Clone, Default)]
+pub struct EventBatch {
+    pub events: Vec<EventRow>,
+    /// Later events exist but are held back until an older, still running transaction ends
+    /// (it may yet add events before them): read again shortly.
+    pub held_back: bool,
+}
+
+/// One mutating request, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub at_ms: i64,
+    pub request_id: Option<String>,
+    /// Who: the authenticated principal, or `anonymous`.
+    pub actor: String,
+    /// The client's address.
+    pub client: Option<String>,
+    /// What: method and route template, such as `POST /v1/{prefix}/namespaces`.
+    pub operation: String,
+    /// Which object: the request path.
+    pub object: String,
+    pub status: u16,
+    /// `success`, `rejected` (4xx) or `failed` (5xx).
+    pub outcome: String,
+}
+
+/// Signals between committed events and the change feed.
+#[derive(Debug, Clone)]
+pub struct EventSignals {
+    /// Bumped when events are committed here or announced by another replica.
+    pub local: tokio::sync::watch::Sender<u64>,
+    /// Bumped when events are committed here; the relay announces them to other replicas.
+    pub outgoing: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for EventSignals {
+    fn default() -> Self {
+        Self {
+            local: tokio::sync::watch::Sender::new(0),
+            outgoing: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl EventSignals {
+    pub fn committed(&self) {
+        self.local.send_modify(|n| *n = n.wrapping_add(1));
+        self.outgoing.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn remote(&self) {
+        self.local.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
 /// One page of names, in byte order, after an optional cursor.
 #[derive(Debug, Clone, Copy)]
 pub struct PageQuery<'a> {
@@ -162,6 +281,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Whether every migration this build knows is applied (the schema may be newer).
+    async fn schema_current(&self) -> StoreResult<bool>;
+
     /// Open and idle connections of the pool(s).
     fn pool_stats(&self) -> (u32, u32);
 
@@ -169,7 +291,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn entity_counts(&self) -> StoreResult<EntityCounts>;
 
     // --- warehouses -------------------------------------------------------------------------
-    async fn create_warehouse(&self, row: &WarehouseRow) -> StoreResult<()>;
+    async fn create_warehouse(&self, row: &WarehouseRow, change: &Change<'_>) -> StoreResult<()>;
     async fn warehouse_by_name(&self, name: &str) -> StoreResult<Option<WarehouseRow>>;
     async fn list_warehouses(&self) -> StoreResult<Vec<WarehouseRow>>;
 
@@ -181,7 +303,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         warehouse_id: &str,
         levels: &[String],
         properties: &HashMap<String, String>,
-        idempotency: Option<&IdempotencyRecord>,
+        change: &Change<'_>,
     ) -> StoreResult<NamespaceRow>;
     async fn namespace(
         &self,
@@ -201,7 +323,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         warehouse_id: &str,
         levels: &[String],
-        idempotency: Option<&IdempotencyRecord>,
+        change: &Change<'_>,
     ) -> StoreResult<bool>;
     /// Replaces the properties if the namespace is still at `expected_version`.
     /// `Ok(false)`: someone else changed it first (or it was dropped).
@@ -210,7 +332,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         namespace_id: &str,
         expected_version: i64,
         properties: &HashMap<String, String>,
-        idempotency: Option<&IdempotencyRecord>,
+        change: &Change<'_>,
     ) -> StoreResult<bool>;
 
     // --- tables -----------------------------------------------------------------------------
@@ -237,7 +359,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         warehouse_id: &str,
         namespace: &[String],
         table: &NewTable<'_>,
-        idempotency: Option<&IdempotencyRecord>,
+        change: &Change<'_>,
     ) -> StoreResult<()>;
     /// Compare-and-set of a table's metadata on its current metadata location.
     /// `Ok(false)`: the row no longer holds `expected_location` (another commit won).
@@ -247,14 +369,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         expected_location: &str,
         new_location: &str,
         new_metadata: &str,
-        idempotency: Option<&IdempotencyRecord>,
+        change: &Change<'_>,
     ) -> StoreResult<bool>;
     /// Compare-and-set of several tables in one database transaction: every row must still
     /// hold its expected location, else nothing changes and the result is `Ok(false)`.
     async fn swap_tables_metadata(
         &self,
         swaps: &[TableSwap<'_>],
-        idempotency: Option<&IdempotencyRecord>,
+        change: &Change<'_>,
     ) -> StoreResult<bool>;
     /// Deletes a table row and returns it; `None` when there was none.
     async fn drop_table(
@@ -263,7 +385,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         warehouse_id: &str,
         namespace: &[String],
         name: &str,
-        idempotency: Option<&IdempotencyRecord>,
+        change: &Change<'_>,
     ) -> StoreResult<Option<TableRow>>;
     /// Moves a table. `Ok(false)`: no such source table; `MissingReference`: no destination
     /// namespace; `AlreadyExists`: the destination name is taken.
@@ -273,7 +395,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         warehouse_id: &str,
         source: (&[String], &str),
         destination: (&[String], &str),
-        idempotency: Option<&IdempotencyRecord>,
+        change: &Change<'_>,
     ) -> StoreResult<bool>;
 
     // --- functions --------------------------------------------------------------------------
@@ -283,6 +405,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         warehouse_id: &str,
         namespace: &[String],
         function: &NewTable<'_>,
+        change: &Change<'_>,
     ) -> StoreResult<()>;
     async fn function(
         &self,
@@ -307,6 +430,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_idempotency_body(&self, key: &str, body: &str) -> StoreResult<()>;
     /// Deletes keys created before the given time; returns how many.
     async fn purge_idempotency_keys(&self, created_before_ms: i64) -> StoreResult<u64>;
+
+    // --- change events and audit ------------------------------------------------------------
+    /// Up to `limit` events after `after`, in order. Only events that can no longer be
+    /// preceded by another (their transaction and every older one have ended) are returned.
+    async fn events_after(&self, after: EventPosition, limit: usize) -> StoreResult<EventBatch>;
+    /// Where "from now on" starts: every event committed later comes after `position`;
+    /// `committed` lists the events after it that are committed already (they are past).
+    async fn event_tail(&self) -> StoreResult<EventTail>;
+    /// The newest position deleted by retention, if any.
+    async fn event_floor(&self) -> StoreResult<Option<EventPosition>>;
+    /// Deletes events created before the given time, if this replica wins the cleanup lock.
+    /// `Ok(None)`: another replica is cleaning up.
+    async fn purge_events(&self, created_before_ms: i64) -> StoreResult<Option<u64>>;
+    /// Changes whenever events may have been committed: by this process, or by another
+    /// replica (once the relay runs).
+    fn event_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Starts the tasks that carry event announcements between replicas (PostgreSQL
+    /// `LISTEN`/`NOTIFY`); none for SQLite, which serves one process.
+    fn start_event_relay(&self) -> Vec<tokio::task::JoinHandle<()>>;
+    async fn insert_audit_records(&self, records: &[AuditRecord]) -> StoreResult<()>;
+    /// The newest audit records, newest first (for operators and tests).
+    async fn audit_records(&self, limit: usize) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// Joins namespace levels for storage.

@@ -3,9 +3,15 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
-use super::sql::sql_store;
+use super::EventSignals;
+use super::sql::{event_columns, sql_store};
+use crate::metrics::DbMetrics;
+
+/// The channel replicas announce committed events on.
+const EVENTS_CHANNEL: &str = "serac_events";
 
 /// Settings of the PostgreSQL connection pool.
 #[derive(Debug, Clone)]
@@ -18,12 +24,14 @@ pub struct PostgresOptions {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    metrics: DbMetrics,
+    signals: EventSignals,
 }
 
 impl PostgresStore {
     /// Connects lazily: the pool opens connections on first use, so a server can start (and
     /// report itself unready) while the database is away.
-    pub fn connect(options: &PostgresOptions) -> Result<Self, StoreError> {
+    pub fn connect(options: &PostgresOptions, metrics: DbMetrics) -> Result<Self, StoreError> {
         let connect = PgConnectOptions::from_str(&options.url)
             .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?
             .application_name("serac");
@@ -33,15 +41,54 @@ impl PostgresStore {
             .acquire_timeout(options.acquire_timeout)
             .test_before_acquire(false)
             .connect_lazy_with(connect);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            metrics,
+            signals: EventSignals::default(),
+        })
     }
 
     /// Runs the embedded migrations (under an advisory lock, so replicas may start together).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/postgres")
+        Self::MIGRATOR
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Database(format!("migration failed: {e}")))
+    }
+
+    const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+    /// Events after a position; `settled` is false from the first event whose transaction is
+    /// not older than every running transaction (an older one may still add events before it).
+    const EVENTS_AFTER: &str = concat!(
+        "SELECT ",
+        event_columns!(),
+        ", tx < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS settled \
+         FROM events WHERE (tx, id) > ($1, $2) ORDER BY tx, id LIMIT $3"
+    );
+    /// Every transaction that has not ended yet has an id at least the snapshot's xmin, so
+    /// later events come after `(xmin - 1, max)`; the events after it that this snapshot
+    /// sees are committed already.
+    const EVENT_TAIL: &str = "WITH t AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1 AS tx) \
+         SELECT t.tx AS tail_tx, 9223372036854775807::bigint AS tail_id, e.tx, e.id \
+         FROM t LEFT JOIN events e ON e.tx > t.tx";
+    /// One replica at a time cleans up (the lock ends with the transaction).
+    const CLEANUP_LOCK: &str = "SELECT pg_try_advisory_xact_lock(5365726163)";
+    const PURGE_POINT: &str = "SELECT tx, id FROM events WHERE created_at_ms < $1 \
+         AND tx < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
+         ORDER BY tx DESC, id DESC LIMIT 1";
+
+    /// Two tasks: one NOTIFYs the other replicas after local commits (one announcement
+    /// covers every commit made while the previous one was sent), one LISTENs and wakes the
+    /// local subscribers.
+    fn relay(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            tokio::spawn(announce(
+                self.pool.clone(),
+                self.signals.outgoing.subscribe(),
+            )),
+            tokio::spawn(listen(self.pool.clone(), self.signals.clone())),
+        ]
     }
 
     fn reader(&self) -> &PgPool {
@@ -50,6 +97,52 @@ impl PostgresStore {
 
     fn writer(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+async fn announce(pool: PgPool, mut outgoing: tokio::sync::watch::Receiver<u64>) {
+    while outgoing.changed().await.is_ok() {
+        outgoing.borrow_and_update();
+        let sent = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(EVENTS_CHANNEL)
+            .execute(&pool)
+            .await;
+        if let Err(e) = sent {
+            // Other replicas still find the events on their periodic read.
+            tracing::warn!(error = %e, "could not announce committed events to other replicas");
+        }
+    }
+}
+
+/// LISTENs on a connection of its own. After a lost connection it wakes the subscribers
+/// anyway (announcements may have been missed) and listens again.
+async fn listen(pool: PgPool, signals: EventSignals) {
+    loop {
+        let listener = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(EVENTS_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match listener.await {
+            Ok(mut listener) => {
+                signals.remote();
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(_)) => signals.remote(),
+                        Ok(None) => {
+                            tracing::warn!("event listener lost its connection; reconnecting");
+                            signals.remote();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "event listener failed; retrying");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "event listener cannot connect yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

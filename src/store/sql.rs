@@ -57,6 +57,17 @@ pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "INSERT INTO idempotency_keys \
      body = excluded.body, created_at_ms = excluded.created_at_ms \
      WHERE idempotency_keys.created_at_ms < $6";
 
+pub(super) const INSERT_EVENT: &str = "INSERT INTO events (created_at_ms, event_type, warehouse, \
+     namespace, name, request_id, actor, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// The columns of an event row, for the backends' `EVENTS_AFTER` statements.
+macro_rules! event_columns {
+    () => {
+        "tx, id, created_at_ms, event_type, warehouse, namespace, name, request_id, actor, data"
+    };
+}
+pub(super) use event_columns;
+
 pub(super) const NAMESPACE_ID: &str =
     "SELECT id FROM namespaces WHERE warehouse_id = $1 AND name = $2";
 
@@ -72,14 +83,85 @@ macro_rules! sql_store {
         use sqlx::Row as _;
 
         use $crate::store::sql::{
-            INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, TABLE_ID, levels_of, map_err, page_limit,
-            parse_properties, properties_json,
+            INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, TABLE_ID, levels_of, map_err,
+            page_limit, parse_properties, properties_json,
         };
         use $crate::store::{
-            EntityCounts, IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery, Store,
-            StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, join_levels,
-            now_ms,
+            AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
+            IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery,
+            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow,
+            join_levels, now_ms,
         };
+
+        type Conn = sqlx::pool::PoolConnection<$db>;
+
+        impl $store {
+            /// A connection from `pool`; the wait is recorded as the pool's acquire wait.
+            async fn conn(&self, pool: &sqlx::Pool<$db>) -> StoreResult<Conn> {
+                let started = std::time::Instant::now();
+                let conn = pool.acquire().await.map_err(map_err);
+                self.metrics.acquire_wait.observe(started.elapsed().as_secs_f64());
+                conn
+            }
+
+            async fn read_conn(&self) -> StoreResult<Conn> {
+                self.conn(self.reader()).await
+            }
+
+            async fn write_conn(&self) -> StoreResult<Conn> {
+                self.conn(self.writer()).await
+            }
+
+            /// Times one store operation (the timer records when dropped).
+            fn time(&self, operation: &str) -> prometheus::HistogramTimer {
+                self.metrics.query_duration.with_label_values(&[operation]).start_timer()
+            }
+        }
+
+        async fn begin(conn: &mut Conn) -> StoreResult<sqlx::Transaction<'_, $db>> {
+            sqlx::Acquire::begin(conn).await.map_err(map_err)
+        }
+
+        /// Writes a change's events inside its transaction.
+        async fn write_events(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            change: &Change<'_>,
+        ) -> StoreResult<()> {
+            let now = now_ms();
+            for event in &change.events {
+                sqlx::query(INSERT_EVENT)
+                    .bind(now)
+                    .bind(event.event_type)
+                    .bind(&event.warehouse)
+                    .bind(join_levels(&event.namespace))
+                    .bind(event.name.as_deref())
+                    .bind(event.request_id.as_deref())
+                    .bind(event.actor.as_deref())
+                    .bind(&event.data)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            Ok(())
+        }
+
+        fn event_from_row(row: &$row) -> StoreResult<EventRow> {
+            let namespace: String = row.try_get("namespace").map_err(map_err)?;
+            Ok(EventRow {
+                position: EventPosition {
+                    tx: row.try_get("tx").map_err(map_err)?,
+                    id: row.try_get("id").map_err(map_err)?,
+                },
+                created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
+                event_type: row.try_get("event_type").map_err(map_err)?,
+                warehouse: row.try_get("warehouse").map_err(map_err)?,
+                namespace: if namespace.is_empty() { Vec::new() } else { levels_of(&namespace) },
+                name: row.try_get("name").map_err(map_err)?,
+                request_id: row.try_get("request_id").map_err(map_err)?,
+                actor: row.try_get("actor").map_err(map_err)?,
+                data: row.try_get("data").map_err(map_err)?,
+            })
+        }
 
         fn warehouse_from_row(row: &$row) -> StoreResult<WarehouseRow> {
             Ok(WarehouseRow {
@@ -146,18 +228,30 @@ macro_rules! sql_store {
             .bind(swap.expected_location)
         }
 
-        /// Commits when the statement changed a row, else rolls back (the idempotency key
-        /// recorded in the transaction goes with it).
-        async fn finish(
-            tx: sqlx::Transaction<'static, $db>,
-            changed: bool,
-        ) -> StoreResult<bool> {
-            if changed {
+        impl $store {
+            /// Commits when the statement changed a row (with the change's events), else rolls
+            /// back (the idempotency key recorded in the transaction goes with it). Committed
+            /// events wake this process's change-feed subscribers and are announced to the
+            /// other replicas.
+            async fn finish(
+                &self,
+                mut tx: sqlx::Transaction<'_, $db>,
+                changed: bool,
+                change: &Change<'_>,
+            ) -> StoreResult<bool> {
+                if !changed {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                write_events(&mut tx, change).await?;
                 tx.commit().await.map_err(map_err)?;
-            } else {
-                tx.rollback().await.map_err(map_err)?;
+                if !change.events.is_empty() {
+                    let count = u64::try_from(change.events.len()).unwrap_or(u64::MAX);
+                    self.metrics.events_published.inc_by(count);
+                    self.signals.committed();
+                }
+                Ok(true)
             }
-            Ok(changed)
         }
 
         #[async_trait]
@@ -167,11 +261,24 @@ macro_rules! sql_store {
             }
 
             async fn ping(&self) -> StoreResult<()> {
+                let _t = self.time("ping");
                 sqlx::query("SELECT 1")
-                    .execute(self.reader())
+                    .execute(&mut *self.read_conn().await?)
                     .await
                     .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn schema_current(&self) -> StoreResult<bool> {
+                let _t = self.time("schema_current");
+                let applied: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
+                )
+                .fetch_one(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                let known = Self::MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+                Ok(applied.unwrap_or(0) >= known)
             }
 
             fn pool_stats(&self) -> (u32, u32) {
@@ -185,13 +292,14 @@ macro_rules! sql_store {
             }
 
             async fn entity_counts(&self) -> StoreResult<EntityCounts> {
+                let _t = self.time("entity_counts");
                 let row = sqlx::query(
                     "SELECT (SELECT COUNT(*) FROM warehouses) AS warehouses, \
                      (SELECT COUNT(*) FROM namespaces) AS namespaces, \
                      (SELECT COUNT(*) FROM tables WHERE kind = 'table') AS tables, \
                      (SELECT COUNT(*) FROM tables WHERE kind = 'view') AS views",
                 )
-                .fetch_one(self.reader())
+                .fetch_one(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
                 Ok(EntityCounts {
@@ -202,7 +310,10 @@ macro_rules! sql_store {
                 })
             }
 
-            async fn create_warehouse(&self, row: &WarehouseRow) -> StoreResult<()> {
+            async fn create_warehouse(&self, row: &WarehouseRow, change: &Change<'_>) -> StoreResult<()> {
+                let _t = self.time("create_warehouse");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
                 sqlx::query(
                     "INSERT INTO warehouses (id, name, location, properties, created_at_ms) \
                      VALUES ($1, $2, $3, $4, $5)",
@@ -212,30 +323,33 @@ macro_rules! sql_store {
                 .bind(&row.location)
                 .bind(properties_json(&row.properties))
                 .bind(row.created_at_ms)
-                .execute(self.writer())
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+                self.finish(tx, true, change).await?;
                 Ok(())
             }
 
             async fn warehouse_by_name(&self, name: &str) -> StoreResult<Option<WarehouseRow>> {
+                let _t = self.time("warehouse_by_name");
                 let row = sqlx::query(
                     "SELECT id, name, location, properties, created_at_ms FROM warehouses \
                      WHERE name = $1",
                 )
                 .bind(name)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
                 row.as_ref().map(warehouse_from_row).transpose()
             }
 
             async fn list_warehouses(&self) -> StoreResult<Vec<WarehouseRow>> {
+                let _t = self.time("list_warehouses");
                 let rows = sqlx::query(
                     "SELECT id, name, location, properties, created_at_ms FROM warehouses \
                      ORDER BY name",
                 )
-                .fetch_all(self.reader())
+                .fetch_all(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
                 rows.iter().map(warehouse_from_row).collect()
@@ -246,10 +360,12 @@ macro_rules! sql_store {
                 warehouse_id: &str,
                 levels: &[String],
                 properties: &HashMap<String, String>,
-                idempotency: Option<&IdempotencyRecord>,
+                change: &Change<'_>,
             ) -> StoreResult<NamespaceRow> {
-                let mut tx = self.writer().begin().await.map_err(map_err)?;
-                record_key(&mut *tx, idempotency).await?;
+                let _t = self.time("create_namespace");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                record_key(&mut *tx, change.idempotency).await?;
                 let parent = &levels[..levels.len() - 1];
                 let parent_id: Option<String> = if parent.is_empty() {
                     None
@@ -278,7 +394,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
+                self.finish(tx, true, change).await?;
                 Ok(NamespaceRow {
                     id,
                     levels: levels.to_vec(),
@@ -292,13 +408,14 @@ macro_rules! sql_store {
                 warehouse_id: &str,
                 levels: &[String],
             ) -> StoreResult<Option<NamespaceRow>> {
+                let _t = self.time("namespace");
                 let row = sqlx::query(
                     "SELECT id, name, properties, version FROM namespaces \
                      WHERE warehouse_id = $1 AND name = $2",
                 )
                 .bind(warehouse_id)
                 .bind(join_levels(levels))
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
                 row.as_ref().map(namespace_from_row).transpose()
@@ -310,6 +427,7 @@ macro_rules! sql_store {
                 parent: &[String],
                 page: PageQuery<'_>,
             ) -> StoreResult<Vec<Vec<String>>> {
+                let _t = self.time("list_namespaces");
                 let names: Vec<String> = sqlx::query_scalar(
                     "SELECT name FROM namespaces WHERE warehouse_id = $1 AND parent = $2 \
                      AND name > $3 ORDER BY name LIMIT $4",
@@ -318,7 +436,7 @@ macro_rules! sql_store {
                 .bind(join_levels(parent))
                 .bind(page.after.unwrap_or(""))
                 .bind(page_limit(page.limit))
-                .fetch_all(self.reader())
+                .fetch_all(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
                 Ok(names.iter().map(|n| levels_of(n)).collect())
@@ -328,10 +446,12 @@ macro_rules! sql_store {
                 &self,
                 warehouse_id: &str,
                 levels: &[String],
-                idempotency: Option<&IdempotencyRecord>,
+                change: &Change<'_>,
             ) -> StoreResult<bool> {
-                let mut tx = self.writer().begin().await.map_err(map_err)?;
-                record_key(&mut *tx, idempotency).await?;
+                let _t = self.time("drop_namespace");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                record_key(&mut *tx, change.idempotency).await?;
                 let done = sqlx::query("DELETE FROM namespaces WHERE warehouse_id = $1 AND name = $2")
                     .bind(warehouse_id)
                     .bind(join_levels(levels))
@@ -341,7 +461,7 @@ macro_rules! sql_store {
                         StoreError::MissingReference => StoreError::StillReferenced,
                         other => other,
                     })?;
-                finish(tx, done.rows_affected() > 0).await
+                self.finish(tx, done.rows_affected() > 0, change).await
             }
 
             async fn swap_namespace_properties(
@@ -349,10 +469,12 @@ macro_rules! sql_store {
                 namespace_id: &str,
                 expected_version: i64,
                 properties: &HashMap<String, String>,
-                idempotency: Option<&IdempotencyRecord>,
+                change: &Change<'_>,
             ) -> StoreResult<bool> {
-                let mut tx = self.writer().begin().await.map_err(map_err)?;
-                record_key(&mut *tx, idempotency).await?;
+                let _t = self.time("swap_namespace_properties");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                record_key(&mut *tx, change.idempotency).await?;
                 let done = sqlx::query(
                     "UPDATE namespaces SET properties = $1, version = version + 1, updated_at_ms = $2 \
                      WHERE id = $3 AND version = $4",
@@ -364,7 +486,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                finish(tx, done.rows_affected() > 0).await
+                self.finish(tx, done.rows_affected() > 0, change).await
             }
 
             async fn table_head(
@@ -374,6 +496,7 @@ macro_rules! sql_store {
                 namespace: &[String],
                 name: &str,
             ) -> StoreResult<Option<TableHead>> {
+                let _t = self.time("table_head");
                 let row = sqlx::query(
                     "SELECT t.id, t.metadata_location FROM tables t \
                      JOIN namespaces n ON n.id = t.namespace_id \
@@ -383,7 +506,7 @@ macro_rules! sql_store {
                 .bind(join_levels(namespace))
                 .bind(name)
                 .bind(kind.as_str())
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
                 row.map(|row| {
@@ -396,9 +519,10 @@ macro_rules! sql_store {
             }
 
             async fn table_by_id(&self, table_id: &str) -> StoreResult<Option<TableRow>> {
+                let _t = self.time("table_by_id");
                 let row = sqlx::query("SELECT id, metadata_location, metadata FROM tables WHERE id = $1")
                     .bind(table_id)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.read_conn().await?)
                     .await
                     .map_err(map_err)?;
                 row.as_ref().map(table_from_row).transpose()
@@ -411,10 +535,12 @@ macro_rules! sql_store {
                 namespace: &[String],
                 page: PageQuery<'_>,
             ) -> StoreResult<Option<Vec<String>>> {
+                let _t = self.time("list_tables");
+                let mut conn = self.read_conn().await?;
                 let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
                     .bind(warehouse_id)
                     .bind(join_levels(namespace))
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *conn)
                     .await
                     .map_err(map_err)?;
                 let Some(namespace_id) = namespace_id else {
@@ -428,7 +554,7 @@ macro_rules! sql_store {
                 .bind(page.after.unwrap_or(""))
                 .bind(page_limit(page.limit))
                 .bind(kind.as_str())
-                .fetch_all(self.reader())
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(map_err)?;
                 Ok(Some(names))
@@ -439,10 +565,12 @@ macro_rules! sql_store {
                 warehouse_id: &str,
                 namespace: &[String],
                 table: &NewTable<'_>,
-                idempotency: Option<&IdempotencyRecord>,
+                change: &Change<'_>,
             ) -> StoreResult<()> {
-                let mut tx = self.writer().begin().await.map_err(map_err)?;
-                record_key(&mut *tx, idempotency).await?;
+                let _t = self.time("create_table");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                record_key(&mut *tx, change.idempotency).await?;
                 let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
                     .bind(warehouse_id)
                     .bind(join_levels(namespace))
@@ -465,7 +593,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
+                self.finish(tx, true, change).await?;
                 Ok(())
             }
 
@@ -475,7 +603,7 @@ macro_rules! sql_store {
                 expected_location: &str,
                 new_location: &str,
                 new_metadata: &str,
-                idempotency: Option<&IdempotencyRecord>,
+                change: &Change<'_>,
             ) -> StoreResult<bool> {
                 let swap = TableSwap {
                     table_id,
@@ -483,27 +611,25 @@ macro_rules! sql_store {
                     new_location,
                     new_metadata,
                 };
-                if idempotency.is_none() {
-                    let done = swap_query(&swap).execute(self.writer()).await.map_err(map_err)?;
-                    return Ok(done.rows_affected() == 1);
-                }
-                self.swap_tables_metadata(&[swap], idempotency).await
+                self.swap_tables_metadata(&[swap], change).await
             }
 
             async fn swap_tables_metadata(
                 &self,
                 swaps: &[TableSwap<'_>],
-                idempotency: Option<&IdempotencyRecord>,
+                change: &Change<'_>,
             ) -> StoreResult<bool> {
-                let mut tx = self.writer().begin().await.map_err(map_err)?;
-                record_key(&mut *tx, idempotency).await?;
+                let _t = self.time("swap_tables_metadata");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                record_key(&mut *tx, change.idempotency).await?;
                 for swap in swaps {
                     let done = swap_query(swap).execute(&mut *tx).await.map_err(map_err)?;
                     if done.rows_affected() == 0 {
-                        return finish(tx, false).await;
+                        return self.finish(tx, false, change).await;
                     }
                 }
-                finish(tx, true).await
+                self.finish(tx, true, change).await
             }
 
             async fn drop_table(
@@ -512,10 +638,12 @@ macro_rules! sql_store {
                 warehouse_id: &str,
                 namespace: &[String],
                 name: &str,
-                idempotency: Option<&IdempotencyRecord>,
+                change: &Change<'_>,
             ) -> StoreResult<Option<TableRow>> {
-                let mut tx = self.writer().begin().await.map_err(map_err)?;
-                record_key(&mut *tx, idempotency).await?;
+                let _t = self.time("drop_table");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                record_key(&mut *tx, change.idempotency).await?;
                 let id: Option<String> = sqlx::query_scalar(TABLE_ID)
                     .bind(warehouse_id)
                     .bind(join_levels(namespace))
@@ -525,7 +653,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 let Some(id) = id else {
-                    tx.rollback().await.map_err(map_err)?;
+                    self.finish(tx, false, change).await?;
                     return Ok(None);
                 };
                 let row = sqlx::query(
@@ -535,13 +663,9 @@ macro_rules! sql_store {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                let Some(row) = row else {
-                    tx.rollback().await.map_err(map_err)?;
-                    return Ok(None);
-                };
-                let table = table_from_row(&row)?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(Some(table))
+                let table = row.as_ref().map(table_from_row).transpose()?;
+                self.finish(tx, table.is_some(), change).await?;
+                Ok(table)
             }
 
             async fn rename_table(
@@ -550,10 +674,12 @@ macro_rules! sql_store {
                 warehouse_id: &str,
                 source: (&[String], &str),
                 destination: (&[String], &str),
-                idempotency: Option<&IdempotencyRecord>,
+                change: &Change<'_>,
             ) -> StoreResult<bool> {
-                let mut tx = self.writer().begin().await.map_err(map_err)?;
-                record_key(&mut *tx, idempotency).await?;
+                let _t = self.time("rename_table");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                record_key(&mut *tx, change.idempotency).await?;
                 let id: Option<String> = sqlx::query_scalar(TABLE_ID)
                     .bind(warehouse_id)
                     .bind(join_levels(source.0))
@@ -563,8 +689,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 let Some(id) = id else {
-                    tx.rollback().await.map_err(map_err)?;
-                    return Ok(false);
+                    return self.finish(tx, false, change).await;
                 };
                 let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
                     .bind(warehouse_id)
@@ -583,7 +708,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                finish(tx, done.rows_affected() > 0).await
+                self.finish(tx, done.rows_affected() > 0, change).await
             }
 
             async fn create_function(
@@ -591,8 +716,11 @@ macro_rules! sql_store {
                 warehouse_id: &str,
                 namespace: &[String],
                 function: &NewTable<'_>,
+                change: &Change<'_>,
             ) -> StoreResult<()> {
-                let mut tx = self.writer().begin().await.map_err(map_err)?;
+                let _t = self.time("create_function");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
                 let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
                     .bind(warehouse_id)
                     .bind(join_levels(namespace))
@@ -613,7 +741,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
+                self.finish(tx, true, change).await?;
                 Ok(())
             }
 
@@ -623,6 +751,7 @@ macro_rules! sql_store {
                 namespace: &[String],
                 name: &str,
             ) -> StoreResult<Option<TableRow>> {
+                let _t = self.time("function");
                 let row = sqlx::query(
                     "SELECT f.id, f.metadata_location, f.metadata FROM functions f \
                      JOIN namespaces n ON n.id = f.namespace_id \
@@ -631,7 +760,7 @@ macro_rules! sql_store {
                 .bind(warehouse_id)
                 .bind(join_levels(namespace))
                 .bind(name)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
                 row.as_ref().map(table_from_row).transpose()
@@ -643,10 +772,12 @@ macro_rules! sql_store {
                 namespace: &[String],
                 page: PageQuery<'_>,
             ) -> StoreResult<Option<Vec<String>>> {
+                let _t = self.time("list_functions");
+                let mut conn = self.read_conn().await?;
                 let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
                     .bind(warehouse_id)
                     .bind(join_levels(namespace))
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *conn)
                     .await
                     .map_err(map_err)?;
                 let Some(namespace_id) = namespace_id else {
@@ -659,18 +790,19 @@ macro_rules! sql_store {
                 .bind(namespace_id)
                 .bind(page.after.unwrap_or(""))
                 .bind(page_limit(page.limit))
-                .fetch_all(self.reader())
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(map_err)?;
                 Ok(Some(names))
             }
 
             async fn idempotency_entry(&self, key: &str) -> StoreResult<Option<IdempotencyEntry>> {
+                let _t = self.time("idempotency_entry");
                 let row = sqlx::query(
                     "SELECT operation, status, body, created_at_ms FROM idempotency_keys WHERE key = $1",
                 )
                 .bind(key)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
                 row.map(|row| {
@@ -686,7 +818,8 @@ macro_rules! sql_store {
             }
 
             async fn record_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<bool> {
-                match record_key(self.writer(), Some(record)).await {
+                let _t = self.time("record_idempotency");
+                match record_key(&mut *self.write_conn().await?, Some(record)).await {
                     Ok(()) => Ok(true),
                     Err(StoreError::IdempotencyKeyUsed) => Ok(false),
                     Err(e) => Err(e),
@@ -694,22 +827,188 @@ macro_rules! sql_store {
             }
 
             async fn set_idempotency_body(&self, key: &str, body: &str) -> StoreResult<()> {
+                let _t = self.time("set_idempotency_body");
                 sqlx::query("UPDATE idempotency_keys SET body = $1 WHERE key = $2")
                     .bind(body)
                     .bind(key)
-                    .execute(self.writer())
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err(map_err)?;
                 Ok(())
             }
 
             async fn purge_idempotency_keys(&self, created_before_ms: i64) -> StoreResult<u64> {
+                let _t = self.time("purge_idempotency_keys");
                 let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at_ms < $1")
                     .bind(created_before_ms)
-                    .execute(self.writer())
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err(map_err)?;
                 Ok(done.rows_affected())
+            }
+
+            async fn events_after(&self, after: EventPosition, limit: usize) -> StoreResult<EventBatch> {
+                let _t = self.time("events_after");
+                let rows = sqlx::query(Self::EVENTS_AFTER)
+                    .bind(after.tx)
+                    .bind(after.id)
+                    .bind(page_limit(Some(limit)))
+                    .fetch_all(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                let mut batch = EventBatch::default();
+                for row in &rows {
+                    let settled: bool = row.try_get("settled").map_err(map_err)?;
+                    if !settled {
+                        // Everything from here on waits for an older transaction.
+                        batch.held_back = true;
+                        break;
+                    }
+                    batch.events.push(event_from_row(row)?);
+                }
+                Ok(batch)
+            }
+
+            async fn event_tail(&self) -> StoreResult<EventTail> {
+                let _t = self.time("event_tail");
+                let rows = sqlx::query(Self::EVENT_TAIL)
+                    .fetch_all(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                let mut tail = EventTail::default();
+                for row in &rows {
+                    tail.position = EventPosition {
+                        tx: row.try_get("tail_tx").map_err(map_err)?,
+                        id: row.try_get("tail_id").map_err(map_err)?,
+                    };
+                    let tx: Option<i64> = row.try_get("tx").map_err(map_err)?;
+                    let id: Option<i64> = row.try_get("id").map_err(map_err)?;
+                    if let (Some(tx), Some(id)) = (tx, id) {
+                        tail.committed.push(EventPosition { tx, id });
+                    }
+                }
+                Ok(tail)
+            }
+
+            async fn event_floor(&self) -> StoreResult<Option<EventPosition>> {
+                let _t = self.time("event_floor");
+                let row = sqlx::query("SELECT tx, id FROM event_floor WHERE one = 1")
+                    .fetch_optional(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                row.map(|row| {
+                    Ok(EventPosition {
+                        tx: row.try_get("tx").map_err(map_err)?,
+                        id: row.try_get("id").map_err(map_err)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn purge_events(&self, created_before_ms: i64) -> StoreResult<Option<u64>> {
+                let _t = self.time("purge_events");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                let won: bool = sqlx::query_scalar(Self::CLEANUP_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if !won {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(None);
+                }
+                // The newest settled event old enough to go; everything up to it goes, so the
+                // floor is one position and a cursor before it is known to have lost events.
+                let last = sqlx::query(Self::PURGE_POINT)
+                    .bind(created_before_ms)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some(last) = last else {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(Some(0));
+                };
+                let (ptx, pid): (i64, i64) = (
+                    last.try_get("tx").map_err(map_err)?,
+                    last.try_get("id").map_err(map_err)?,
+                );
+                let done = sqlx::query("DELETE FROM events WHERE (tx, id) <= ($1, $2)")
+                    .bind(ptx)
+                    .bind(pid)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query(
+                    "INSERT INTO event_floor (one, tx, id) VALUES (1, $1, $2) \
+                     ON CONFLICT (one) DO UPDATE SET tx = excluded.tx, id = excluded.id",
+                )
+                .bind(ptx)
+                .bind(pid)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some(done.rows_affected()))
+            }
+
+            fn event_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+                self.signals.local.subscribe()
+            }
+
+            fn start_event_relay(&self) -> Vec<tokio::task::JoinHandle<()>> {
+                self.relay()
+            }
+
+            async fn insert_audit_records(&self, records: &[AuditRecord]) -> StoreResult<()> {
+                let _t = self.time("insert_audit_records");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                for record in records {
+                    sqlx::query(
+                        "INSERT INTO audit_log (at_ms, request_id, actor, client, operation, \
+                         object, status, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(record.at_ms)
+                    .bind(record.request_id.as_deref())
+                    .bind(&record.actor)
+                    .bind(record.client.as_deref())
+                    .bind(&record.operation)
+                    .bind(&record.object)
+                    .bind(i32::from(record.status))
+                    .bind(&record.outcome)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn audit_records(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+                let _t = self.time("audit_records");
+                let rows = sqlx::query(
+                    "SELECT at_ms, request_id, actor, client, operation, object, status, outcome \
+                     FROM audit_log ORDER BY id DESC LIMIT $1",
+                )
+                .bind(page_limit(Some(limit)))
+                .fetch_all(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                rows.iter()
+                    .map(|row| {
+                        let status: i32 = row.try_get("status").map_err(map_err)?;
+                        Ok(AuditRecord {
+                            at_ms: row.try_get("at_ms").map_err(map_err)?,
+                            request_id: row.try_get("request_id").map_err(map_err)?,
+                            actor: row.try_get("actor").map_err(map_err)?,
+                            client: row.try_get("client").map_err(map_err)?,
+                            operation: row.try_get("operation").map_err(map_err)?,
+                            object: row.try_get("object").map_err(map_err)?,
+                            status: u16::try_from(status).unwrap_or(0),
+                            outcome: row.try_get("outcome").map_err(map_err)?,
+                        })
+                    })
+                    .collect()
             }
         }
     };

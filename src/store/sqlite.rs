@@ -8,17 +8,27 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::sql::sql_store;
+use sqlx::migrate::Migrator;
+
+use super::EventSignals;
+use super::sql::{event_columns, sql_store};
+use crate::metrics::DbMetrics;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     readers: SqlitePool,
     writer: SqlitePool,
+    metrics: DbMetrics,
+    signals: EventSignals,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file.
-    pub async fn open(path: &Path, max_readers: u32) -> Result<Self, StoreError> {
+    pub async fn open(
+        path: &Path,
+        max_readers: u32,
+        metrics: DbMetrics,
+    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -37,14 +47,38 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { readers, writer })
+        Ok(Self {
+            readers,
+            writer,
+            metrics,
+            signals: EventSignals::default(),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/sqlite")
+        Self::MIGRATOR
             .run(&self.writer)
             .await
             .map_err(|e| StoreError::Database(format!("migration failed: {e}")))
+    }
+
+    const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+    /// One writer commits at a time, so every committed event is settled.
+    const EVENTS_AFTER: &str = concat!(
+        "SELECT ",
+        event_columns!(),
+        ", TRUE AS settled FROM events WHERE (tx, id) > ($1, $2) ORDER BY tx, id LIMIT $3"
+    );
+    const EVENT_TAIL: &str = "SELECT 0 AS tail_tx, COALESCE(MAX(id), 0) AS tail_id, \
+         NULL AS tx, NULL AS id FROM events";
+    const CLEANUP_LOCK: &str = "SELECT TRUE";
+    const PURGE_POINT: &str = "SELECT tx, id FROM events WHERE created_at_ms < $1 \
+         ORDER BY tx DESC, id DESC LIMIT 1";
+
+    /// Subscribers of this process are woken directly; one server serves a file.
+    fn relay(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        Vec::new()
     }
 
     fn reader(&self) -> &SqlitePool {

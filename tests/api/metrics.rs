@@ -112,6 +112,38 @@ async fn metrics_count_requests_commits_and_entities(backend: Backend) {
         sample(&text, "serac_process_resident_memory_bytes", &[]).unwrap() > 0.0,
         "{text}"
     );
+    // Database: pool acquire wait and time per store operation.
+    assert!(sample(&text, "serac_db_pool_acquire_wait_seconds_count", &[]).unwrap() >= 5.0);
+    assert!(
+        sample(
+            &text,
+            "serac_db_query_duration_seconds_count",
+            &[r#"operation="swap_tables_metadata""#]
+        )
+        .unwrap()
+            >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "serac_db_query_duration_seconds_count",
+            &[r#"operation="table_head""#]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    // Change feed: the default warehouse (made at first start), the namespace, the table and
+    // one commit were published; nobody is subscribed.
+    assert_eq!(
+        sample(&text, "serac_events_published_total", &[]),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(&text, "serac_change_feed_subscribers", &[]),
+        Some(0.0)
+    );
+    assert_eq!(sample(&text, "serac_draining", &[]), Some(0.0));
 }
 
 both_backends!(metrics_count_requests_commits_and_entities);

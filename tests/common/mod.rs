@@ -384,3 +384,64 @@ impl Resp {
         message
     }
 }
+
+/// A change-feed connection (`GET /v1/events/stream`).
+pub type Feed =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl TestApp {
+    /// Connects to the change feed with a query string (such as `cursor=...&types=table`).
+    pub async fn feed(&self, query: &str) -> Feed {
+        let url = format!(
+            "{}/v1/events/stream?{query}",
+            self.base.replacen("http://", "ws://", 1)
+        );
+        let (feed, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|e| panic!("change feed connect ({query}): {e}"));
+        feed
+    }
+}
+
+/// The next event of a feed; panics after 15 s without one (a missing event).
+pub async fn next_event(feed: &mut Feed) -> Value {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(15), feed.next())
+            .await
+            .expect("an event within 15 s")
+            .expect("the feed is open")
+            .expect("a WebSocket message");
+        match message {
+            Message::Text(text) => {
+                return serde_json::from_str(text.as_str()).expect("events are JSON");
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected feed message: {other:?}"),
+        }
+    }
+}
+
+/// The next `n` events of a feed.
+pub async fn next_events(feed: &mut Feed, n: usize) -> Vec<Value> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(next_event(feed).await);
+    }
+    out
+}
+
+/// Asserts that no event arrives within `wait`.
+pub async fn assert_no_event(feed: &mut Feed, wait: std::time::Duration) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, feed.next()).await {
+            Err(_) => return,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            Ok(other) => panic!("expected no event, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! What operators rely on: readiness, the audit log and request ids.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::common::{Backend, TestApp};
+
+async fn ready_and_health_answer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let r = app.get("/health").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.get("/ready").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["status"], "ready");
+}
+
+async fn mutations_are_audited(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let r = app
+        .request_with(
+            Method::POST,
+            "/v1/namespaces",
+            Some(&json!({"namespace": ["audited"]})),
+            &[("x-request-id", "audit-1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["x-request-id"], "audit-1");
+    let r = app
+        .request_with(
+            Method::POST,
+            "/v1/namespaces",
+            Some(&json!({"namespace": ["audited"]})),
+            &[("x-request-id", "audit-2")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = app
+        .request_with(
+            Method::DELETE,
+            "/v1/namespaces/audited",
+            None,
+            &[("x-request-id", "audit-3")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // Reads are not audited.
+    app.request_with(
+        Method::GET,
+        "/v1/namespaces",
+        None,
+        &[("x-request-id", "audit-read")],
+    )
+    .await;
+
+    let r = app.get("/management/v1/audit?limit=10").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let records: Vec<Value> = r.json()["records"].as_array().unwrap().clone();
+    let by_id = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["request-id"] == id)
+            .unwrap_or_else(|| panic!("no audit record for {id}: {records:?}"))
+            .clone()
+    };
+    let created = by_id("audit-1");
+    assert_eq!(created["operation"], "POST /v1/namespaces");
+    assert_eq!(created["object"], "/v1/namespaces");
+    assert_eq!(created["status"], 200);
+    assert_eq!(created["outcome"], "success");
+    assert_eq!(created["actor"], "anonymous");
+    assert_eq!(created["client"], "127.0.0.1");
+    let refused = by_id("audit-2");
+    assert_eq!(
+        (refused["status"].as_u64(), refused["outcome"].as_str()),
+        (Some(409), Some("rejected"))
+    );
+    let dropped = by_id("audit-3");
+    assert_eq!(dropped["operation"], "DELETE /v1/namespaces/{namespace}");
+    assert_eq!(dropped["object"], "/v1/namespaces/audited");
+    assert!(
+        records.iter().all(|r| r["request-id"] != "audit-read"),
+        "a read was audited"
+    );
+    // Newest first.
+    let position = |id: &str| records.iter().position(|r| r["request-id"] == id).unwrap();
+    assert!(position("audit-3") < position("audit-1"));
+}
+
+both_backends!(ready_and_health_answer, mutations_are_audited);
