@@ -1,7 +1,11 @@
 //! PostgreSQL: the production backend, shared by several replicas.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use sqlx::Connection as _;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
@@ -26,7 +30,24 @@ pub struct PostgresStore {
     pool: PgPool,
     metrics: DbMetrics,
     signals: EventSignals,
+    health: Arc<Health>,
 }
+
+/// Whether the database is known to be unreachable. When the pool cannot hand out a
+/// connection, a probe tries a fresh connection outside the pool: if that fails too, the
+/// database is down and requests fail at once with 503 (instead of each waiting the acquire
+/// timeout) until the probe, retried every half second, succeeds. A busy pool alone never
+/// counts as down.
+#[derive(Debug)]
+struct Health {
+    connect: PgConnectOptions,
+    down: AtomicBool,
+    probing: AtomicBool,
+}
+
+/// Idle connections older than this are pinged before use: after a database restart they
+/// are dead, and a request should not find out.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 impl PostgresStore {
     /// Connects lazily: the pool opens connections on first use, so a server can start (and
@@ -40,12 +61,61 @@ impl PostgresStore {
             .min_connections(0)
             .acquire_timeout(options.acquire_timeout)
             .test_before_acquire(false)
-            .connect_lazy_with(connect);
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_lazy_with(connect.clone());
         Ok(Self {
             pool,
             metrics,
             signals: EventSignals::default(),
+            health: Arc::new(Health {
+                connect,
+                down: AtomicBool::new(false),
+                probing: AtomicBool::new(false),
+            }),
         })
+    }
+
+    /// `Some(reason)` while the database is known to be down.
+    fn known_down(&self) -> Option<String> {
+        self.health.down.load(Ordering::Acquire).then(|| {
+            "PostgreSQL is unreachable (the server reconnects in the background)".to_owned()
+        })
+    }
+
+    /// The pool could not hand out a connection: find out whether the database is down.
+    fn acquire_failed(&self) {
+        if self.health.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let health = self.health.clone();
+        tokio::spawn(async move {
+            loop {
+                let probe = tokio::time::timeout(Duration::from_secs(2), async {
+                    let mut conn = sqlx::PgConnection::connect_with(&health.connect).await?;
+                    conn.ping().await?;
+                    conn.close().await
+                })
+                .await;
+                if matches!(probe, Ok(Ok(()))) {
+                    if health.down.swap(false, Ordering::AcqRel) {
+                        tracing::info!("PostgreSQL is reachable again");
+                    }
+                    health.probing.store(false, Ordering::Release);
+                    return;
+                }
+                if !health.down.swap(true, Ordering::AcqRel) {
+                    tracing::error!("PostgreSQL is unreachable; answering 503 until it is back");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
     }
 
     /// Runs the embedded migrations (under an advisory lock, so replicas may start together).

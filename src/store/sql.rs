@@ -98,9 +98,15 @@ macro_rules! sql_store {
         impl $store {
             /// A connection from `pool`; the wait is recorded as the pool's acquire wait.
             async fn conn(&self, pool: &sqlx::Pool<$db>) -> StoreResult<Conn> {
+                if let Some(reason) = self.known_down() {
+                    return Err(StoreError::Unavailable(reason));
+                }
                 let started = std::time::Instant::now();
                 let conn = pool.acquire().await.map_err(map_err);
                 self.metrics.acquire_wait.observe(started.elapsed().as_secs_f64());
+                if matches!(conn, Err(StoreError::Unavailable(_))) {
+                    self.acquire_failed();
+                }
                 conn
             }
 

@@ -81,6 +81,13 @@ impl SqliteStore {
         Vec::new()
     }
 
+    /// The database is a local file: it is never "down" the way a server is.
+    fn known_down(&self) -> Option<String> {
+        None
+    }
+
+    fn acquire_failed(&self) {}
+
     fn reader(&self) -> &SqlitePool {
         &self.readers
     }

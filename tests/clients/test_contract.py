@@ -42,7 +42,7 @@ UPSTREAM_DOC = ROOT.parent / "shared" / "iceberg" / "rest-catalog-open-api.yaml"
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Routes of Serac's own, outside the Iceberg REST spec.
-SERAC_ONLY_PREFIXES = ("/management/", "/health", "/ready", "/metrics")
+SERAC_ONLY_PREFIXES = ("/management/", "/health", "/ready", "/metrics", "/v1/events/")
 
 PREFIX = "default"
 NAMESPACE = "contract"

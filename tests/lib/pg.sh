@@ -9,6 +9,11 @@
 #                    #   SERAC_PG_PORT      TCP port (127.0.0.1 only)
 #                    #   SERAC_PG_DATA      data directory of the cluster
 #   serac_pg_stop    # stops the cluster and deletes its files (safe to call twice)
+#   serac_pg_pause   # stops the server but keeps the cluster (an outage)
+#   serac_pg_resume  # starts it again on the same port
+#
+# pause/resume (and stop) work from another shell when _SERAC_PG_TMP and
+# SERAC_PG_BINDIR are exported as serac_pg_start left them.
 #
 # The cluster uses trust authentication, listens only on 127.0.0.1 on a free
 # port, keeps its unix socket inside its own temp dir and is tuned for tests
@@ -148,6 +153,16 @@ EOF
     export SERAC_PG_DATA="$tmp/data"
     export SERAC_TEST_PG_URL="postgres://postgres@127.0.0.1:${port}/postgres"
     _serac_pg_log "PostgreSQL $("$bindir/postgres" --version 2>/dev/null | sed "s/^postgres //") running at $SERAC_TEST_PG_URL"
+}
+
+serac_pg_pause() {
+    _serac_pg_as_owner "$SERAC_PG_BINDIR/pg_ctl" -D "$_SERAC_PG_TMP/data" -m fast -w stop \
+        >/dev/null
+}
+
+serac_pg_resume() {
+    _serac_pg_as_owner "$SERAC_PG_BINDIR/pg_ctl" -D "$_SERAC_PG_TMP/data" \
+        -l "$_SERAC_PG_TMP/postgres.log" -w -t 60 start >/dev/null
 }
 
 serac_pg_stop() {
