@@ -297,33 +297,59 @@ async fn two_processes_share_one_postgres_database() {
             .unwrap();
         assert_history_contains(&loaded, &acknowledged);
     }
-    // A commit through one replica is visible through the other immediately (its cache is
-    // checked against the database on every load).
-    let before: Value = client
-        .get(format!("{b_base}/v1/namespaces/w/tables/t"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = next_snapshot_id();
-    let r = client
-        .post(format!("{a_base}/v1/namespaces/w/tables/t"))
-        .json(&append_commit(&before["metadata"], id))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let after: Value = client
-        .get(format!("{b_base}/v1/namespaces/w/tables/t"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(after["metadata"]["current-snapshot-id"], id);
+    // A commit acknowledged by one replica is what the other serves next, every time, while
+    // that other replica's cache is warm and loads of the table keep running on it.
+    let shared = client.clone();
+    let load = move |base: String| {
+        let client = shared.clone();
+        async move {
+            let r = client
+                .get(format!("{base}/v1/namespaces/w/tables/t"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let background = {
+        let (stop, bases) = (
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            [a_base.clone(), b_base.clone()],
+        );
+        let flag = stop.clone();
+        let load = load.clone();
+        let task = tokio::spawn(async move {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                for base in &bases {
+                    load(base.clone()).await;
+                }
+            }
+        });
+        (stop, task)
+    };
+    for round in 0..20 {
+        let (writer, reader) = if round % 2 == 0 {
+            (&a_base, &b_base)
+        } else {
+            (&b_base, &a_base)
+        };
+        let before = load(writer.clone()).await;
+        let id = next_snapshot_id();
+        let r = client
+            .post(format!("{writer}/v1/namespaces/w/tables/t"))
+            .json(&append_commit(&before["metadata"], id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let acknowledged: Value = r.json().await.unwrap();
+        let after = load(reader.clone()).await;
+        assert_eq!(after["metadata"]["current-snapshot-id"], id, "round {round}");
+        assert_eq!(after["metadata-location"], acknowledged["metadata-location"]);
+    }
+    background.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    background.1.await.unwrap();
 }
 
 struct Replica {
