@@ -24,6 +24,8 @@
 # Environment knobs (all optional):
 #   CARGO_TARGET_DIR   build dir (default: $HOME/.cache/serac/target, shared with tests/run.sh)
 #   SERAC_KEEP_TMP=1   keep the temp dir (server log, data) after the run
+#   SERAC_BENCH_LOG_LEVEL  server log level (default info: one JSON line per request,
+#                      as in production; warn leaves the access log out)
 #   SERAC_*            other server settings (e.g. SERAC_DB_MAX_CONNECTIONS=32)
 #                      are read by `serac serve` from the environment
 #
@@ -163,7 +165,8 @@ URI="http://127.0.0.1:$PORT"
 mkdir -p "$WORK/data"
 log "starting serac on $URI (log: $WORK/serac.log)"
 "$SERAC_BIN" serve --bind "127.0.0.1:$PORT" "${SERVE_DB_ARGS[@]}" \
-    --data-dir "$WORK/data" --log-level warn >"$WORK/serac.log" 2>&1 &
+    --data-dir "$WORK/data" --log-format json --log-level "${SERAC_BENCH_LOG_LEVEL:-info}" \
+    >"$WORK/serac.log" 2>&1 &
 SERAC_PID=$!
 
 ready=0

@@ -8,10 +8,13 @@ use serac::storage::Storage;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = serac::telemetry::init(cli.log_format, &cli.log_level) {
-        eprintln!("serac: {e}");
-        return ExitCode::from(2);
-    }
+    let _logs = match serac::telemetry::init(cli.log_format, &cli.log_level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("serac: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

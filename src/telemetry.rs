@@ -1,20 +1,28 @@
-//! Logging: `tracing` with JSON lines (production) or human-readable output.
+//! Logging: `tracing` with JSON lines (production) or human-readable output, written by a
+//! background thread so that request threads never wait on the log's file or pipe.
 
 use std::io::IsTerminal as _;
 
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
-    /// Human-readable when standard error is a terminal, JSON otherwise.
+    /// Human-readable when standard error is a terminal, JSON otherwise (production).
     Auto,
     Pretty,
     Json,
 }
 
+/// Keeps the log writer running; dropping it writes out what is queued.
+#[must_use = "logs queued at exit are lost unless the guard lives until then"]
+pub struct LogGuard {
+    _worker: Option<WorkerGuard>,
+}
+
 /// Installs the global subscriber. `level` is a `tracing` filter such as `info` or
 /// `serac=debug,sqlx=warn`.
-pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+pub fn init(format: LogFormat, level: &str) -> Result<LogGuard, String> {
     let filter =
         EnvFilter::try_new(level).map_err(|e| format!("invalid log level '{level}': {e}"))?;
     let json = match format {
@@ -22,10 +30,15 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    // Lines queue for the writer thread; only if it falls 128k lines behind do requests wait.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = if json {
+        .with_writer(writer)
+        .with_ansi(!json && std::io::stderr().is_terminal());
+    let installed = if json {
         builder
             .json()
             .flatten_event(true)
@@ -34,7 +47,9 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
     } else {
         builder.compact().try_init()
     };
-    // A subscriber may be installed already (tests start several servers in one process).
-    let _ = result;
-    Ok(())
+    // A subscriber may be installed already (tests start several servers in one process);
+    // then this writer is not used.
+    Ok(LogGuard {
+        _worker: installed.ok().map(|()| guard),
+    })
 }

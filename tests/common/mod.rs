@@ -45,6 +45,9 @@ pub fn pg_admin_url() -> String {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The test process's log writer (one subscriber for all servers of the process).
+static LOGS: std::sync::OnceLock<serac::telemetry::LogGuard> = std::sync::OnceLock::new();
+
 /// A unique name for this process and call.
 pub fn unique(prefix: &str) -> String {
     format!(
@@ -128,7 +131,9 @@ impl TestApp {
         let Command::Serve(args) = cli.command else {
             unreachable!("serve")
         };
-        let _ = serac::telemetry::init(serac::telemetry::LogFormat::Pretty, "warn");
+        LOGS.get_or_init(|| {
+            serac::telemetry::init(serac::telemetry::LogFormat::Pretty, "warn").expect("logging")
+        });
         let server = Server::build(&args).await.expect("server starts");
         let base = format!("http://{}", server.local_addr());
         let catalog = server.catalog();
