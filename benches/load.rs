@@ -79,6 +79,11 @@ struct Args {
     #[arg(long)]
     label: Option<String>,
 
+    /// Scrape `GET /metrics` every this many seconds while the scenarios run (as Prometheus
+    /// would), to measure what scraping costs; 0 (default): no scraping.
+    #[arg(long, default_value_t = 0.0)]
+    scrape_every: f64,
+
     /// Passed by `cargo bench` when harness = false; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -800,6 +805,15 @@ async fn main() {
     }
 }
 
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs setup and all scenarios; returns the number of lost commits.
 async fn run(args: Args) -> Result<usize> {
     if args.concurrency.is_empty() || args.concurrency.contains(&0) {
@@ -824,6 +838,23 @@ async fn run(args: Args) -> Result<usize> {
         .build()
         .context("building HTTP client")?;
     let uri = args.uri.trim_end_matches('/').to_string();
+    let _scraper = (args.scrape_every > 0.0).then(|| {
+        let (http, url) = (http.clone(), format!("{uri}/metrics"));
+        let every = Duration::from_secs_f64(args.scrape_every);
+        eprintln!("scraping {url} every {every:?}");
+        AbortOnDrop(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                    }
+                    other => eprintln!("scrape failed: {other:?}"),
+                }
+            }
+        }))
+    });
     let base = match args.prefix.as_deref().map(|p| p.trim_matches('/')) {
         Some(p) if !p.is_empty() => format!("{uri}/v1/{p}"),
         _ => format!("{uri}/v1"),

@@ -189,6 +189,6 @@ if [ "$rc" != 0 ]; then
     echo "load generator exited with $rc; last lines of the server log:" >&2
     tail -n 30 "$WORK/serac.log" >&2 || true
 elif [ -s "$WORK/serac.log" ]; then
-    echo "(server logged $(wc -l <"$WORK/serac.log") line(s) at warn level or above; SERAC_KEEP_TMP=1 keeps them)" >&2
+    echo "(server log: $(wc -l <"$WORK/serac.log") line(s), $(grep -c -E '"level":"(WARN|ERROR)"' "$WORK/serac.log" || true) at warn level or above; SERAC_KEEP_TMP=1 keeps them)" >&2
 fi
 exit "$rc"

@@ -31,9 +31,14 @@ pub fn init(format: LogFormat, level: &str) -> Result<LogGuard, String> {
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
     // Lines queue for the writer thread; only if it falls 128k lines behind do requests wait.
+    // The thread writes through a buffer that it flushes whenever the queue runs empty, so a
+    // busy server makes one write call per batch of lines, not per line.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -43,6 +48,7 @@ pub fn init(format: LogFormat, level: &str) -> Result<LogGuard, String> {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .try_init()
     } else {
         builder.compact().try_init()

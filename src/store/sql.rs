@@ -968,25 +968,25 @@ macro_rules! sql_store {
             async fn insert_audit_records(&self, records: &[AuditRecord]) -> StoreResult<()> {
                 let _t = self.time("insert_audit_records");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
-                for record in records {
-                    sqlx::query(
+                // One multi-row statement per chunk (8 parameters a row stay under SQLite's
+                // and PostgreSQL's parameter limits).
+                for chunk in records.chunks(1000) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO audit_log (at_ms, request_id, actor, client, operation, \
-                         object, status, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(record.at_ms)
-                    .bind(record.request_id.as_deref())
-                    .bind(&record.actor)
-                    .bind(record.client.as_deref())
-                    .bind(&record.operation)
-                    .bind(&record.object)
-                    .bind(i32::from(record.status))
-                    .bind(&record.outcome)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                         object, status, outcome) ",
+                    );
+                    insert.push_values(chunk, |mut row, record| {
+                        row.push_bind(record.at_ms)
+                            .push_bind(record.request_id.as_deref())
+                            .push_bind(&record.actor)
+                            .push_bind(record.client.as_deref())
+                            .push_bind(&record.operation)
+                            .push_bind(&record.object)
+                            .push_bind(i32::from(record.status))
+                            .push_bind(&record.outcome);
+                    });
+                    insert.build().execute(&mut *conn).await.map_err(map_err)?;
                 }
-                tx.commit().await.map_err(map_err)?;
                 Ok(())
             }
 

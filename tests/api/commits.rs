@@ -345,10 +345,18 @@ async fn two_processes_share_one_postgres_database() {
         assert_eq!(r.status(), StatusCode::OK);
         let acknowledged: Value = r.json().await.unwrap();
         let after = load(reader.clone()).await;
-        assert_eq!(after["metadata"]["current-snapshot-id"], id, "round {round}");
-        assert_eq!(after["metadata-location"], acknowledged["metadata-location"]);
+        assert_eq!(
+            after["metadata"]["current-snapshot-id"], id,
+            "round {round}"
+        );
+        assert_eq!(
+            after["metadata-location"],
+            acknowledged["metadata-location"]
+        );
     }
-    background.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    background
+        .0
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     background.1.await.unwrap();
 }
 

@@ -88,4 +88,36 @@ async fn mutations_are_audited(backend: Backend) {
     assert!(position("audit-3") < position("audit-1"));
 }
 
-both_backends!(ready_and_health_answer, mutations_are_audited);
+/// A database whose schema lacks a migration of this build makes the server unready.
+async fn ready_requires_current_migrations(backend: Backend) {
+    use sqlx::Connection as _;
+    let app = TestApp::spawn(backend).await;
+    assert_eq!(app.get("/ready").await.status, StatusCode::OK);
+    let forget_newest = "DELETE FROM _sqlx_migrations WHERE version = \
+                         (SELECT MAX(version) FROM _sqlx_migrations)";
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            sqlx::query(forget_newest).execute(&mut conn).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            sqlx::query(forget_newest).execute(&mut conn).await.unwrap();
+        }
+    }
+    let m = app.get("/ready").await.assert_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailableException",
+    );
+    assert!(m.contains("serac migrate"), "{m}");
+}
+
+both_backends!(
+    ready_and_health_answer,
+    mutations_are_audited,
+    ready_requires_current_migrations
+);
