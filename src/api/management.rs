@@ -50,7 +50,12 @@ async fn audit(
     State(state): State<AppState>,
     super::extract::ApiQuery(query): super::extract::ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(super::error::ApiError::bad_request(format!(
+            "limit must be between 1 and 1000, not {limit}"
+        )));
+    }
     let records: Vec<AuditEntry> = state
         .catalog
         .audit_records(limit)

@@ -83,6 +83,9 @@ async fn mutations_are_audited(backend: Backend) {
         records.iter().all(|r| r["request-id"] != "audit-read"),
         "a read was audited"
     );
+    app.get("/management/v1/audit?limit=1001")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "BadRequestException");
     // Newest first.
     let position = |id: &str| records.iter().position(|r| r["request-id"] == id).unwrap();
     assert!(position("audit-3") < position("audit-1"));

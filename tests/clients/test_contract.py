@@ -347,7 +347,7 @@ def test_unserved_operations(capsys):
     not_upstream = sorted(
         f"{m} {p}"
         for key, (m, p) in ours.items()
-        if p.startswith("/v1/") and key not in upstream
+        if p.startswith("/v1/") and key not in upstream and not p.startswith(SERAC_ONLY_PREFIXES)
     )
     assert not_upstream == [], f"Serac documents /v1/ operations the spec does not have: {not_upstream}"
     foreign = sorted(
