@@ -346,6 +346,9 @@ pub async fn record_request(
         .observe(elapsed.as_secs_f64());
     metrics.http_in_flight.dec();
     let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE && !state.lifecycle.is_draining() {
+        state.catalog.suspect_database_outage();
+    }
     metrics
         .http_requests
         .with_label_values(&[route, method.as_str(), status.as_str()])

@@ -159,6 +159,12 @@ impl Catalog {
         Ok(self.store.ping().await?)
     }
 
+    /// A request failed with "database unavailable": let the store check whether the database
+    /// is down (then later requests fail at once).
+    pub fn suspect_database_outage(&self) {
+        self.store.suspect_outage();
+    }
+
     /// Whether the database answers and holds every migration of this build.
     pub async fn check_ready(&self) -> CatalogResult<()> {
         if self.store.schema_current().await? {

@@ -284,6 +284,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Whether every migration this build knows is applied (the schema may be newer).
     async fn schema_current(&self) -> StoreResult<bool>;
 
+    /// A request failed because the database seemed unavailable: check (in the background)
+    /// whether it is down, so that further requests fail at once instead of waiting.
+    fn suspect_outage(&self);
+
     /// Open and idle connections of the pool(s).
     fn pool_stats(&self) -> (u32, u32);
 

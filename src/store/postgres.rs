@@ -89,7 +89,8 @@ impl PostgresStore {
         })
     }
 
-    /// The pool could not hand out a connection: find out whether the database is down.
+    /// The pool could not hand out a connection, or a query failed as if the database were
+    /// gone: find out, with a fresh connection, whether it is down.
     fn acquire_failed(&self) {
         if self.health.probing.swap(true, Ordering::AcqRel) {
             return;

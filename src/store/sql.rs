@@ -287,6 +287,10 @@ macro_rules! sql_store {
                 Ok(applied.unwrap_or(0) >= known)
             }
 
+            fn suspect_outage(&self) {
+                self.acquire_failed();
+            }
+
             fn pool_stats(&self) -> (u32, u32) {
                 let (r, w) = (self.reader(), self.writer());
                 if std::ptr::eq(r, w) {
