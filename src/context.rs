@@ -2,6 +2,7 @@
 //! a request (a task-local), read where records are written (change events, logs). Work done
 //! outside a request (command-line tools, background tasks) has no context.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 /// The caller of the current request.
@@ -10,7 +11,7 @@ pub struct RequestContext {
     /// The `x-request-id` of the request (the client's, or one the server made up).
     pub request_id: Option<String>,
     /// The principal; `anonymous` until authentication exists.
-    pub actor: String,
+    pub actor: Cow<'static, str>,
 }
 
 tokio::task_local! {

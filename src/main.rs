@@ -50,7 +50,7 @@ async fn run_command(command: Command) -> Result<(), String> {
             server.run(shutdown_signal()).await
         }
         Command::Migrate(database) => {
-            open_store(&database, &serac::metrics::Metrics::new()).await?;
+            open_store(&database, serac::metrics::DbMetrics::unregistered()).await?;
             println!("migrations are up to date");
             Ok(())
         }
@@ -113,7 +113,7 @@ async fn run_command(command: Command) -> Result<(), String> {
 
 async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog, String> {
     let metrics = std::sync::Arc::new(serac::metrics::Metrics::new());
-    let store = open_store(database, &metrics).await?;
+    let store = open_store(database, metrics.db.clone()).await?;
     let settings = CatalogSettings {
         default_warehouse: database.default_warehouse.clone(),
         commit_retries: 0,

@@ -19,13 +19,13 @@ use tower_http::trace::TraceLayer;
 use crate::api::{self, ApiError, AppState, Lifecycle};
 use crate::catalog::{Catalog, CatalogSettings};
 use crate::config::{Database, DatabaseArgs, ServeArgs, redact};
-use crate::metrics::Metrics;
+use crate::metrics::{DbMetrics, Metrics};
 use crate::storage::Storage;
 use crate::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 
 /// Opens the configured database and brings its schema up to date. The store records its
 /// database metrics in `metrics`.
-pub async fn open_store(args: &DatabaseArgs, metrics: &Metrics) -> Result<Arc<dyn Store>, String> {
+pub async fn open_store(args: &DatabaseArgs, metrics: DbMetrics) -> Result<Arc<dyn Store>, String> {
     match args.database()? {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -33,7 +33,7 @@ pub async fn open_store(args: &DatabaseArgs, metrics: &Metrics) -> Result<Arc<dy
                     format!("SERAC_DATA_DIR: cannot create '{}': {e}", dir.display())
                 })?;
             }
-            let store = SqliteStore::open(&path, args.db_max_connections, metrics.db.clone())
+            let store = SqliteStore::open(&path, args.db_max_connections, metrics)
                 .await
                 .map_err(|e| format!("cannot open SQLite database '{}': {e}", path.display()))?;
             store.migrate().await.map_err(|e| e.to_string())?;
@@ -46,7 +46,7 @@ pub async fn open_store(args: &DatabaseArgs, metrics: &Metrics) -> Result<Arc<dy
                     max_connections: args.db_max_connections,
                     acquire_timeout: args.db_acquire_timeout,
                 },
-                metrics.db.clone(),
+                metrics,
             )
             .map_err(|e| format!("SERAC_DATABASE_URL: {e}"))?;
             store
@@ -71,7 +71,7 @@ pub struct Server {
 impl Server {
     pub async fn build(args: &ServeArgs) -> Result<Self, String> {
         let metrics = Arc::new(Metrics::new());
-        let store = open_store(&args.database, &metrics).await?;
+        let store = open_store(&args.database, metrics.db.clone()).await?;
         let settings = CatalogSettings {
             default_warehouse: args.database.default_warehouse.clone(),
             commit_retries: args.commit_retries,
@@ -132,8 +132,7 @@ impl Server {
     ) -> Result<(), String> {
         let addr = self.local_addr();
         tracing::info!(%addr, backend = self.catalog.backend(), "serac is serving the Iceberg REST catalog");
-        let mut background = self.catalog.start_background();
-        background.push(tokio::spawn(purge_idempotency_keys(self.catalog.clone())));
+        let background = self.catalog.start_background();
         let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
         let lifecycle = self.lifecycle.clone();
         let metrics = self.catalog.metrics().clone();
@@ -180,11 +179,9 @@ impl Server {
 }
 
 fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router {
+    // `record_request` wraps the timeout and the panic handler, so that timed-out and
+    // panicked requests are counted, logged and audited too.
     router
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            api::record_request,
-        ))
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -198,6 +195,10 @@ fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router 
                     "the server failed while handling this request",
                 ))
             },
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            api::record_request,
         ))
         .layer(
             // A span per request carries its id into every log line; the access log line
@@ -222,19 +223,6 @@ fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router 
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-}
-
-/// Deletes expired idempotency keys every few minutes.
-async fn purge_idempotency_keys(catalog: Arc<Catalog>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(300));
-    loop {
-        tick.tick().await;
-        match catalog.purge_expired_idempotency_keys().await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(deleted = n, "expired idempotency keys deleted"),
-            Err(e) => tracing::warn!(error = %e, "could not delete expired idempotency keys"),
-        }
-    }
 }
 
 /// Completes on SIGTERM or SIGINT.

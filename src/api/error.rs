@@ -77,6 +77,10 @@ impl From<CatalogError> for ApiError {
             E::NoSuchFunction(_) => (StatusCode::NOT_FOUND, "NoSuchFunctionException"),
             E::NoSuchPlan(_) => (StatusCode::NOT_FOUND, "NoSuchPlanIdException"),
             E::CursorExpired(_) => (StatusCode::GONE, "CursorExpiredException"),
+            E::CommitStateUnknown(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "CommitStateUnknownException",
+            ),
             E::AlreadyExists(_) => (StatusCode::CONFLICT, "AlreadyExistsException"),
             E::NamespaceNotEmpty(_) => (StatusCode::CONFLICT, "NamespaceNotEmptyException"),
             E::CommitFailed(_) => (StatusCode::CONFLICT, "CommitFailedException"),
@@ -101,6 +105,14 @@ impl IntoResponse for ApiError {
 }
 
 /// A response with a JSON body that is already serialized.
+/// A value as a JSON response.
+pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    json_response(
+        status,
+        serde_json::to_vec(value).expect("responses always serialize"),
+    )
+}
+
 pub fn json_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;

@@ -75,9 +75,8 @@ pub async fn stream(
 }
 
 async fn serve(state: AppState, socket: WebSocket, mut subscription: Subscription) {
-    let metrics = state.catalog.metrics().clone();
-    metrics.feed_subscribers.inc();
-    state.lifecycle.feeds.send_modify(|n| *n += 1);
+    let metrics = state.catalog.metrics();
+    let _open = OpenFeed::enter(&state);
     let mut closing = state.lifecycle.closing.subscribe();
     let (mut sender, mut receiver) = socket.split();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -119,6 +118,22 @@ async fn serve(state: AppState, socket: WebSocket, mut subscription: Subscriptio
             }
         }
     }
-    metrics.feed_subscribers.dec();
-    state.lifecycle.feeds.send_modify(|n| *n -= 1);
+}
+
+/// Counts an open feed connection (for the metrics and the shutdown) until dropped.
+struct OpenFeed<'a>(&'a AppState);
+
+impl<'a> OpenFeed<'a> {
+    fn enter(state: &'a AppState) -> Self {
+        state.catalog.metrics().feed_subscribers.inc();
+        state.lifecycle.feeds.send_modify(|n| *n += 1);
+        Self(state)
+    }
+}
+
+impl Drop for OpenFeed<'_> {
+    fn drop(&mut self) {
+        self.0.catalog.metrics().feed_subscribers.dec();
+        self.0.lifecycle.feeds.send_modify(|n| *n -= 1);
+    }
 }

@@ -6,9 +6,8 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::AppState;
-use super::error::{ApiResult, json_response};
+use super::error::{ApiResult, json, json_response};
 use super::extract::{ApiPath, ApiQuery, parse_namespace};
-use super::page_request;
 use super::tables::{ListQuery, NamespacePath, table_result_body};
 use crate::catalog::LoadedFunction;
 
@@ -45,10 +44,9 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
-    let page = page_request(query.page_token, query.page_size);
     let paged = state
         .catalog
-        .list_functions(&warehouse, &namespace, &page)
+        .list_functions(&warehouse, &namespace, &query.page())
         .await?;
     let body = ListFunctionsResponse {
         identifiers: paged
@@ -62,10 +60,7 @@ pub async fn list(
             .collect(),
         next_page_token: paged.next_page_token,
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&body).expect("responses serialize"),
-    ))
+    Ok(json(StatusCode::OK, &body))
 }
 
 pub async fn load(

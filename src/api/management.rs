@@ -9,7 +9,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::error::{ApiResult, json_response};
+use super::error::{ApiResult, json};
 use super::extract::{ApiJson, ApiPath, parse_namespace};
 use crate::catalog::Warehouse;
 
@@ -27,6 +27,11 @@ pub fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct AuditList {
+    records: Vec<AuditEntry>,
 }
 
 #[derive(Serialize)]
@@ -72,8 +77,7 @@ async fn audit(
             outcome: r.outcome,
         })
         .collect();
-    let body = serde_json::json!({ "records": records });
-    Ok(json_response(StatusCode::OK, body.to_string()))
+    Ok(json(StatusCode::OK, &AuditList { records }))
 }
 
 #[derive(Deserialize)]
@@ -144,9 +148,9 @@ async fn create(
         .catalog
         .create_warehouse(&request.name, &request.location)
         .await?;
-    Ok(json_response(
+    Ok(json(
         StatusCode::CREATED,
-        serde_json::to_vec(&WarehouseBody::from(warehouse.as_ref())).expect("serializes"),
+        &WarehouseBody::from(warehouse.as_ref()),
     ))
 }
 
@@ -155,8 +159,5 @@ async fn list(State(state): State<AppState>) -> ApiResult<Response> {
     let body = WarehouseList {
         warehouses: warehouses.iter().map(WarehouseBody::from).collect(),
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&body).expect("serializes"),
-    ))
+    Ok(json(StatusCode::OK, &body))
 }

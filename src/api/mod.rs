@@ -26,7 +26,7 @@ use error::json_response;
 pub use error::{ApiError, ApiResult};
 use extract::ApiQuery;
 
-use crate::catalog::{Catalog, CatalogError, PageRequest};
+use crate::catalog::{Catalog, CatalogError};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -213,10 +213,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-pub(crate) fn page_request(token: Option<String>, size: Option<usize>) -> PageRequest {
-    PageRequest { token, size }
-}
-
 #[derive(Deserialize)]
 struct ConfigQuery {
     warehouse: Option<String>,
@@ -268,10 +264,7 @@ async fn config(
             .collect(),
         idempotency_key_lifetime: iso_duration(state.catalog.settings().idempotency_lifetime),
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&body).expect("config serializes"),
-    ))
+    Ok(error::json(StatusCode::OK, &body))
 }
 
 /// An ISO-8601 duration such as `PT30M`.
@@ -313,7 +306,7 @@ pub async fn record_request(
     next: axum::middleware::Next,
 ) -> Response {
     let started = std::time::Instant::now();
-    let metrics = state.catalog.metrics().clone();
+    let metrics = state.catalog.metrics();
     // Both are cheap clones (an `Arc<str>` and a usually static method).
     let matched = request
         .extensions()
@@ -334,17 +327,17 @@ pub async fn record_request(
         (matched.is_some() && is_mutation(&method, route)).then(|| request.uri().path().to_owned());
     let context = crate::context::RequestContext {
         request_id,
-        actor: ANONYMOUS.to_owned(),
+        actor: ANONYMOUS.into(),
     };
     let actor = audited.as_ref().map(|_| context.clone());
-    metrics.http_in_flight.inc();
+    let in_flight = InFlight::enter(&metrics.http_in_flight);
     let response = crate::context::scope(context, next.run(request)).await;
+    drop(in_flight);
     let elapsed = started.elapsed();
     metrics
         .http_duration
         .with_label_values(&[route])
         .observe(elapsed.as_secs_f64());
-    metrics.http_in_flight.dec();
     let status = response.status();
     if status == StatusCode::SERVICE_UNAVAILABLE && !state.lifecycle.is_draining() {
         state.catalog.suspect_database_outage();
@@ -369,7 +362,7 @@ pub async fn record_request(
         state.catalog.audit(crate::catalog::AuditRecord {
             at_ms: chrono::Utc::now().timestamp_millis(),
             request_id: context.request_id,
-            actor: context.actor,
+            actor: context.actor.into_owned(),
             client: client.map(|c| c.to_string()),
             operation: format!("{method} {route}"),
             object,
@@ -383,6 +376,23 @@ pub async fn record_request(
         });
     }
     response
+}
+
+/// Counts a request in flight until dropped (also when the client goes away and the request
+/// is abandoned).
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The principal of unauthenticated requests.

@@ -12,21 +12,10 @@ use iceberg_catalog_rest::{
 use serde::Deserialize;
 
 use super::AppState;
-use super::error::{ApiResult, json_response};
+use super::error::{ApiResult, json};
 use super::extract::{ApiJson, ApiPath, ApiQuery, parse_namespace};
 use super::idempotency::Mutation;
-use super::page_request;
-
-#[derive(Deserialize)]
-pub struct PrefixPath {
-    prefix: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct NamespacePath {
-    prefix: Option<String>,
-    namespace: String,
-}
+use super::tables::{NamespacePath, PrefixPath};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -35,13 +24,6 @@ pub struct ListQuery {
     page_token: Option<String>,
     #[serde(rename = "pageSize")]
     page_size: Option<usize>,
-}
-
-fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
-    json_response(
-        status,
-        serde_json::to_vec(value).expect("responses always serialize"),
-    )
 }
 
 pub async fn list(
@@ -56,7 +38,10 @@ pub async fn list(
         .filter(|p| !p.is_empty())
         .map(parse_namespace)
         .transpose()?;
-    let page = page_request(query.page_token, query.page_size);
+    let page = crate::catalog::PageRequest {
+        token: query.page_token,
+        size: query.page_size,
+    };
     let paged = state
         .catalog
         .list_namespaces(&warehouse, parent.as_ref(), &page)

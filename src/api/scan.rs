@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::{ApiResult, json_response};
+use super::error::{ApiResult, json};
 use super::extract::{ApiJson, ApiPath};
 use super::tables::TablePath;
 use crate::catalog::{PlanResult, PlanTableScanRequest, ScanTasks};
@@ -43,10 +43,7 @@ fn result_json(result: PlanResult, mut body: Value) -> Value {
 }
 
 fn respond(body: Value) -> Response {
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&body).expect("JSON values serialize"),
-    )
+    json(StatusCode::OK, &body)
 }
 
 pub async fn plan(

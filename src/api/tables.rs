@@ -13,11 +13,10 @@ use iceberg_catalog_rest::{
 use serde::Deserialize;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, json_response};
+use super::error::{ApiError, ApiResult, json, json_response};
 use super::extract::{ApiJson, ApiPath, ApiQuery, parse_namespace};
 use super::idempotency::Mutation;
-use super::page_request;
-use crate::catalog::{DropTable, TableVersion, Warehouse};
+use crate::catalog::{DropTable, PageRequest, Paged, TableVersion, Warehouse};
 
 #[derive(Deserialize)]
 pub(super) struct NamespacePath {
@@ -67,9 +66,18 @@ impl TablePath {
 #[derive(Deserialize)]
 pub(super) struct ListQuery {
     #[serde(rename = "pageToken")]
-    pub page_token: Option<String>,
+    page_token: Option<String>,
     #[serde(rename = "pageSize")]
-    pub page_size: Option<usize>,
+    page_size: Option<usize>,
+}
+
+impl ListQuery {
+    pub(super) fn page(self) -> PageRequest {
+        PageRequest {
+            token: self.page_token,
+            size: self.page_size,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -187,19 +195,22 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
-    let page = page_request(query.page_token, query.page_size);
     let paged = state
         .catalog
-        .list_tables(&warehouse, &namespace, &page)
+        .list_tables(&warehouse, &namespace, &query.page())
         .await?;
-    let body = ListTablesResponse {
-        identifiers: paged.items,
-        next_page_token: paged.next_page_token,
-    };
-    Ok(json_response(
+    Ok(identifiers_page(paged))
+}
+
+/// A page of table or view identifiers, as the spec's list response.
+pub(super) fn identifiers_page(paged: Paged<TableIdent>) -> Response {
+    json(
         StatusCode::OK,
-        serde_json::to_vec(&body).expect("responses serialize"),
-    ))
+        &ListTablesResponse {
+            identifiers: paged.items,
+            next_page_token: paged.next_page_token,
+        },
+    )
 }
 
 pub async fn create(

@@ -4,14 +4,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use iceberg::TableIdent;
-use iceberg_catalog_rest::{ListTablesResponse, RenameTableRequest};
+use iceberg_catalog_rest::RenameTableRequest;
 
 use super::AppState;
 use super::error::{ApiResult, json_response};
 use super::extract::{ApiJson, ApiPath, ApiQuery, parse_namespace};
 use super::idempotency::Mutation;
-use super::page_request;
-use super::tables::{ListQuery, NamespacePath, PrefixPath, TablePath, table_result_body};
+use super::tables::{
+    ListQuery, NamespacePath, PrefixPath, TablePath, identifiers_page, table_result_body,
+};
 use crate::catalog::{CommitViewRequest, CreateViewRequest, LoadedView, RegisterViewRequest};
 
 /// The path's `table` segment is the view's name.
@@ -31,19 +32,11 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
-    let page = page_request(query.page_token, query.page_size);
     let paged = state
         .catalog
-        .list_views(&warehouse, &namespace, &page)
+        .list_views(&warehouse, &namespace, &query.page())
         .await?;
-    let body = ListTablesResponse {
-        identifiers: paged.items,
-        next_page_token: paged.next_page_token,
-    };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&body).expect("responses serialize"),
-    ))
+    Ok(identifiers_page(paged))
 }
 
 pub async fn create(
@@ -91,7 +84,7 @@ pub async fn exists(
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     state
         .catalog
-        .load_view(&warehouse, &path.view_ident()?)
+        .view_exists(&warehouse, &path.view_ident()?)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

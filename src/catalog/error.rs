@@ -37,6 +37,9 @@ pub enum CatalogError {
     /// A change-feed cursor points before events that retention has deleted.
     #[error("{0}")]
     CursorExpired(String),
+    /// The database did not confirm a commit: it may or may not have happened.
+    #[error("{0}")]
+    CommitStateUnknown(String),
     /// A dependency (database, storage) is not reachable right now.
     #[error("{0}")]
     Unavailable(String),
@@ -54,6 +57,10 @@ impl CatalogError {
             StoreError::Unavailable(msg) => {
                 Self::Unavailable(format!("the catalog database is unavailable: {msg}"))
             }
+            StoreError::OutcomeUnknown(msg) => Self::CommitStateUnknown(format!(
+                "the catalog database did not confirm the change ({msg}); it may have been \
+                 applied: reload before retrying"
+            )),
             StoreError::AlreadyExists => Self::AlreadyExists("the entity already exists".into()),
             StoreError::MissingReference
             | StoreError::StillReferenced

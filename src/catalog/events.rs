@@ -218,11 +218,11 @@ impl Subscription {
 #[derive(Debug)]
 pub(super) struct AuditLog {
     queue: mpsc::Sender<AuditMessage>,
-    receiver: std::sync::Mutex<Option<mpsc::Receiver<AuditMessage>>>,
+    pub(super) receiver: std::sync::Mutex<Option<mpsc::Receiver<AuditMessage>>>,
 }
 
 #[derive(Debug)]
-enum AuditMessage {
+pub(super) enum AuditMessage {
     Record(AuditRecord),
     Flush(oneshot::Sender<()>),
 }
@@ -259,7 +259,7 @@ impl Catalog {
             name: name.map(str::to_owned),
             data: data.to_string(),
             request_id: context.as_ref().and_then(|c| c.request_id.clone()),
-            actor: context.map(|c| c.actor),
+            actor: context.map(|c| c.actor.into_owned()),
         }
     }
 
@@ -336,20 +336,9 @@ impl Catalog {
         self.flush_audit().await;
         Ok(self.store.audit_records(limit).await?)
     }
-
-    /// Starts the background work of a serving catalog: the audit writer, the event relay
-    /// between replicas, and event retention.
-    pub fn start_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = self.store.start_event_relay();
-        if let Some(receiver) = self.audit.receiver.lock().expect("audit lock").take() {
-            tasks.push(tokio::spawn(write_audit(self.clone(), receiver)));
-        }
-        tasks.push(tokio::spawn(retain_events(self.clone())));
-        tasks
-    }
 }
 
-async fn write_audit(catalog: Arc<Catalog>, mut receiver: mpsc::Receiver<AuditMessage>) {
+pub(super) async fn write_audit(catalog: Arc<Catalog>, mut receiver: mpsc::Receiver<AuditMessage>) {
     let mut messages = Vec::with_capacity(512);
     let mut records = Vec::with_capacity(512);
     while receiver.recv_many(&mut messages, 512).await > 0 {
@@ -399,7 +388,7 @@ async fn write_audit(catalog: Arc<Catalog>, mut receiver: mpsc::Receiver<AuditMe
 
 /// Deletes events older than the retention, on one replica at a time (the store's cleanup
 /// lock decides which).
-async fn retain_events(catalog: Arc<Catalog>) {
+pub(super) async fn retain_events(catalog: Arc<Catalog>) {
     let retention = catalog.settings.event_retention;
     let every = (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut tick = tokio::time::interval(every);

@@ -12,9 +12,11 @@ use serde_json::Value;
 
 use super::ident::{validate_namespace, validate_table_name};
 use super::page::{PageRequest, Paged};
-use super::tables::{display_ident, metadata_file_location, no_such_namespace};
+use super::tables::{
+    Insert, InsertError, display_ident, metadata_file_location, no_such_namespace,
+};
 use super::{Catalog, CatalogError, CatalogResult, Warehouse};
-use crate::store::{Change, NewTable, ObjectKind, StoreError};
+use crate::store::Change;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -325,46 +327,32 @@ impl Catalog {
         }
         let json = serde_json::to_string(&document).expect("a JSON value serializes");
         let metadata_location = metadata_file_location(&location, None, false);
-        self.storage
-            .write_metadata(&metadata_location, json.as_bytes())
-            .await?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let row = NewTable {
-            kind: ObjectKind::Table,
-            id: &id,
-            name: ident.name(),
-            metadata_location: &metadata_location,
-            metadata: &json,
-        };
-        if let Err(err) = self
-            .store
-            .create_function(
-                &warehouse.id,
-                ident.namespace(),
-                &row,
-                &Change::new(
-                    None,
-                    vec![self.event(
-                        "function.created",
-                        warehouse,
-                        ident.namespace(),
-                        Some(ident.name()),
-                        serde_json::json!({ "metadata-location": metadata_location }),
-                    )],
-                ),
-            )
-            .await
-        {
-            self.delete_quietly(&metadata_location).await;
-            return Err(match err {
-                StoreError::AlreadyExists => CatalogError::AlreadyExists(format!(
-                    "function '{}' already exists",
-                    display_ident(ident)
-                )),
-                StoreError::MissingReference => no_such_namespace(ident.namespace()),
-                other => other.into(),
-            });
-        }
+        let event = self.event(
+            "function.created",
+            warehouse,
+            ident.namespace(),
+            Some(ident.name()),
+            serde_json::json!({ "metadata-location": metadata_location }),
+        );
+        self.insert_object(
+            Insert {
+                kind: None,
+                warehouse,
+                ident,
+                metadata_location: &metadata_location,
+                json: &json,
+                write_file: true,
+            },
+            Change::new(None, vec![event]),
+        )
+        .await
+        .map_err(|e| match e {
+            InsertError::Exists => CatalogError::AlreadyExists(format!(
+                "function '{}' already exists",
+                display_ident(ident)
+            )),
+            InsertError::Catalog(e) => e,
+        })?;
         Ok(LoadedFunction {
             metadata_location,
             metadata_json: json,

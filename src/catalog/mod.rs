@@ -184,11 +184,15 @@ impl Catalog {
 
     /// Creates the default warehouse on first start; later starts leave it as it is.
     pub async fn ensure_default_warehouse(&self, location: &str) -> CatalogResult<Arc<Warehouse>> {
+        match self.warehouse(None).await {
+            Err(CatalogError::NoSuchWarehouse(_)) => {}
+            found => return found,
+        }
         let name = self.settings.default_warehouse.clone();
         match self.create_warehouse(&name, location).await {
-            Ok(w) => Ok(w),
+            // Another replica created it meanwhile.
             Err(CatalogError::AlreadyExists(_)) => self.warehouse(None).await,
-            Err(e) => Err(e),
+            created => created,
         }
     }
 
@@ -330,8 +334,20 @@ impl Catalog {
         Ok(self.store.set_idempotency_body(key, body).await?)
     }
 
+    /// Starts the background work of a serving catalog: the audit writer, the event relay
+    /// between replicas, event retention and the expiry of idempotency keys.
+    pub fn start_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = self.store.start_event_relay();
+        if let Some(receiver) = self.audit.receiver.lock().expect("audit lock").take() {
+            tasks.push(tokio::spawn(events::write_audit(self.clone(), receiver)));
+        }
+        tasks.push(tokio::spawn(events::retain_events(self.clone())));
+        tasks.push(tokio::spawn(purge_idempotency_keys(self.clone())));
+        tasks
+    }
+
     /// Deletes expired keys; run periodically.
-    pub async fn purge_expired_idempotency_keys(&self) -> CatalogResult<u64> {
+    async fn purge_expired_idempotency_keys(&self) -> CatalogResult<u64> {
         // Keep keys a while past their lifetime, for clients whose clocks run late.
         let cutoff = now_ms() - 2 * self.idempotency_lifetime_ms();
         Ok(self.store.purge_idempotency_keys(cutoff).await?)
@@ -339,5 +355,18 @@ impl Catalog {
 
     fn idempotency_lifetime_ms(&self) -> i64 {
         i64::try_from(self.settings.idempotency_lifetime.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Deletes expired idempotency keys every few minutes.
+async fn purge_idempotency_keys(catalog: Arc<Catalog>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        match catalog.purge_expired_idempotency_keys().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "expired idempotency keys deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete expired idempotency keys"),
+        }
     }
 }

@@ -12,8 +12,8 @@ use iceberg::TableIdent;
 use iceberg::expr::{Predicate, Reference};
 use iceberg::io::FileIO;
 use iceberg::spec::{
-    DataContentType, DataFileFormat, Datum, ManifestContentType, PrimitiveLiteral, PrimitiveType,
-    Schema, Struct, TableMetadata, Type,
+    DataContentType, Datum, ManifestContentType, PrimitiveLiteral, PrimitiveType, Schema, Struct,
+    TableMetadata, Type,
 };
 use iceberg::table::Table;
 use serde::Deserialize;
@@ -359,15 +359,6 @@ fn datum(value: &Value, ty: &PrimitiveType) -> Result<Datum, String> {
 
 // --- content files -----------------------------------------------------------------------------
 
-fn format_name(format: DataFileFormat) -> &'static str {
-    match format {
-        DataFileFormat::Avro => "avro",
-        DataFileFormat::Orc => "orc",
-        DataFileFormat::Parquet => "parquet",
-        DataFileFormat::Puffin => "puffin",
-    }
-}
-
 /// Partition values as the spec's list of single values, in the spec's field order.
 fn partition_json(metadata: &TableMetadata, spec_id: i32, partition: &Struct) -> Value {
     let schema = metadata.current_schema();
@@ -394,7 +385,8 @@ fn partition_json(metadata: &TableMetadata, spec_id: i32, partition: &Struct) ->
 }
 
 /// The reserved field id of a position delete file's `file_path` column.
-const POSITION_DELETE_FILE_PATH: i32 = 2_147_483_546;
+const POSITION_DELETE_FILE_PATH: i32 =
+    iceberg::metadata_columns::RESERVED_FIELD_ID_DELETE_FILE_PATH;
 
 /// A delete file as the spec describes it, and the one data file it is scoped to, if any.
 struct DeleteFileDetails {
@@ -452,7 +444,7 @@ async fn delete_file_details(
             let mut value = json!({
                 "content": content,
                 "file-path": file.file_path(),
-                "file-format": format_name(file.file_format()),
+                "file-format": file.file_format().to_string(),
                 "spec-id": manifest.partition_spec_id,
                 "partition": partition_json(metadata, manifest.partition_spec_id, file.partition()),
                 "file-size-in-bytes": file.file_size_in_bytes(),
@@ -611,7 +603,7 @@ impl Catalog {
                         "data-file": {
                             "content": "data",
                             "file-path": task.data_file_path,
-                            "file-format": format_name(task.data_file_format),
+                            "file-format": task.data_file_format.to_string(),
                             "spec-id": spec_id,
                             "partition": partition,
                             "file-size-in-bytes": task.file_size_in_bytes,

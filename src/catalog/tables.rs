@@ -22,9 +22,9 @@ use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
 use crate::metrics::CommitOutcome;
 use crate::store::{Change, NewTable, ObjectKind, PageQuery, StoreError, TableHead, TableSwap};
 
-const PROPERTY_FORMAT_VERSION: &str = "format-version";
+use iceberg::spec::TableProperties;
+
 const PROPERTY_DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
-const PROPERTY_METADATA_COMPRESSION: &str = "write.metadata.compression-codec";
 const NAMESPACE_PROPERTY_LOCATION: &str = "location";
 
 /// The result of creating a table: committed (with a metadata location) or staged.
@@ -39,6 +39,12 @@ pub struct CreatedTable {
 pub enum DropTable {
     KeepFiles,
     Purge,
+}
+
+/// Whether files written for a change must stay after the store failed: the database may
+/// have committed the change, and then its row points at them.
+pub(super) fn keeps_files(err: &StoreError) -> bool {
+    matches!(err, StoreError::OutcomeUnknown(_))
 }
 
 fn no_such_table(ident: &TableIdent) -> CatalogError {
@@ -56,7 +62,7 @@ pub(super) fn display_ident(ident: &TableIdent) -> String {
     format!("{}.{}", display_namespace(ident.namespace()), ident.name())
 }
 
-fn invalid(context: &str, err: iceberg::Error) -> CatalogError {
+pub(super) fn invalid(context: &str, err: iceberg::Error) -> CatalogError {
     CatalogError::BadRequest(format!("{context}: {err}"))
 }
 
@@ -100,7 +106,7 @@ fn in_commit_order(doc: &mut serde_json::Value) {
 fn next_metadata_location(current: Option<&str>, metadata: &TableMetadata) -> String {
     let gzip = metadata
         .properties()
-        .get(PROPERTY_METADATA_COMPRESSION)
+        .get(TableProperties::PROPERTY_METADATA_COMPRESSION_CODEC)
         .is_some_and(|c| c.eq_ignore_ascii_case("gzip"));
     metadata_file_location(metadata.location(), current, gzip)
 }
@@ -123,7 +129,10 @@ pub(super) fn metadata_file_location(location: &str, current: Option<&str>, gzip
 
 /// Takes `format-version` out of the properties (it is not a table property in the metadata).
 fn take_format_version(properties: &mut HashMap<String, String>) -> CatalogResult<FormatVersion> {
-    match properties.remove(PROPERTY_FORMAT_VERSION).as_deref() {
+    match properties
+        .remove(TableProperties::PROPERTY_FORMAT_VERSION)
+        .as_deref()
+    {
         None => Ok(FormatVersion::V2),
         Some("1") => Ok(FormatVersion::V1),
         Some("2") => Ok(FormatVersion::V2),
@@ -220,7 +229,7 @@ impl Catalog {
         }
         self.metrics.table_cache(false);
         let row = self.store.table_by_id(&head.id).await?.ok_or_else(|| {
-            CatalogError::CommitFailed("the table was dropped while it was being read".into())
+            CatalogError::NoSuchTable("the table was dropped while it was being read".into())
         })?;
         let version = Arc::new(TableVersion::new(
             row.id,
@@ -302,11 +311,13 @@ impl Catalog {
 
         if request.stage_create == Some(true) {
             // Nothing is stored: the client commits the staged table with `assert-create`.
-            if self
-                .store
-                .namespace(&warehouse.id, namespace)
-                .await?
-                .is_none()
+            // (Without a requested location, the default one proved the namespace exists.)
+            if request.location.is_some()
+                && self
+                    .store
+                    .namespace(&warehouse.id, namespace)
+                    .await?
+                    .is_none()
             {
                 return Err(no_such_namespace(namespace));
             }
@@ -376,13 +387,6 @@ impl Catalog {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Arc<TableVersion>, InsertError> {
         let json = to_json(&metadata)?;
-        if write_file {
-            self.storage
-                .write_metadata(&metadata_location, json.as_bytes())
-                .await
-                .map_err(CatalogError::from)?;
-        }
-        let id = uuid::Uuid::now_v7().to_string();
         let event = self.event(
             "table.created",
             warehouse,
@@ -394,31 +398,19 @@ impl Catalog {
                 "registered": !write_file,
             }),
         );
-        let inserted = self
-            .store
-            .create_table(
-                &warehouse.id,
-                ident.namespace(),
-                &NewTable {
-                    kind: ObjectKind::Table,
-                    id: &id,
-                    name: ident.name(),
+        let id = self
+            .insert_object(
+                Insert {
+                    kind: Some(ObjectKind::Table),
+                    warehouse,
+                    ident,
                     metadata_location: &metadata_location,
-                    metadata: &json,
+                    json: &json,
+                    write_file,
                 },
-                &Change::new(idempotency, vec![event]),
+                Change::new(idempotency, vec![event]),
             )
-            .await;
-        if let Err(err) = inserted {
-            if write_file {
-                self.delete_quietly(&metadata_location).await;
-            }
-            return Err(match err {
-                StoreError::AlreadyExists => InsertError::Exists,
-                StoreError::MissingReference => no_such_namespace(ident.namespace()).into(),
-                other => CatalogError::from(other).into(),
-            });
-        }
+            .await?;
         let version = Arc::new(TableVersion::with_parsed(
             id,
             metadata_location,
@@ -427,6 +419,63 @@ impl Catalog {
         ));
         self.tables.insert(version.clone());
         Ok(version)
+    }
+
+    /// Writes the first metadata file of a table, view (`kind`) or function (`None`) unless
+    /// it exists already, and inserts the row with the change; when the row cannot be
+    /// inserted the new file is deleted again. Returns the new row's id.
+    pub(super) async fn insert_object(
+        &self,
+        insert: Insert<'_>,
+        change: Change<'_>,
+    ) -> Result<String, InsertError> {
+        let Insert {
+            kind,
+            warehouse,
+            ident,
+            metadata_location,
+            json,
+            write_file,
+        } = insert;
+        if write_file {
+            self.storage
+                .write_metadata(metadata_location, json.as_bytes())
+                .await
+                .map_err(CatalogError::from)?;
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let row = NewTable {
+            kind: kind.unwrap_or(ObjectKind::Table),
+            id: &id,
+            name: ident.name(),
+            metadata_location,
+            metadata: json,
+        };
+        let inserted = match kind {
+            Some(_) => {
+                self.store
+                    .create_table(&warehouse.id, ident.namespace(), &row, &change)
+                    .await
+            }
+            None => {
+                self.store
+                    .create_function(&warehouse.id, ident.namespace(), &row, &change)
+                    .await
+            }
+        };
+        match inserted {
+            Ok(()) => Ok(id),
+            Err(err) => {
+                if write_file && !keeps_files(&err) {
+                    self.delete_quietly(metadata_location).await;
+                }
+                Err(match err {
+                    StoreError::AlreadyExists => InsertError::Exists,
+                    StoreError::MissingReference => no_such_namespace(ident.namespace()).into(),
+                    other => CatalogError::from(other).into(),
+                })
+            }
+        }
     }
 
     pub(super) async fn delete_quietly(&self, location: &str) {
@@ -444,10 +493,17 @@ impl Catalog {
         request: CommitTableRequest,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
+        self.measured_commit(self.commit_table_once(warehouse, ident, request, idempotency))
+            .await
+    }
+
+    /// Runs a commit (of one table or a transaction) under the commit metrics.
+    async fn measured_commit<T>(
+        &self,
+        commit: impl std::future::Future<Output = CatalogResult<T>>,
+    ) -> CatalogResult<T> {
         let timer = self.metrics.commit_duration.start_timer();
-        let result = self
-            .commit_table_once(warehouse, ident, request, idempotency)
-            .await;
+        let result = commit.await;
         timer.observe_duration();
         self.metrics.commit(match &result {
             Ok(_) => CommitOutcome::Committed,
@@ -494,7 +550,11 @@ impl Catalog {
                 Prepared::Unchanged(current) => return Ok(current),
                 Prepared::Changed(change) => change,
             };
-            if let Some(version) = self.swap(warehouse, &[prepared], idempotency).await?.pop() {
+            if let Some(version) = self
+                .swap(warehouse, vec![prepared], idempotency)
+                .await?
+                .pop()
+            {
                 return Ok(version);
             }
             self.metrics.commit(CommitOutcome::Retried);
@@ -510,6 +570,16 @@ impl Catalog {
     /// and its new metadata file written, then all rows swap in one database transaction, or
     /// none do.
     pub async fn commit_transaction(
+        &self,
+        warehouse: &Warehouse,
+        changes: Vec<CommitTableRequest>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> CatalogResult<()> {
+        self.measured_commit(self.commit_transaction_once(warehouse, changes, idempotency))
+            .await
+    }
+
+    async fn commit_transaction_once(
         &self,
         warehouse: &Warehouse,
         changes: Vec<CommitTableRequest>,
@@ -568,12 +638,13 @@ impl Catalog {
                 return Ok(());
             }
             if !self
-                .swap(warehouse, &prepared, idempotency)
+                .swap(warehouse, prepared, idempotency)
                 .await?
                 .is_empty()
             {
                 return Ok(());
             }
+            self.metrics.commit(CommitOutcome::Retried);
             tracing::debug!("transaction lost a race; retrying");
         }
         Err(CatalogError::CommitFailed(format!(
@@ -627,17 +698,7 @@ impl Catalog {
             .build()
             .map_err(|e| invalid("the updates do not produce valid table metadata", e))?;
         let metadata = built.metadata;
-        let actions = request
-            .updates
-            .iter()
-            .filter_map(|u| {
-                serde_json::to_value(u)
-                    .ok()?
-                    .get("action")?
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .collect();
+        let actions = request.updates.iter().map(action_name).collect();
         let location = next_metadata_location(Some(&head.metadata_location), &metadata);
         let json = to_json(&metadata)?;
         let write = self.metrics.metadata_write_duration.start_timer();
@@ -674,7 +735,7 @@ impl Catalog {
     async fn swap(
         &self,
         warehouse: &Warehouse,
-        prepared: &[PreparedCommit],
+        prepared: Vec<PreparedCommit>,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Vec<Arc<TableVersion>>> {
         #[cfg(feature = "failpoints")]
@@ -713,20 +774,23 @@ impl Catalog {
                 )
             })
             .collect();
-        let swapped = match self
+        let swapped = self
             .store
             .swap_tables_metadata(&swaps, &Change::new(idempotency, events))
-            .await
-        {
-            Ok(swapped) => swapped,
+            .await;
+        drop(swaps);
+        match swapped {
+            Ok(true) => {}
+            Ok(false) => {
+                self.discard(&prepared).await;
+                return Ok(Vec::new());
+            }
             Err(e) => {
-                self.discard(prepared).await;
+                if !keeps_files(&e) {
+                    self.discard(&prepared).await;
+                }
                 return Err(e.into());
             }
-        };
-        if !swapped {
-            self.discard(prepared).await;
-            return Ok(Vec::new());
         }
         let mut versions = Vec::with_capacity(prepared.len());
         for p in prepared {
@@ -734,10 +798,7 @@ impl Catalog {
                 self.delete_quietly(file).await;
             }
             let version = Arc::new(TableVersion::with_parsed(
-                p.head.id.clone(),
-                p.location.clone(),
-                p.json.clone(),
-                p.metadata.clone(),
+                p.head.id, p.location, p.json, p.metadata,
             ));
             self.tables.insert(version.clone());
             versions.push(version);
@@ -996,15 +1057,15 @@ impl Catalog {
                     "registered": true,
                 }),
             );
+            let swap = TableSwap {
+                table_id: &head.id,
+                expected_location: &head.metadata_location,
+                new_location: &request.metadata_location,
+                new_metadata: &json,
+            };
             if !self
                 .store
-                .swap_table_metadata(
-                    &head.id,
-                    &head.metadata_location,
-                    &request.metadata_location,
-                    &json,
-                    &Change::new(idempotency, vec![event]),
-                )
+                .swap_tables_metadata(&[swap], &Change::new(idempotency, vec![event]))
                 .await?
             {
                 return Err(CatalogError::CommitFailed(format!(
@@ -1040,6 +1101,35 @@ impl Catalog {
     }
 }
 
+/// The spec's name of an update (its `action`), for change events.
+fn action_name(update: &TableUpdate) -> &'static str {
+    match update {
+        TableUpdate::UpgradeFormatVersion { .. } => "upgrade-format-version",
+        TableUpdate::AssignUuid { .. } => "assign-uuid",
+        TableUpdate::AddSchema { .. } => "add-schema",
+        TableUpdate::SetCurrentSchema { .. } => "set-current-schema",
+        TableUpdate::AddSpec { .. } => "add-spec",
+        TableUpdate::SetDefaultSpec { .. } => "set-default-spec",
+        TableUpdate::AddSortOrder { .. } => "add-sort-order",
+        TableUpdate::SetDefaultSortOrder { .. } => "set-default-sort-order",
+        TableUpdate::AddSnapshot { .. } => "add-snapshot",
+        TableUpdate::SetSnapshotRef { .. } => "set-snapshot-ref",
+        TableUpdate::RemoveSnapshots { .. } => "remove-snapshots",
+        TableUpdate::RemoveSnapshotRef { .. } => "remove-snapshot-ref",
+        TableUpdate::SetLocation { .. } => "set-location",
+        TableUpdate::SetProperties { .. } => "set-properties",
+        TableUpdate::RemoveProperties { .. } => "remove-properties",
+        TableUpdate::RemovePartitionSpecs { .. } => "remove-partition-specs",
+        TableUpdate::SetStatistics { .. } => "set-statistics",
+        TableUpdate::RemoveStatistics { .. } => "remove-statistics",
+        TableUpdate::SetPartitionStatistics { .. } => "set-partition-statistics",
+        TableUpdate::RemovePartitionStatistics { .. } => "remove-partition-statistics",
+        TableUpdate::RemoveSchemas { .. } => "remove-schemas",
+        TableUpdate::AddEncryptionKey { .. } => "add-encryption-key",
+        TableUpdate::RemoveEncryptionKey { .. } => "remove-encryption-key",
+    }
+}
+
 /// Whether a table location is a directory Serac generated (`<name>-<32 hex digits>`).
 fn is_generated_table_dir(location: &str) -> bool {
     location
@@ -1055,7 +1145,7 @@ fn is_generated_table_dir(location: &str) -> bool {
 struct PreparedCommit {
     ident: TableIdent,
     /// The update actions applied (for the change event).
-    actions: Vec<String>,
+    actions: Vec<&'static str>,
     head: TableHead,
     location: String,
     json: String,
@@ -1072,7 +1162,20 @@ enum Prepared {
     Changed(PreparedCommit),
 }
 
-enum InsertError {
+/// What [`Catalog::insert_object`] inserts.
+pub(super) struct Insert<'a> {
+    /// A table or view; `None`: a function.
+    pub kind: Option<ObjectKind>,
+    pub warehouse: &'a Warehouse,
+    pub ident: &'a TableIdent,
+    pub metadata_location: &'a str,
+    pub json: &'a str,
+    /// Write the metadata file (false: it exists already, a registration).
+    pub write_file: bool,
+}
+
+pub(super) enum InsertError {
+    /// The name is taken.
     Exists,
     Catalog(CatalogError),
 }
@@ -1080,5 +1183,36 @@ enum InsertError {
 impl From<CatalogError> for InsertError {
     fn from(err: CatalogError) -> Self {
         Self::Catalog(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use iceberg::TableUpdate;
+
+    #[test]
+    fn action_names_are_the_spec_names() {
+        let updates = [
+            TableUpdate::SetProperties {
+                updates: Default::default(),
+            },
+            TableUpdate::RemoveProperties {
+                removals: Vec::new(),
+            },
+            TableUpdate::SetLocation {
+                location: "file:///t".into(),
+            },
+            TableUpdate::AssignUuid {
+                uuid: uuid::Uuid::nil(),
+            },
+            TableUpdate::RemoveSnapshots {
+                snapshot_ids: Vec::new(),
+            },
+            TableUpdate::SetDefaultSpec { spec_id: 0 },
+        ];
+        for update in &updates {
+            let json = serde_json::to_value(update).unwrap();
+            assert_eq!(json["action"], super::action_name(update), "{json}");
+        }
     }
 }

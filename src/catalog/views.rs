@@ -13,9 +13,11 @@ use serde::Deserialize;
 
 use super::ident::{validate_namespace, validate_table_ident, validate_table_name};
 use super::page::{PageRequest, Paged};
-use super::tables::{display_ident, metadata_file_location, no_such_namespace};
+use super::tables::{
+    Insert, InsertError, display_ident, invalid, keeps_files, metadata_file_location,
+};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
-use crate::store::{Change, NewTable, ObjectKind, StoreError, TableSwap};
+use crate::store::{Change, ObjectKind, TableRow, TableSwap};
 
 /// `POST .../views`: a new view.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,10 +67,6 @@ pub struct LoadedView {
 
 pub(super) fn no_such_view(ident: &TableIdent) -> CatalogError {
     CatalogError::NoSuchView(format!("view '{}' does not exist", display_ident(ident)))
-}
-
-fn invalid(context: &str, err: iceberg::Error) -> CatalogError {
-    CatalogError::BadRequest(format!("{context}: {err}"))
 }
 
 fn to_json(metadata: &ViewMetadata) -> CatalogResult<String> {
@@ -151,18 +149,9 @@ impl Catalog {
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<LoadedView> {
         let json = to_json(metadata)?;
-        let written = existing_file.is_none();
-        let metadata_location = match existing_file {
-            Some(location) => location,
-            None => {
-                let location = metadata_file_location(metadata.location(), None, false);
-                self.storage
-                    .write_metadata(&location, json.as_bytes())
-                    .await?;
-                location
-            }
-        };
-        let id = uuid::Uuid::now_v7().to_string();
+        let metadata_location = existing_file
+            .clone()
+            .unwrap_or_else(|| metadata_file_location(metadata.location(), None, false));
         let event = self.event(
             "view.created",
             warehouse,
@@ -171,37 +160,28 @@ impl Catalog {
             serde_json::json!({
                 "view-uuid": metadata.uuid(),
                 "metadata-location": metadata_location,
-                "registered": !written,
+                "registered": existing_file.is_some(),
             }),
         );
-        let inserted = self
-            .store
-            .create_table(
-                &warehouse.id,
-                ident.namespace(),
-                &NewTable {
-                    kind: ObjectKind::View,
-                    id: &id,
-                    name: ident.name(),
-                    metadata_location: &metadata_location,
-                    metadata: &json,
-                },
-                &Change::new(idempotency, vec![event]),
-            )
-            .await;
-        if let Err(err) = inserted {
-            if written {
-                self.delete_quietly(&metadata_location).await;
-            }
-            return Err(match err {
-                StoreError::AlreadyExists => CatalogError::AlreadyExists(format!(
-                    "a table or view named '{}' already exists",
-                    display_ident(ident)
-                )),
-                StoreError::MissingReference => no_such_namespace(ident.namespace()),
-                other => other.into(),
-            });
-        }
+        self.insert_object(
+            Insert {
+                kind: Some(ObjectKind::View),
+                warehouse,
+                ident,
+                metadata_location: &metadata_location,
+                json: &json,
+                write_file: existing_file.is_none(),
+            },
+            Change::new(idempotency, vec![event]),
+        )
+        .await
+        .map_err(|e| match e {
+            InsertError::Exists => CatalogError::AlreadyExists(format!(
+                "a table or view named '{}' already exists",
+                display_ident(ident)
+            )),
+            InsertError::Catalog(e) => e,
+        })?;
         Ok(LoadedView {
             metadata_location,
             metadata_json: json,
@@ -214,8 +194,21 @@ impl Catalog {
         ident: &TableIdent,
     ) -> CatalogResult<LoadedView> {
         validate_table_ident(ident)?;
-        let head = self
-            .store
+        let row = self.view_row(warehouse, ident).await?;
+        Ok(LoadedView {
+            metadata_location: row.metadata_location,
+            metadata_json: row.metadata,
+        })
+    }
+
+    /// Whether a view exists (without reading its metadata).
+    pub async fn view_exists(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+    ) -> CatalogResult<()> {
+        validate_table_ident(ident)?;
+        self.store
             .table_head(
                 ObjectKind::View,
                 &warehouse.id,
@@ -223,16 +216,20 @@ impl Catalog {
                 ident.name(),
             )
             .await?
-            .ok_or_else(|| no_such_view(ident))?;
-        let row = self
-            .store
-            .table_by_id(&head.id)
+            .map(|_| ())
+            .ok_or_else(|| no_such_view(ident))
+    }
+
+    async fn view_row(&self, warehouse: &Warehouse, ident: &TableIdent) -> CatalogResult<TableRow> {
+        self.store
+            .object(
+                ObjectKind::View,
+                &warehouse.id,
+                ident.namespace(),
+                ident.name(),
+            )
             .await?
-            .ok_or_else(|| no_such_view(ident))?;
-        Ok(LoadedView {
-            metadata_location: row.metadata_location,
-            metadata_json: row.metadata,
-        })
+            .ok_or_else(|| no_such_view(ident))
     }
 
     /// Replaces a view: requirements checked, updates applied, new metadata file written, row
@@ -257,19 +254,7 @@ impl Catalog {
         let _turn = self.commit_locks.lock(&warehouse.id, ident).await;
         let attempts = self.settings.commit_retries + 1;
         for _ in 0..attempts {
-            let head = self
-                .store
-                .table_head(
-                    ObjectKind::View,
-                    &warehouse.id,
-                    ident.namespace(),
-                    ident.name(),
-                )
-                .await?
-                .ok_or_else(|| no_such_view(ident))?;
-            let Some(row) = self.store.table_by_id(&head.id).await? else {
-                continue;
-            };
+            let row = self.view_row(warehouse, ident).await?;
             let current = parse(&row.metadata)?;
             for requirement in &request.requirements {
                 match requirement {
@@ -327,7 +312,9 @@ impl Catalog {
                 }
                 Ok(false) => self.delete_quietly(&location).await,
                 Err(e) => {
-                    self.delete_quietly(&location).await;
+                    if !keeps_files(&e) {
+                        self.delete_quietly(&location).await;
+                    }
                     return Err(e.into());
                 }
             }

@@ -116,12 +116,7 @@ impl Storage {
 
     /// Reads and parses a metadata file (plain or gzip-compressed).
     pub async fn read_metadata(&self, location: &str) -> StorageResult<TableMetadata> {
-        let io = self.file_io(location)?;
-        if !io.exists(location).await.map_err(io_err)? {
-            return Err(StorageError::Invalid(format!(
-                "metadata file '{location}' does not exist"
-            )));
-        }
+        let io = self.existing(location, "metadata file").await?;
         TableMetadata::read_from(io, location).await.map_err(|e| {
             StorageError::Invalid(format!(
                 "'{location}' is not a valid table metadata file: {e}"
@@ -131,17 +126,23 @@ impl Storage {
 
     /// Reads a whole file that must exist.
     pub async fn read_file(&self, location: &str) -> StorageResult<Bytes> {
-        let io = self.file_io(location)?;
-        if !io.exists(location).await.map_err(io_err)? {
-            return Err(StorageError::Invalid(format!(
-                "file '{location}' does not exist"
-            )));
-        }
+        let io = self.existing(location, "file").await?;
         io.new_input(location)
             .map_err(io_err)?
             .read()
             .await
             .map_err(io_err)
+    }
+
+    /// The file IO for a file that must exist; `what` names it in the error.
+    async fn existing(&self, location: &str, what: &str) -> StorageResult<&FileIO> {
+        let io = self.file_io(location)?;
+        if !io.exists(location).await.map_err(io_err)? {
+            return Err(StorageError::Invalid(format!(
+                "{what} '{location}' does not exist"
+            )));
+        }
+        Ok(io)
     }
 
     /// Deletes one file; a missing file is not an error.

@@ -16,6 +16,7 @@ pub use sqlite::SqliteStore;
 
 /// The separator joining namespace levels in the database. It may not appear in a level.
 pub const LEVEL_SEPARATOR: char = '\u{1F}';
+const LEVEL_SEPARATOR_STR: &str = "\u{1F}";
 
 /// Errors of the store. Infrastructure failures are separated from outcomes a caller acts on.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,10 @@ pub enum StoreError {
     /// The database cannot be reached or did not answer in time.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database may or may not have committed the change (the answer to COMMIT was
+    /// lost): files the change refers to must be kept.
+    #[error("the database did not confirm the commit: {0}")]
+    OutcomeUnknown(String),
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(String),
@@ -96,6 +101,7 @@ pub struct TableRow {
 /// A new table to insert.
 #[derive(Debug, Clone)]
 pub struct NewTable<'a> {
+    /// Table or view (`create_function` ignores it: functions have their own relation).
     pub kind: ObjectKind,
     pub id: &'a str,
     pub name: &'a str,
@@ -348,6 +354,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         name: &str,
     ) -> StoreResult<Option<TableHead>>;
     async fn table_by_id(&self, table_id: &str) -> StoreResult<Option<TableRow>>;
+    /// A table or view row by name, with its metadata (one query).
+    async fn object(
+        &self,
+        kind: ObjectKind,
+        warehouse_id: &str,
+        namespace: &[String],
+        name: &str,
+    ) -> StoreResult<Option<TableRow>>;
     /// Tables of a namespace by name; `None` when the namespace does not exist.
     async fn list_tables(
         &self,
@@ -365,16 +379,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         table: &NewTable<'_>,
         change: &Change<'_>,
     ) -> StoreResult<()>;
-    /// Compare-and-set of a table's metadata on its current metadata location.
-    /// `Ok(false)`: the row no longer holds `expected_location` (another commit won).
-    async fn swap_table_metadata(
-        &self,
-        table_id: &str,
-        expected_location: &str,
-        new_location: &str,
-        new_metadata: &str,
-        change: &Change<'_>,
-    ) -> StoreResult<bool>;
     /// Compare-and-set of several tables in one database transaction: every row must still
     /// hold its expected location, else nothing changes and the result is `Ok(false)`.
     async fn swap_tables_metadata(
@@ -460,17 +464,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
 /// Joins namespace levels for storage.
 pub(crate) fn join_levels(levels: &[String]) -> String {
-    let mut out = String::new();
-    for (i, level) in levels.iter().enumerate() {
-        if i > 0 {
-            out.push(LEVEL_SEPARATOR);
-        }
-        out.push_str(level);
-    }
-    out
+    levels.join(LEVEL_SEPARATOR_STR)
 }
 
+/// Splits stored namespace levels; the empty string (warehouse events) has none.
 pub(crate) fn split_levels(joined: &str) -> Vec<String> {
+    if joined.is_empty() {
+        return Vec::new();
+    }
     joined.split(LEVEL_SEPARATOR).map(str::to_owned).collect()
 }
 

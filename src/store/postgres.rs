@@ -104,7 +104,17 @@ impl PostgresStore {
                     conn.close().await
                 })
                 .await;
-                if matches!(probe, Ok(Ok(()))) {
+                // Down means unreachable: a refused or broken connection, or a server that
+                // is shutting down or starting. A slow or full server (a timeout, too many
+                // connections) is busy, not down; requests keep trying it.
+                let unreachable = match &probe {
+                    Ok(Err(sqlx::Error::Io(_) | sqlx::Error::Tls(_))) => true,
+                    Ok(Err(sqlx::Error::Database(e))) => e
+                        .code()
+                        .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+                    _ => false,
+                };
+                if !unreachable {
                     if health.down.swap(false, Ordering::AcqRel) {
                         tracing::info!("PostgreSQL is reachable again");
                     }

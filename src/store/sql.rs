@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{StoreError, split_levels};
+use super::StoreError;
 
 /// Maps a sqlx error to a [`StoreError`]; foreign-key violations mean a missing reference.
 pub(super) fn map_err(err: sqlx::Error) -> StoreError {
@@ -19,7 +19,10 @@ pub(super) fn map_err(err: sqlx::Error) -> StoreError {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             // PostgreSQL: connection exceptions (08) and operator intervention (57, e.g. the
             // server shutting down). SQLite: busy (5) and locked (6).
-            if code.starts_with("08") || code.starts_with("57") || code == "5" || code == "6" {
+            // SQLite reports extended codes (517 busy snapshot, 262 locked shared cache, ...);
+            // the primary code is the low byte.
+            let sqlite_busy = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            if code.starts_with("08") || code.starts_with("57") || sqlite_busy {
                 return StoreError::Unavailable(db.message().to_owned());
             }
             StoreError::Database(err.to_string())
@@ -41,10 +44,6 @@ pub(super) fn parse_properties(text: &str) -> Result<HashMap<String, String>, St
 
 pub(super) fn properties_json(properties: &HashMap<String, String>) -> String {
     serde_json::to_string(properties).expect("a string map always serializes")
-}
-
-pub(super) fn levels_of(joined: &str) -> Vec<String> {
-    split_levels(joined)
 }
 
 pub(super) fn page_limit(limit: Option<usize>) -> i64 {
@@ -71,8 +70,22 @@ pub(super) use event_columns;
 pub(super) const NAMESPACE_ID: &str =
     "SELECT id FROM namespaces WHERE warehouse_id = $1 AND name = $2";
 
-pub(super) const TABLE_ID: &str = "SELECT t.id FROM tables t JOIN namespaces n ON n.id = t.namespace_id \
-     WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3 AND t.kind = $4";
+/// Selects `$columns` of the table or view named by warehouse ($1), namespace ($2), name
+/// ($3) and kind ($4).
+macro_rules! object_by_name {
+    ($columns:literal) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM tables t JOIN namespaces n ON n.id = t.namespace_id \
+             WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3 AND t.kind = $4"
+        )
+    };
+}
+
+pub(super) const TABLE_ID: &str = object_by_name!("t.id");
+pub(super) const OBJECT_HEAD: &str = object_by_name!("t.id, t.metadata_location");
+pub(super) const OBJECT_ROW: &str = object_by_name!("t.id, t.metadata_location, t.metadata");
 
 /// Implements [`Store`](super::Store) for a type with `reader()` and `writer()` pools.
 macro_rules! sql_store {
@@ -83,14 +96,14 @@ macro_rules! sql_store {
         use sqlx::Row as _;
 
         use $crate::store::sql::{
-            INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, TABLE_ID, levels_of, map_err,
+            INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, OBJECT_HEAD, OBJECT_ROW, TABLE_ID, map_err,
             page_limit, parse_properties, properties_json,
         };
         use $crate::store::{
             AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
             IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery,
             Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow,
-            join_levels, now_ms,
+            join_levels, now_ms, split_levels,
         };
 
         type Conn = sqlx::pool::PoolConnection<$db>;
@@ -118,6 +131,25 @@ macro_rules! sql_store {
                 self.conn(self.writer()).await
             }
 
+            /// One row of a table or view by name (`sql` is built by `object_by_name!`).
+            async fn object_by_name(
+                &self,
+                sql: &'static str,
+                kind: ObjectKind,
+                warehouse_id: &str,
+                namespace: &[String],
+                name: &str,
+            ) -> StoreResult<Option<$row>> {
+                sqlx::query(sql)
+                    .bind(warehouse_id)
+                    .bind(join_levels(namespace))
+                    .bind(name)
+                    .bind(kind.as_str())
+                    .fetch_optional(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)
+            }
+
             /// Times one store operation (the timer records when dropped).
             fn time(&self, operation: &str) -> prometheus::HistogramTimer {
                 self.metrics.query_duration.with_label_values(&[operation]).start_timer()
@@ -126,6 +158,33 @@ macro_rules! sql_store {
 
         async fn begin(conn: &mut Conn) -> StoreResult<sqlx::Transaction<'_, $db>> {
             sqlx::Acquire::begin(conn).await.map_err(map_err)
+        }
+
+        /// Begins the transaction of a change and records its idempotency key in it.
+        async fn begin_change<'c>(
+            conn: &'c mut Conn,
+            change: &Change<'_>,
+        ) -> StoreResult<sqlx::Transaction<'c, $db>> {
+            let mut tx = begin(conn).await?;
+            record_key(&mut *tx, change.idempotency).await?;
+            Ok(tx)
+        }
+
+        /// The id of a namespace, by warehouse and joined name.
+        async fn namespace_id<'c, E>(
+            executor: E,
+            warehouse_id: &str,
+            levels: &[String],
+        ) -> StoreResult<Option<String>>
+        where
+            E: sqlx::Executor<'c, Database = $db>,
+        {
+            sqlx::query_scalar(NAMESPACE_ID)
+                .bind(warehouse_id)
+                .bind(join_levels(levels))
+                .fetch_optional(executor)
+                .await
+                .map_err(map_err)
         }
 
         /// Writes a change's events inside its transaction.
@@ -161,7 +220,7 @@ macro_rules! sql_store {
                 created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
                 event_type: row.try_get("event_type").map_err(map_err)?,
                 warehouse: row.try_get("warehouse").map_err(map_err)?,
-                namespace: if namespace.is_empty() { Vec::new() } else { levels_of(&namespace) },
+                namespace: split_levels(&namespace),
                 name: row.try_get("name").map_err(map_err)?,
                 request_id: row.try_get("request_id").map_err(map_err)?,
                 actor: row.try_get("actor").map_err(map_err)?,
@@ -182,7 +241,7 @@ macro_rules! sql_store {
         fn namespace_from_row(row: &$row) -> StoreResult<NamespaceRow> {
             Ok(NamespaceRow {
                 id: row.try_get("id").map_err(map_err)?,
-                levels: levels_of(row.try_get("name").map_err(map_err)?),
+                levels: split_levels(row.try_get("name").map_err(map_err)?),
                 properties: parse_properties(row.try_get("properties").map_err(map_err)?)?,
                 version: row.try_get("version").map_err(map_err)?,
             })
@@ -250,7 +309,10 @@ macro_rules! sql_store {
                     return Ok(false);
                 }
                 write_events(&mut tx, change).await?;
-                tx.commit().await.map_err(map_err)?;
+                // A failed COMMIT may still have committed (the answer was lost).
+                tx.commit()
+                    .await
+                    .map_err(|e| StoreError::OutcomeUnknown(e.to_string()))?;
                 if !change.events.is_empty() {
                     let count = u64::try_from(change.events.len()).unwrap_or(u64::MAX);
                     self.metrics.events_published.inc_by(count);
@@ -323,7 +385,7 @@ macro_rules! sql_store {
             async fn create_warehouse(&self, row: &WarehouseRow, change: &Change<'_>) -> StoreResult<()> {
                 let _t = self.time("create_warehouse");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
+                let mut tx = begin_change(&mut conn, change).await?;
                 sqlx::query(
                     "INSERT INTO warehouses (id, name, location, properties, created_at_ms) \
                      VALUES ($1, $2, $3, $4, $5)",
@@ -374,18 +436,12 @@ macro_rules! sql_store {
             ) -> StoreResult<NamespaceRow> {
                 let _t = self.time("create_namespace");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
-                record_key(&mut *tx, change.idempotency).await?;
+                let mut tx = begin_change(&mut conn, change).await?;
                 let parent = &levels[..levels.len() - 1];
                 let parent_id: Option<String> = if parent.is_empty() {
                     None
                 } else {
-                    let id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
-                        .bind(warehouse_id)
-                        .bind(join_levels(parent))
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+                    let id = namespace_id(&mut *tx, warehouse_id, parent).await?;
                     Some(id.ok_or(StoreError::MissingReference)?)
                 };
                 let id = uuid::Uuid::now_v7().to_string();
@@ -449,7 +505,7 @@ macro_rules! sql_store {
                 .fetch_all(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
-                Ok(names.iter().map(|n| levels_of(n)).collect())
+                Ok(names.iter().map(|n| split_levels(n)).collect())
             }
 
             async fn drop_namespace(
@@ -460,8 +516,7 @@ macro_rules! sql_store {
             ) -> StoreResult<bool> {
                 let _t = self.time("drop_namespace");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
-                record_key(&mut *tx, change.idempotency).await?;
+                let mut tx = begin_change(&mut conn, change).await?;
                 let done = sqlx::query("DELETE FROM namespaces WHERE warehouse_id = $1 AND name = $2")
                     .bind(warehouse_id)
                     .bind(join_levels(levels))
@@ -483,8 +538,7 @@ macro_rules! sql_store {
             ) -> StoreResult<bool> {
                 let _t = self.time("swap_namespace_properties");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
-                record_key(&mut *tx, change.idempotency).await?;
+                let mut tx = begin_change(&mut conn, change).await?;
                 let done = sqlx::query(
                     "UPDATE namespaces SET properties = $1, version = version + 1, updated_at_ms = $2 \
                      WHERE id = $3 AND version = $4",
@@ -507,18 +561,9 @@ macro_rules! sql_store {
                 name: &str,
             ) -> StoreResult<Option<TableHead>> {
                 let _t = self.time("table_head");
-                let row = sqlx::query(
-                    "SELECT t.id, t.metadata_location FROM tables t \
-                     JOIN namespaces n ON n.id = t.namespace_id \
-                     WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3 AND t.kind = $4",
-                )
-                .bind(warehouse_id)
-                .bind(join_levels(namespace))
-                .bind(name)
-                .bind(kind.as_str())
-                .fetch_optional(&mut *self.read_conn().await?)
-                .await
-                .map_err(map_err)?;
+                let row = self
+                    .object_by_name(OBJECT_HEAD, kind, warehouse_id, namespace, name)
+                    .await?;
                 row.map(|row| {
                     Ok(TableHead {
                         id: row.try_get("id").map_err(map_err)?,
@@ -538,6 +583,20 @@ macro_rules! sql_store {
                 row.as_ref().map(table_from_row).transpose()
             }
 
+            async fn object(
+                &self,
+                kind: ObjectKind,
+                warehouse_id: &str,
+                namespace: &[String],
+                name: &str,
+            ) -> StoreResult<Option<TableRow>> {
+                let _t = self.time("object");
+                let row = self
+                    .object_by_name(OBJECT_ROW, kind, warehouse_id, namespace, name)
+                    .await?;
+                row.as_ref().map(table_from_row).transpose()
+            }
+
             async fn list_tables(
                 &self,
                 kind: ObjectKind,
@@ -547,12 +606,7 @@ macro_rules! sql_store {
             ) -> StoreResult<Option<Vec<String>>> {
                 let _t = self.time("list_tables");
                 let mut conn = self.read_conn().await?;
-                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
-                    .bind(warehouse_id)
-                    .bind(join_levels(namespace))
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(map_err)?;
+                let namespace_id = namespace_id(&mut *conn, warehouse_id, namespace).await?;
                 let Some(namespace_id) = namespace_id else {
                     return Ok(None);
                 };
@@ -579,14 +633,8 @@ macro_rules! sql_store {
             ) -> StoreResult<()> {
                 let _t = self.time("create_table");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
-                record_key(&mut *tx, change.idempotency).await?;
-                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
-                    .bind(warehouse_id)
-                    .bind(join_levels(namespace))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                let mut tx = begin_change(&mut conn, change).await?;
+                let namespace_id = namespace_id(&mut *tx, warehouse_id, namespace).await?;
                 let namespace_id = namespace_id.ok_or(StoreError::MissingReference)?;
                 let now = now_ms();
                 sqlx::query(
@@ -607,23 +655,6 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn swap_table_metadata(
-                &self,
-                table_id: &str,
-                expected_location: &str,
-                new_location: &str,
-                new_metadata: &str,
-                change: &Change<'_>,
-            ) -> StoreResult<bool> {
-                let swap = TableSwap {
-                    table_id,
-                    expected_location,
-                    new_location,
-                    new_metadata,
-                };
-                self.swap_tables_metadata(&[swap], change).await
-            }
-
             async fn swap_tables_metadata(
                 &self,
                 swaps: &[TableSwap<'_>],
@@ -631,8 +662,7 @@ macro_rules! sql_store {
             ) -> StoreResult<bool> {
                 let _t = self.time("swap_tables_metadata");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
-                record_key(&mut *tx, change.idempotency).await?;
+                let mut tx = begin_change(&mut conn, change).await?;
                 for swap in swaps {
                     let done = swap_query(swap).execute(&mut *tx).await.map_err(map_err)?;
                     if done.rows_affected() == 0 {
@@ -652,24 +682,16 @@ macro_rules! sql_store {
             ) -> StoreResult<Option<TableRow>> {
                 let _t = self.time("drop_table");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
-                record_key(&mut *tx, change.idempotency).await?;
-                let id: Option<String> = sqlx::query_scalar(TABLE_ID)
-                    .bind(warehouse_id)
-                    .bind(join_levels(namespace))
-                    .bind(name)
-                    .bind(kind.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let Some(id) = id else {
-                    self.finish(tx, false, change).await?;
-                    return Ok(None);
-                };
+                let mut tx = begin_change(&mut conn, change).await?;
                 let row = sqlx::query(
-                    "DELETE FROM tables WHERE id = $1 RETURNING id, metadata_location, metadata",
+                    "DELETE FROM tables WHERE kind = $4 AND name = $3 AND namespace_id = \
+                     (SELECT id FROM namespaces WHERE warehouse_id = $1 AND name = $2) \
+                     RETURNING id, metadata_location, metadata",
                 )
-                .bind(id)
+                .bind(warehouse_id)
+                .bind(join_levels(namespace))
+                .bind(name)
+                .bind(kind.as_str())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -688,8 +710,7 @@ macro_rules! sql_store {
             ) -> StoreResult<bool> {
                 let _t = self.time("rename_table");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
-                record_key(&mut *tx, change.idempotency).await?;
+                let mut tx = begin_change(&mut conn, change).await?;
                 let id: Option<String> = sqlx::query_scalar(TABLE_ID)
                     .bind(warehouse_id)
                     .bind(join_levels(source.0))
@@ -701,12 +722,7 @@ macro_rules! sql_store {
                 let Some(id) = id else {
                     return self.finish(tx, false, change).await;
                 };
-                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
-                    .bind(warehouse_id)
-                    .bind(join_levels(destination.0))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                let namespace_id = namespace_id(&mut *tx, warehouse_id, destination.0).await?;
                 let namespace_id = namespace_id.ok_or(StoreError::MissingReference)?;
                 let done = sqlx::query(
                     "UPDATE tables SET namespace_id = $1, name = $2, updated_at_ms = $3 WHERE id = $4",
@@ -730,13 +746,8 @@ macro_rules! sql_store {
             ) -> StoreResult<()> {
                 let _t = self.time("create_function");
                 let mut conn = self.write_conn().await?;
-                let mut tx = begin(&mut conn).await?;
-                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
-                    .bind(warehouse_id)
-                    .bind(join_levels(namespace))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                let mut tx = begin_change(&mut conn, change).await?;
+                let namespace_id = namespace_id(&mut *tx, warehouse_id, namespace).await?;
                 let namespace_id = namespace_id.ok_or(StoreError::MissingReference)?;
                 sqlx::query(
                     "INSERT INTO functions (id, namespace_id, name, metadata_location, metadata, \
@@ -784,12 +795,7 @@ macro_rules! sql_store {
             ) -> StoreResult<Option<Vec<String>>> {
                 let _t = self.time("list_functions");
                 let mut conn = self.read_conn().await?;
-                let namespace_id: Option<String> = sqlx::query_scalar(NAMESPACE_ID)
-                    .bind(warehouse_id)
-                    .bind(join_levels(namespace))
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(map_err)?;
+                let namespace_id = namespace_id(&mut *conn, warehouse_id, namespace).await?;
                 let Some(namespace_id) = namespace_id else {
                     return Ok(None);
                 };
