@@ -71,12 +71,19 @@ pub async fn stream(
             "the change feed is a WebSocket: connect with a WebSocket client ({e})"
         ))
     })?;
-    Ok(upgrade.on_upgrade(move |socket| serve(state, socket, subscription)))
+    // Counted from the moment the upgrade is accepted, so a client that has its 101 is
+    // already a subscriber (in the metrics, and for the shutdown's close frames).
+    let open = OpenFeed::enter(&state);
+    Ok(upgrade.on_upgrade(move |socket| serve(state, socket, subscription, open)))
 }
 
-async fn serve(state: AppState, socket: WebSocket, mut subscription: Subscription) {
+async fn serve(
+    state: AppState,
+    socket: WebSocket,
+    mut subscription: Subscription,
+    _open: OpenFeed,
+) {
     let metrics = state.catalog.metrics();
-    let _open = OpenFeed::enter(&state);
     let mut closing = state.lifecycle.closing.subscribe();
     let (mut sender, mut receiver) = socket.split();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -121,17 +128,17 @@ async fn serve(state: AppState, socket: WebSocket, mut subscription: Subscriptio
 }
 
 /// Counts an open feed connection (for the metrics and the shutdown) until dropped.
-struct OpenFeed<'a>(&'a AppState);
+struct OpenFeed(AppState);
 
-impl<'a> OpenFeed<'a> {
-    fn enter(state: &'a AppState) -> Self {
+impl OpenFeed {
+    fn enter(state: &AppState) -> Self {
         state.catalog.metrics().feed_subscribers.inc();
         state.lifecycle.feeds.send_modify(|n| *n += 1);
-        Self(state)
+        Self(state.clone())
     }
 }
 
-impl Drop for OpenFeed<'_> {
+impl Drop for OpenFeed {
     fn drop(&mut self) {
         self.0.catalog.metrics().feed_subscribers.dec();
         self.0.lifecycle.feeds.send_modify(|n| *n -= 1);
