@@ -165,6 +165,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SERAC_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub event_retention: Duration,
 
+    /// Audit log: how long records are kept (`0s`: forever).
+    #[arg(long, env = "SERAC_AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
+
     /// Change feed: how often idle subscribers look for events nobody announced.
     #[arg(long, env = "SERAC_EVENT_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub event_poll_interval: Duration,

@@ -123,6 +123,7 @@ async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog
         scan_plan_lifetime: std::time::Duration::from_secs(600),
         event_retention: std::time::Duration::from_secs(7 * 86_400),
         event_poll_interval: std::time::Duration::from_secs(2),
+        audit_retention: std::time::Duration::ZERO,
     };
     Ok(Catalog::new(store, Storage::new(), settings, metrics))
 }

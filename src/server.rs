@@ -81,6 +81,7 @@ impl Server {
             scan_plan_lifetime: args.scan_plan_lifetime,
             event_retention: args.event_retention,
             event_poll_interval: args.event_poll_interval,
+            audit_retention: args.audit_retention,
         };
         let catalog = Arc::new(Catalog::new(store, Storage::new(), settings, metrics));
         let location = args.default_warehouse_location()?;

@@ -59,6 +59,8 @@ pub struct CatalogSettings {
     /// How often an idle change-feed subscriber looks for events nobody announced (a missed
     /// notification, a transaction that held others back).
     pub event_poll_interval: Duration,
+    /// How long audit records are kept; zero keeps them forever.
+    pub audit_retention: Duration,
 }
 
 /// A warehouse: a named root location with its own namespaces and tables.
@@ -342,7 +344,31 @@ impl Catalog {
             tasks.push(tokio::spawn(events::write_audit(self.clone(), receiver)));
         }
         tasks.push(tokio::spawn(events::retain_events(self.clone())));
-        tasks.push(tokio::spawn(purge_idempotency_keys(self.clone())));
+        let catalog = self.clone();
+        tasks.push(tokio::spawn(clean_up_every(
+            Duration::from_secs(300),
+            "expired idempotency keys",
+            move || {
+                let catalog = catalog.clone();
+                async move { catalog.purge_expired_idempotency_keys().await }
+            },
+        )));
+        let retention = self.settings.audit_retention;
+        if !retention.is_zero() {
+            let catalog = self.clone();
+            tasks.push(tokio::spawn(clean_up_every(
+                (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+                "audit records past retention",
+                move || {
+                    let catalog = catalog.clone();
+                    async move {
+                        let cutoff =
+                            now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+                        Ok(catalog.store.purge_audit_records(cutoff).await?)
+                    }
+                },
+            )));
+        }
         tasks
     }
 
@@ -358,15 +384,20 @@ impl Catalog {
     }
 }
 
-/// Deletes expired idempotency keys every few minutes.
-async fn purge_idempotency_keys(catalog: Arc<Catalog>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(300));
+/// Runs a cleanup `round` (which returns how many rows it deleted) every `period`, for ever.
+async fn clean_up_every<F, Fut>(period: Duration, what: &'static str, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = CatalogResult<u64>>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match catalog.purge_expired_idempotency_keys().await {
+        match round().await {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(deleted = n, "expired idempotency keys deleted"),
-            Err(e) => tracing::warn!(error = %e, "could not delete expired idempotency keys"),
+            Ok(n) => tracing::info!(deleted = n, "deleted {what}"),
+            Err(e) => tracing::warn!(error = %e, "could not delete {what}"),
         }
     }
 }

@@ -460,6 +460,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_audit_records(&self, records: &[AuditRecord]) -> StoreResult<()>;
     /// The newest audit records, newest first (for operators and tests).
     async fn audit_records(&self, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+    /// Deletes audit records made before the given time; returns how many went.
+    async fn purge_audit_records(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
 /// Joins namespace levels for storage.

@@ -155,9 +155,21 @@ impl PostgresStore {
          FROM t LEFT JOIN events e ON e.tx > t.tx";
     /// One replica at a time cleans up (the lock ends with the transaction).
     const CLEANUP_LOCK: &str = "SELECT pg_try_advisory_xact_lock(5365726163)";
-    const PURGE_POINT: &str = "SELECT tx, id FROM events WHERE created_at_ms < $1 \
-         AND tx < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
+    /// The old events come from the `created_at_ms` index first (materialized, so that the
+    /// generic plan of the prepared statement cannot instead walk the primary key backwards
+    /// through every event still within retention: 200 ms at a million events, against
+    /// 0.5 ms this way).
+    const PURGE_POINT: &str = "WITH old AS MATERIALIZED \
+         (SELECT tx, id FROM events WHERE created_at_ms < $1) \
+         SELECT tx, id FROM old \
+         WHERE tx < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
          ORDER BY tx DESC, id DESC LIMIT 1";
+    /// A batch of old audit records, found by the `at_ms` index and deleted by primary key
+    /// (an `IN (subquery)` becomes a hash join over the whole table: 170 ms at a million
+    /// records, against about 1 ms).
+    const PURGE_AUDIT: &str = "DELETE FROM audit_log WHERE id = ANY(ARRAY( \
+         SELECT id FROM audit_log WHERE at_ms < $1 ORDER BY at_ms LIMIT $2))";
+    const PURGE_UP_TO: &str = "DELETE FROM events WHERE (tx, id) <= ($1, $2)";
 
     /// Two tasks: one NOTIFYs the other replicas after local commits (one announcement
     /// covers every commit made while the previous one was sent), one LISTENs and wakes the

@@ -948,7 +948,7 @@ macro_rules! sql_store {
                     last.try_get("tx").map_err(map_err)?,
                     last.try_get("id").map_err(map_err)?,
                 );
-                let done = sqlx::query("DELETE FROM events WHERE (tx, id) <= ($1, $2)")
+                let done = sqlx::query(Self::PURGE_UP_TO)
                     .bind(ptx)
                     .bind(pid)
                     .execute(&mut *tx)
@@ -998,6 +998,26 @@ macro_rules! sql_store {
                     insert.build().execute(&mut *conn).await.map_err(map_err)?;
                 }
                 Ok(())
+            }
+
+            async fn purge_audit_records(&self, before_ms: i64) -> StoreResult<u64> {
+                let _t = self.time("purge_audit_records");
+                // In bounded batches, so a first cleanup of a large backlog never holds one
+                // long transaction (or SQLite's write lock) for the whole of it.
+                const BATCH: i64 = 10_000;
+                let mut deleted = 0;
+                loop {
+                    let done = sqlx::query(Self::PURGE_AUDIT)
+                    .bind(before_ms)
+                    .bind(BATCH)
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                    deleted += done.rows_affected();
+                    if done.rows_affected() < BATCH as u64 {
+                        return Ok(deleted);
+                    }
+                }
             }
 
             async fn audit_records(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {

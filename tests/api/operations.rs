@@ -91,6 +91,44 @@ async fn mutations_are_audited(backend: Backend) {
     assert!(position("audit-3") < position("audit-1"));
 }
 
+/// Audit records older than `--audit-retention` are deleted; newer ones stay.
+async fn audit_records_past_retention_are_deleted(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &["--audit-retention", "2s"]).await;
+    let audited = |r: &Value, id: &str| {
+        r["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["request-id"] == id)
+    };
+    let app = &app;
+    let create = |name: &'static str| async move {
+        app.request_with(
+            Method::POST,
+            "/v1/namespaces",
+            Some(&json!({ "namespace": [name] })),
+            &[("x-request-id", name)],
+        )
+        .await
+    };
+    assert_eq!(create("aged").await.status, StatusCode::OK);
+    let r = app.get("/management/v1/audit?limit=1000").await.json();
+    assert!(audited(&r, "aged"), "{r}");
+    // The cleanup runs every second; give it up to 10 s past the 2 s retention.
+    for round in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = app.get("/management/v1/audit?limit=1000").await.json();
+        if !audited(&r, "aged") {
+            break;
+        }
+        assert!(round < 99, "an audit record outlived its retention: {r}");
+    }
+    // A fresh record is kept.
+    assert_eq!(create("fresh").await.status, StatusCode::OK);
+    let r = app.get("/management/v1/audit?limit=1000").await.json();
+    assert!(audited(&r, "fresh"), "{r}");
+}
+
 /// A database whose schema lacks a migration of this build makes the server unready.
 async fn ready_requires_current_migrations(backend: Backend) {
     use sqlx::Connection as _;
@@ -122,5 +160,6 @@ async fn ready_requires_current_migrations(backend: Backend) {
 both_backends!(
     ready_and_health_answer,
     mutations_are_audited,
+    audit_records_past_retention_are_deleted,
     ready_requires_current_migrations
 );
