@@ -4,6 +4,7 @@
 //! success is answered from the current state, which the spec allows.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::StatusCode;
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, json_response};
-use crate::catalog::IdempotencyRecord;
+use crate::catalog::{Catalog, IdempotencyRecord};
 
 /// The error type the catalog's `IdempotencyKeyUsed` maps to.
 const KEY_CONFLICT: &str = "IdempotencyKeyConflictException";
@@ -20,14 +21,18 @@ const KEY_CONFLICT: &str = "IdempotencyKeyConflictException";
 /// A mutating request: its `Idempotency-Key` (a UUID in its 36-character form), if sent, and
 /// what it does (method and path), to refuse a key reused for another request.
 pub struct Mutation {
+    catalog: Arc<Catalog>,
     key: Option<String>,
     operation: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Mutation {
+impl FromRequestParts<AppState> for Mutation {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let key = match parts.headers.get("idempotency-key") {
             None => None,
             Some(value) => Some(
@@ -48,6 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Mutation {
             .get::<OriginalUri>()
             .map_or_else(|| parts.uri.path(), |u| u.0.path());
         Ok(Self {
+            catalog: state.catalog.clone(),
             key,
             operation: format!("{} {path}", parts.method),
         })
@@ -66,7 +72,7 @@ impl Mutation {
     }
 
     /// Runs a mutation answered by 204 No Content.
-    pub async fn run_no_content<A, AF>(self, state: &AppState, apply: A) -> ApiResult<Response>
+    pub async fn run_no_content<A, AF>(self, apply: A) -> ApiResult<Response>
     where
         A: FnOnce(Option<IdempotencyRecord>) -> AF,
         AF: Future<Output = Result<(), crate::catalog::CatalogError>>,
@@ -76,14 +82,12 @@ impl Mutation {
             apply(record).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         };
-        self.run(state, StatusCode::NO_CONTENT, apply, no_content)
-            .await
+        self.run(StatusCode::NO_CONTENT, apply, no_content).await
     }
 
     /// Runs `apply` once for a key; `replay` answers a repeat of a success.
     pub async fn run<A, AF, R, RF>(
         self,
-        state: &AppState,
         success: StatusCode,
         apply: A,
         replay: R,
@@ -97,8 +101,8 @@ impl Mutation {
         let Some(key) = self.key.clone() else {
             return apply(None).await;
         };
-        let catalog = &state.catalog;
-        if let Some(response) = self.replay_recorded(state, &key, &replay).await? {
+        let catalog = &self.catalog;
+        if let Some(response) = self.replay_recorded(&key, &replay).await? {
             return Ok(response);
         }
         let record =
@@ -107,7 +111,7 @@ impl Mutation {
             Ok(response) => Ok(response),
             Err(err) if err.kind == KEY_CONFLICT => {
                 // A concurrent request with the same key finished first: its outcome stands.
-                self.replay_recorded(state, &key, &replay).await?.ok_or(err)
+                self.replay_recorded(&key, &replay).await?.ok_or(err)
             }
             Err(err) if err.is_final() => {
                 let record = catalog.idempotency_record(
@@ -117,7 +121,7 @@ impl Mutation {
                     Some(err.body()),
                 );
                 if !catalog.record_outcome(&record).await?
-                    && let Some(response) = self.replay_recorded(state, &key, &replay).await?
+                    && let Some(response) = self.replay_recorded(&key, &replay).await?
                 {
                     // Someone recorded the key meanwhile; theirs is the outcome.
                     return Ok(response);
@@ -128,17 +132,12 @@ impl Mutation {
         }
     }
 
-    async fn replay_recorded<R, RF>(
-        &self,
-        state: &AppState,
-        key: &str,
-        replay: &R,
-    ) -> ApiResult<Option<Response>>
+    async fn replay_recorded<R, RF>(&self, key: &str, replay: &R) -> ApiResult<Option<Response>>
     where
         R: Fn() -> RF,
         RF: Future<Output = ApiResult<Response>>,
     {
-        let Some(entry) = state.catalog.idempotency_entry(key).await? else {
+        let Some(entry) = self.catalog.idempotency_entry(key).await? else {
             return Ok(None);
         };
         if entry.operation != self.operation {

@@ -68,10 +68,9 @@ pub async fn create(
         properties,
     } = request;
     let namespace = &namespace;
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
         .run(
-            state_ref,
             StatusCode::OK,
             |record| async move {
                 let ns = catalog
@@ -115,9 +114,9 @@ pub async fn drop(
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
     let catalog = &state.catalog;
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
-        .run_no_content(state_ref, |record| async move {
+        .run_no_content(|record| async move {
             catalog
                 .drop_namespace(warehouse, &namespace, record.as_ref())
                 .await
@@ -141,10 +140,9 @@ pub async fn update_properties(
         removed: removals.clone(),
         missing: None,
     };
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
         .run(
-            state_ref,
             StatusCode::OK,
             |record| async move {
                 let change = catalog

@@ -16,7 +16,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, json, json_response};
 use super::extract::{ApiJson, ApiPath, ApiQuery, parse_namespace};
 use super::idempotency::Mutation;
-use crate::catalog::{DropTable, PageRequest, Paged, TableVersion, Warehouse};
+use crate::catalog::{Catalog, DropTable, PageRequest, Paged, TableVersion, Warehouse};
 
 #[derive(Deserialize)]
 pub(super) struct NamespacePath {
@@ -229,10 +229,9 @@ pub async fn create(
     } else {
         mutation
     };
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
         .run(
-            state_ref,
             StatusCode::OK,
             |record| async move {
                 let created = catalog
@@ -247,18 +246,18 @@ pub async fn create(
                     ),
                 ))
             },
-            || replay_load(&state, warehouse, &ident, load_result),
+            || replay_load(catalog, warehouse, &ident, load_result),
         )
         .await
 }
 
 async fn replay_load(
-    state: &AppState,
+    catalog: &Catalog,
     warehouse: &Warehouse,
     ident: &TableIdent,
     respond: fn(&TableVersion) -> Response,
 ) -> ApiResult<Response> {
-    let version = state.catalog.load_table(warehouse, ident).await?;
+    let version = catalog.load_table(warehouse, ident).await?;
     Ok(respond(&version))
 }
 
@@ -318,10 +317,9 @@ pub async fn commit(
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = &path.ident()?;
     let catalog = &state.catalog;
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
         .run(
-            state_ref,
             StatusCode::OK,
             |record| async move {
                 let version = catalog
@@ -329,7 +327,7 @@ pub async fn commit(
                     .await?;
                 Ok(commit_result(&version))
             },
-            || replay_load(state_ref, warehouse, ident, commit_result),
+            || replay_load(catalog, warehouse, ident, commit_result),
         )
         .await
 }
@@ -344,9 +342,9 @@ pub async fn drop(
     let ident = path.ident()?;
     let mode = query.mode()?;
     let catalog = &state.catalog;
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
-        .run_no_content(state_ref, |record| async move {
+        .run_no_content(|record| async move {
             catalog
                 .drop_table(warehouse, &ident, mode, record.as_ref())
                 .await
@@ -365,10 +363,9 @@ pub async fn unregister(
     let ident = path.ident()?;
     let catalog = &state.catalog;
     let key = mutation.key().map(str::to_owned);
-    let (warehouse, state_ref, ident) = (&warehouse, &state, &ident);
+    let (warehouse, ident) = (&warehouse, &ident);
     mutation
         .run(
-            state_ref,
             StatusCode::OK,
             |record| async move {
                 let version = catalog
@@ -413,9 +410,9 @@ pub async fn commit_transaction(
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let catalog = &state.catalog;
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
-        .run_no_content(state_ref, |record| async move {
+        .run_no_content(|record| async move {
             catalog
                 .commit_transaction(warehouse, request.table_changes, record.as_ref())
                 .await
@@ -431,9 +428,9 @@ pub async fn rename(
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let catalog = &state.catalog;
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
-        .run_no_content(state_ref, |record| async move {
+        .run_no_content(|record| async move {
             catalog
                 .rename_table(
                     warehouse,
@@ -456,10 +453,9 @@ pub async fn register(
     let namespace = parse_namespace(&path.namespace)?;
     let ident = TableIdent::new(namespace.clone(), request.name.clone());
     let catalog = &state.catalog;
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
         .run(
-            state_ref,
             StatusCode::OK,
             |record| async move {
                 let version = catalog
@@ -467,7 +463,7 @@ pub async fn register(
                     .await?;
                 Ok(load_result(&version))
             },
-            || replay_load(&state, warehouse, &ident, load_result),
+            || replay_load(catalog, warehouse, &ident, load_result),
         )
         .await
 }

@@ -49,10 +49,9 @@ pub async fn create(
     let namespace = parse_namespace(&path.namespace)?;
     let ident = TableIdent::new(namespace.clone(), request.name.clone());
     let catalog = &state.catalog;
-    let (warehouse, state_ref, ident) = (&warehouse, &state, &ident);
+    let (warehouse, ident) = (&warehouse, &ident);
     mutation
         .run(
-            state_ref,
             StatusCode::OK,
             |record| async move {
                 let view = catalog
@@ -98,10 +97,9 @@ pub async fn replace(
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = path.view_ident()?;
     let catalog = &state.catalog;
-    let (warehouse, state_ref, ident) = (&warehouse, &state, &ident);
+    let (warehouse, ident) = (&warehouse, &ident);
     mutation
         .run(
-            state_ref,
             StatusCode::OK,
             |record| async move {
                 let view = catalog
@@ -122,9 +120,9 @@ pub async fn drop(
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = path.view_ident()?;
     let catalog = &state.catalog;
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
-        .run_no_content(state_ref, |record| async move {
+        .run_no_content(|record| async move {
             catalog.drop_view(warehouse, &ident, record.as_ref()).await
         })
         .await
@@ -138,9 +136,9 @@ pub async fn rename(
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let catalog = &state.catalog;
-    let (warehouse, state_ref) = (&warehouse, &state);
+    let warehouse = &warehouse;
     mutation
-        .run_no_content(state_ref, |record| async move {
+        .run_no_content(|record| async move {
             catalog
                 .rename_view(
                     warehouse,
@@ -163,10 +161,9 @@ pub async fn register(
     let namespace = parse_namespace(&path.namespace)?;
     let ident = TableIdent::new(namespace.clone(), request.name.clone());
     let catalog = &state.catalog;
-    let (warehouse, state_ref, ident) = (&warehouse, &state, &ident);
+    let (warehouse, ident) = (&warehouse, &ident);
     mutation
         .run(
-            state_ref,
             StatusCode::OK,
             |record| async move {
                 let view = catalog
