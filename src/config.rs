@@ -128,6 +128,22 @@ pub struct ServeArgs {
     #[arg(long, env = "SERAC_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest number of table changes in one multi-table transaction.
+    #[arg(long, env = "SERAC_MAX_TRANSACTION_CHANGES", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_transaction_changes: u32,
+
+    /// Largest number of updates in one table or view commit.
+    #[arg(long, env = "SERAC_MAX_COMMIT_UPDATES", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_commit_updates: u32,
+
+    /// Largest number of properties of one namespace, table or view.
+    #[arg(long, env = "SERAC_MAX_PROPERTIES", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_properties: u32,
+
+    /// Largest metadata file Serac reads (registration, purge, scan planning) or writes.
+    #[arg(long, env = "SERAC_MAX_METADATA_BYTES", default_value_t = crate::storage::DEFAULT_MAX_METADATA_BYTES, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_metadata_bytes: u64,
+
     /// Longest time a request may take before it is answered with 503.
     #[arg(long, env = "SERAC_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
@@ -218,6 +234,16 @@ impl DatabaseArgs {
 }
 
 impl ServeArgs {
+    /// The caps on one request's work.
+    pub fn limits(&self) -> crate::catalog::Limits {
+        crate::catalog::Limits {
+            max_transaction_changes: self.max_transaction_changes as usize,
+            max_commit_updates: self.max_commit_updates as usize,
+            max_properties: self.max_properties as usize,
+            max_metadata_bytes: self.max_metadata_bytes,
+        }
+    }
+
     /// The default warehouse location: the flag, else `file://<absolute data dir>/warehouse`.
     pub fn default_warehouse_location(&self) -> Result<String, String> {
         match &self.warehouse_location {

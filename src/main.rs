@@ -124,6 +124,7 @@ async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog
         event_retention: std::time::Duration::from_secs(7 * 86_400),
         event_poll_interval: std::time::Duration::from_secs(2),
         audit_retention: std::time::Duration::ZERO,
+        limits: serac::catalog::Limits::default(),
     };
-    Ok(Catalog::new(store, Storage::new(), settings, metrics))
+    Ok(Catalog::new(store, Storage::default(), settings, metrics))
 }

@@ -82,12 +82,21 @@ impl Server {
             event_retention: args.event_retention,
             event_poll_interval: args.event_poll_interval,
             audit_retention: args.audit_retention,
+            limits: args.limits(),
         };
-        let catalog = Arc::new(Catalog::new(store, Storage::new(), settings, metrics));
+        let storage = Storage::new(args.max_metadata_bytes);
+        let catalog = Arc::new(Catalog::new(store, storage, settings, metrics));
         let location = args.default_warehouse_location()?;
-        if let Some(dir) = location.strip_prefix("file://") {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("SERAC_WAREHOUSE_LOCATION: cannot create '{dir}': {e}"))?;
+        if let Some(dir) = crate::storage::Location::parse(&location)
+            .ok()
+            .and_then(|l| l.local_path())
+        {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                format!(
+                    "SERAC_WAREHOUSE_LOCATION: cannot create '{}': {e}",
+                    dir.display()
+                )
+            })?;
         }
         catalog
             .ensure_default_warehouse(&location)

@@ -89,7 +89,9 @@ impl From<CatalogError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",
             ),
-            E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ServiceFailureException"),
+            E::Internal(_) | E::PurgeIncomplete(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "ServiceFailureException")
+            }
         };
         Self::new(status, kind, err.to_string())
     }

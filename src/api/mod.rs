@@ -245,7 +245,7 @@ async fn config(
                     .list_warehouses()
                     .await?
                     .into_iter()
-                    .find(|w| w.location == location)
+                    .find(|w| w.location == location || w.root.to_string() == location)
                     .ok_or(CatalogError::NoSuchWarehouse(msg))?;
                 state.catalog.warehouse(Some(&by_location.name)).await?
             }

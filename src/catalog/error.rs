@@ -40,6 +40,9 @@ pub enum CatalogError {
     /// The database did not confirm a commit: it may or may not have happened.
     #[error("{0}")]
     CommitStateUnknown(String),
+    /// A table was dropped but some of its files could not be deleted.
+    #[error("{0}")]
+    PurgeIncomplete(String),
     /// A dependency (database, storage) is not reachable right now.
     #[error("{0}")]
     Unavailable(String),
@@ -62,6 +65,9 @@ impl CatalogError {
                  applied: reload before retrying"
             )),
             StoreError::AlreadyExists => Self::AlreadyExists("the entity already exists".into()),
+            StoreError::LocationTaken => Self::AlreadyExists(
+                "the location lies at, above or below the location of another table or view".into(),
+            ),
             StoreError::MissingReference
             | StoreError::StillReferenced
             | StoreError::Database(_) => Self::Internal(format!("catalog database error: {err}")),
@@ -70,7 +76,10 @@ impl CatalogError {
 
     pub(crate) fn from_storage(err: StorageError) -> Self {
         match err {
-            StorageError::Unsupported(msg) | StorageError::Invalid(msg) => Self::BadRequest(msg),
+            StorageError::Unsupported(msg)
+            | StorageError::Invalid(msg)
+            | StorageError::Outside(msg)
+            | StorageError::TooLarge(msg) => Self::BadRequest(msg),
             StorageError::Io(msg) => Self::Internal(format!("object storage failed: {msg}")),
         }
     }

@@ -11,10 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::ident::{validate_namespace, validate_table_name};
+use super::locations::metadata_file;
 use super::page::{PageRequest, Paged};
-use super::tables::{
-    Insert, InsertError, display_ident, metadata_file_location, no_such_namespace,
-};
+use super::tables::{Insert, InsertError, display_ident, no_such_namespace};
 use super::{Catalog, CatalogError, CatalogResult, Warehouse};
 use crate::store::Change;
 
@@ -323,10 +322,11 @@ impl Catalog {
             .new_object_location(warehouse, ident, metadata.location.as_deref())
             .await?;
         if metadata.location.is_none() {
-            document["location"] = Value::String(location.clone());
+            document["location"] = Value::String(location.to_string());
         }
         let json = serde_json::to_string(&document).expect("a JSON value serializes");
-        let metadata_location = metadata_file_location(&location, None, false);
+        let metadata_file = metadata_file(&location, None, false);
+        let metadata_location = metadata_file.to_string();
         let event = self.event(
             "function.created",
             warehouse,
@@ -339,9 +339,10 @@ impl Catalog {
                 kind: None,
                 warehouse,
                 ident,
-                metadata_location: &metadata_location,
+                metadata_file: &metadata_file,
                 json: &json,
                 write_file: true,
+                claim: None,
             },
             Change::new(None, vec![event]),
         )

@@ -45,6 +45,11 @@ pub fn validate_namespace(namespace: &NamespaceIdent) -> CatalogResult<()> {
     }
     for level in namespace.iter() {
         check_name("a namespace level", level)?;
+        if level == "." || level == ".." {
+            return Err(CatalogError::BadRequest(format!(
+                "namespace level '{level}' is not allowed"
+            )));
+        }
     }
     Ok(())
 }

@@ -7,11 +7,13 @@ pub mod events;
 mod functions;
 mod heads;
 pub mod ident;
+mod locations;
 mod locks;
 mod namespaces;
 mod page;
 mod scan;
 mod tables;
+mod validate;
 mod views;
 
 use std::collections::HashMap;
@@ -34,7 +36,7 @@ use locks::CommitLocks;
 use scan::Plans;
 
 use crate::metrics::Metrics;
-use crate::storage::Storage;
+use crate::storage::{Location, Storage};
 pub use crate::store::{AuditRecord, IdempotencyEntry, IdempotencyRecord};
 use crate::store::{Change, Store, WarehouseRow, now_ms};
 
@@ -61,6 +63,32 @@ pub struct CatalogSettings {
     pub event_poll_interval: Duration,
     /// How long audit records are kept; zero keeps them forever.
     pub audit_retention: Duration,
+    /// Caps on the work of one request.
+    pub limits: Limits,
+}
+
+/// Caps on the work one request can ask for; each is a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Table changes in one multi-table transaction.
+    pub max_transaction_changes: usize,
+    /// Updates in one table or view commit.
+    pub max_commit_updates: usize,
+    /// Properties of one namespace, table or view.
+    pub max_properties: usize,
+    /// Size of a metadata file Serac reads or writes.
+    pub max_metadata_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_transaction_changes: 1_000,
+            max_commit_updates: 10_000,
+            max_properties: 10_000,
+            max_metadata_bytes: crate::storage::DEFAULT_MAX_METADATA_BYTES,
+        }
+    }
 }
 
 /// A warehouse: a named root location with its own namespaces and tables.
@@ -68,16 +96,28 @@ pub struct CatalogSettings {
 pub struct Warehouse {
     pub id: String,
     pub name: String,
+    /// The root as stored.
     pub location: String,
+    /// The root, parsed: every location of the warehouse lies within it.
+    pub root: Location,
 }
 
-impl From<WarehouseRow> for Warehouse {
-    fn from(row: WarehouseRow) -> Self {
-        Self {
+impl TryFrom<WarehouseRow> for Warehouse {
+    type Error = CatalogError;
+
+    fn try_from(row: WarehouseRow) -> CatalogResult<Self> {
+        let root = Location::parse(&row.location).map_err(|e| {
+            CatalogError::Internal(format!(
+                "warehouse '{}' has an unusable root location: {e}",
+                row.name
+            ))
+        })?;
+        Ok(Self {
             id: row.id,
             name: row.name,
             location: row.location,
-        }
+            root,
+        })
     }
 }
 
@@ -204,11 +244,13 @@ impl Catalog {
         location: &str,
     ) -> CatalogResult<Arc<Warehouse>> {
         ident::validate_warehouse_name(name)?;
-        let location = self.storage.validate_location(location)?;
-        // A purge deletes a table's directory: no warehouse may lie inside another.
-        let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+        let root = self.storage.warehouse_root(location)?;
+        let location = root.to_string();
+        // Tables are confined to their warehouse: no warehouse may lie inside another.
         if let Some(other) = self.store.list_warehouses().await?.into_iter().find(|w| {
-            w.name != name && (inside(&location, &w.location) || inside(&w.location, &location))
+            w.name != name
+                && Location::parse(&w.location)
+                    .map_or(w.location == location, |o| o.overlaps(&root))
         }) {
             return Err(CatalogError::BadRequest(format!(
                 "location '{location}' overlaps the location '{}' of warehouse '{}'",
@@ -222,7 +264,7 @@ impl Catalog {
             properties: HashMap::new(),
             created_at_ms: now_ms(),
         };
-        let warehouse = Warehouse::from(row.clone());
+        let warehouse = Warehouse::try_from(row.clone())?;
         let event = self.event(
             "warehouse.created",
             &warehouse,
@@ -249,13 +291,12 @@ impl Catalog {
     }
 
     pub async fn list_warehouses(&self) -> CatalogResult<Vec<Warehouse>> {
-        Ok(self
-            .store
+        self.store
             .list_warehouses()
             .await?
             .into_iter()
-            .map(Warehouse::from)
-            .collect())
+            .map(Warehouse::try_from)
+            .collect()
     }
 
     /// The warehouse of a prefix (`None`: the default one). Warehouses are never renamed or
@@ -283,7 +324,7 @@ impl Catalog {
                 name.escape_debug()
             ))
         })?;
-        let warehouse = Arc::new(Warehouse::from(row));
+        let warehouse = Arc::new(Warehouse::try_from(row)?);
         self.remember_warehouse(warehouse.clone());
         Ok(warehouse)
     }

@@ -83,6 +83,7 @@ impl Catalog {
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Namespace> {
         validate_namespace(namespace)?;
+        self.check_namespace_properties(warehouse, &properties)?;
         match self
             .store
             .create_namespace(
@@ -206,6 +207,7 @@ impl Catalog {
                 }
             }
             properties.extend(updates.clone());
+            self.check_namespace_properties(warehouse, &properties)?;
             let event = self.event(
                 "namespace.updated",
                 warehouse,
@@ -230,5 +232,24 @@ impl Catalog {
             "properties of namespace '{}' kept changing under concurrent updates; try again",
             display_namespace(namespace)
         )))
+    }
+}
+
+impl Catalog {
+    /// A namespace's properties: at most the cap, and a `location` within the warehouse.
+    fn check_namespace_properties(
+        &self,
+        warehouse: &Warehouse,
+        properties: &HashMap<String, String>,
+    ) -> CatalogResult<()> {
+        super::locations::check_property_count(
+            &self.settings.limits,
+            properties.len(),
+            "the namespace",
+        )?;
+        if let Some(location) = properties.get(super::tables::NAMESPACE_PROPERTY_LOCATION) {
+            super::locations::confine(warehouse, location, "property 'location'")?;
+        }
+        Ok(())
     }
 }

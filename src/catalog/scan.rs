@@ -519,7 +519,9 @@ impl Catalog {
             .map(|f| parse_filter(f, &schema, request.case_sensitive))
             .transpose()?;
 
-        let io: FileIO = self.storage.file_io(metadata.location())?.clone();
+        // Manifests are read through the warehouse's confined file IO: a manifest list or
+        // manifest named outside the warehouse is refused, not read.
+        let io: FileIO = self.storage.file_io(&warehouse.root)?;
         let table = Table::builder()
             .metadata(metadata.clone())
             .metadata_location(version.metadata_location.clone())

@@ -17,15 +17,23 @@ use super::cache::TableVersion;
 use super::ident::{
     display_namespace, validate_namespace, validate_table_ident, validate_table_name,
 };
+use super::locations::{
+    check_path_properties, check_property_count, check_table_metadata, check_table_updates, claim,
+    metadata_file, namespace_dir, new_object_dir, object_location,
+};
 use super::page::{PageRequest, Paged};
+use super::validate;
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
 use crate::metrics::CommitOutcome;
-use crate::store::{Change, NewTable, ObjectKind, PageQuery, StoreError, TableHead, TableSwap};
+use crate::storage::Location;
+use crate::store::{
+    Change, ClaimedLocation, NewTable, ObjectKind, PageQuery, StoreError, TableHead, TableSwap,
+};
 
 use iceberg::spec::TableProperties;
 
 const PROPERTY_DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
-const NAMESPACE_PROPERTY_LOCATION: &str = "location";
+pub(super) const NAMESPACE_PROPERTY_LOCATION: &str = "location";
 
 /// The result of creating a table: committed (with a metadata location) or staged.
 #[derive(Debug, Clone)]
@@ -66,6 +74,17 @@ pub(super) fn invalid(context: &str, err: iceberg::Error) -> CatalogError {
     CatalogError::BadRequest(format!("{context}: {err}"))
 }
 
+/// Refuses metadata larger than the cap.
+pub(super) fn check_metadata_size(json: &str, limit: u64) -> CatalogResult<()> {
+    if json.len() as u64 > limit {
+        return Err(CatalogError::BadRequest(format!(
+            "the metadata would be {} bytes; this server writes at most {limit} (--max-metadata-bytes)",
+            json.len()
+        )));
+    }
+    Ok(())
+}
+
 fn to_json(metadata: &TableMetadata) -> CatalogResult<String> {
     let failed = |e: serde_json::Error| {
         CatalogError::Internal(format!("table metadata failed to serialize: {e}"))
@@ -101,30 +120,20 @@ fn in_commit_order(doc: &mut serde_json::Value) {
     sort_by(doc, "sort-orders", &["order-id"]);
 }
 
-/// The next metadata file of a table (see [`metadata_file_location`]), gzip-compressed when
-/// the table asks for it.
-fn next_metadata_location(current: Option<&str>, metadata: &TableMetadata) -> String {
+/// The next metadata file of a table (see [`metadata_file`]), gzip-compressed when the table
+/// asks for it.
+fn next_metadata_location(
+    current: Option<&str>,
+    metadata: &TableMetadata,
+) -> CatalogResult<Location> {
     let gzip = metadata
         .properties()
         .get(TableProperties::PROPERTY_METADATA_COMPRESSION_CODEC)
         .is_some_and(|c| c.eq_ignore_ascii_case("gzip"));
-    metadata_file_location(metadata.location(), current, gzip)
-}
-
-/// `<location>/metadata/<version:05>-<uuid>[.gz].metadata.json`, the version one above the
-/// current file's (0 for a new table or view), like the Java catalogs.
-pub(super) fn metadata_file_location(location: &str, current: Option<&str>, gzip: bool) -> String {
-    let version = current
-        .and_then(|c| c.rsplit('/').next())
-        .and_then(|file| file.split('-').next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(0, |v| v + 1);
-    format!(
-        "{}/metadata/{version:05}-{}{}.metadata.json",
-        location.trim_end_matches('/'),
-        uuid::Uuid::new_v4(),
-        if gzip { ".gz" } else { "" }
-    )
+    let location = Location::parse(metadata.location()).map_err(|e| {
+        CatalogError::BadRequest(format!("the table location cannot be written: {e}"))
+    })?;
+    Ok(metadata_file(&location, current, gzip))
 }
 
 /// Takes `format-version` out of the properties (it is not a table property in the metadata).
@@ -240,16 +249,16 @@ impl Catalog {
         Ok(version)
     }
 
-    /// The location of a new table, view or function: the one the client asked for (when it
-    /// can be served), else the default one.
+    /// The location of a new table, view or function: the one the client asked for (within
+    /// the warehouse), else the default one.
     pub(super) async fn new_object_location(
         &self,
         warehouse: &Warehouse,
         ident: &TableIdent,
         requested: Option<&str>,
-    ) -> CatalogResult<String> {
+    ) -> CatalogResult<Location> {
         match requested {
-            Some(location) => Ok(self.storage.validate_location(location)?),
+            Some(location) => object_location(warehouse, location, "location"),
             None => {
                 self.default_table_location(warehouse, ident.namespace(), ident.name())
                     .await
@@ -258,27 +267,26 @@ impl Catalog {
     }
 
     /// The default location of a new table: under its namespace's `location` property when
-    /// set, else under the warehouse, in a directory unique to this table.
+    /// set, else under the warehouse (one escaped directory per namespace level), in a
+    /// directory unique to this table.
     async fn default_table_location(
         &self,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         name: &str,
-    ) -> CatalogResult<String> {
+    ) -> CatalogResult<Location> {
         let ns = self
             .store
             .namespace(&warehouse.id, namespace)
             .await?
             .ok_or_else(|| no_such_namespace(namespace))?;
-        if let Some(location) = ns.properties.get(NAMESPACE_PROPERTY_LOCATION) {
-            return Ok(format!("{}/{name}", location.trim_end_matches('/')));
-        }
-        let unique = uuid::Uuid::now_v7().simple().to_string();
-        Ok(format!(
-            "{}/{}/{name}-{unique}",
-            warehouse.location,
-            namespace.join("/")
-        ))
+        let base = match ns.properties.get(NAMESPACE_PROPERTY_LOCATION) {
+            Some(location) => {
+                super::locations::confine(warehouse, location, "the namespace property 'location'")?
+            }
+            None => namespace_dir(warehouse, namespace),
+        };
+        Ok(new_object_dir(&base, name))
     }
 
     pub async fn create_table(
@@ -290,6 +298,9 @@ impl Catalog {
     ) -> CatalogResult<CreatedTable> {
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         validate_table_ident(&ident)?;
+        let limits = &self.settings.limits;
+        check_property_count(limits, request.properties.len(), "the table")?;
+        check_path_properties(warehouse, &request.properties)?;
         let location = self
             .new_object_location(warehouse, &ident, request.location.as_deref())
             .await?;
@@ -297,7 +308,7 @@ impl Catalog {
         let format_version = take_format_version(&mut properties)?;
         let creation = TableCreation::builder()
             .name(request.name.clone())
-            .location(location)
+            .location(location.to_string())
             .schema(request.schema)
             .partition_spec_opt(request.partition_spec)
             .sort_order_opt(request.write_order)
@@ -308,6 +319,7 @@ impl Catalog {
             .and_then(|b| b.build())
             .map_err(|e| invalid("invalid table definition", e))?
             .metadata;
+        validate::new_definitions(&metadata, None)?;
 
         if request.stage_create == Some(true) {
             // Nothing is stored: the client commits the staged table with `assert-create`.
@@ -333,7 +345,7 @@ impl Catalog {
                 )));
             }
             self.storage
-                .prepare_table_location(metadata.location())
+                .prepare_table_location(&warehouse.root, &location)
                 .await?;
             return Ok(CreatedTable {
                 metadata_location: None,
@@ -342,7 +354,7 @@ impl Catalog {
         }
 
         let version = self
-            .insert_new_table(warehouse, &ident, metadata, idempotency)
+            .insert_new_table(warehouse, &ident, metadata, &location, idempotency)
             .await
             .map_err(|e| match e {
                 InsertError::Exists => CatalogError::AlreadyExists(format!(
@@ -363,30 +375,35 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
         metadata: TableMetadata,
+        location: &Location,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Arc<TableVersion>, InsertError> {
-        let metadata_location = next_metadata_location(None, &metadata);
+        let metadata_location = next_metadata_location(None, &metadata)?;
         self.insert_table_at(
             warehouse,
             ident,
             metadata,
-            metadata_location,
+            (location, &metadata_location),
             true,
             idempotency,
         )
         .await
     }
 
+    /// Inserts a table whose table location and metadata file are `at`.
     async fn insert_table_at(
         &self,
         warehouse: &Warehouse,
         ident: &TableIdent,
         metadata: TableMetadata,
-        metadata_location: String,
+        at: (&Location, &Location),
         write_file: bool,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Arc<TableVersion>, InsertError> {
+        let (location, metadata_file) = at;
+        let metadata_location = metadata_file.to_string();
         let json = to_json(&metadata)?;
+        check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let event = self.event(
             "table.created",
             warehouse,
@@ -404,9 +421,10 @@ impl Catalog {
                     kind: Some(ObjectKind::Table),
                     warehouse,
                     ident,
-                    metadata_location: &metadata_location,
+                    metadata_file,
                     json: &json,
                     write_file,
+                    claim: Some(&claim(location)),
                 },
                 Change::new(idempotency, vec![event]),
             )
@@ -433,23 +451,26 @@ impl Catalog {
             kind,
             warehouse,
             ident,
-            metadata_location,
+            metadata_file,
             json,
             write_file,
+            claim,
         } = insert;
         if write_file {
             self.storage
-                .write_metadata(metadata_location, json.as_bytes())
+                .write_metadata(&warehouse.root, metadata_file, json.as_bytes())
                 .await
                 .map_err(CatalogError::from)?;
         }
         let id = uuid::Uuid::now_v7().to_string();
+        let metadata_location = metadata_file.to_string();
         let row = NewTable {
             kind: kind.unwrap_or(ObjectKind::Table),
             id: &id,
             name: ident.name(),
-            metadata_location,
+            metadata_location: &metadata_location,
             metadata: json,
+            location: claim,
         };
         let inserted = match kind {
             Some(_) => {
@@ -467,10 +488,15 @@ impl Catalog {
             Ok(()) => Ok(id),
             Err(err) => {
                 if write_file && !keeps_files(&err) {
-                    self.delete_quietly(metadata_location).await;
+                    self.delete_quietly(warehouse, metadata_file).await;
                 }
                 Err(match err {
                     StoreError::AlreadyExists => InsertError::Exists,
+                    StoreError::LocationTaken => CatalogError::AlreadyExists(format!(
+                        "cannot create '{}': its location lies at, above or below the location of another table or view",
+                        display_ident(ident)
+                    ))
+                    .into(),
                     StoreError::MissingReference => no_such_namespace(ident.namespace()).into(),
                     other => CatalogError::from(other).into(),
                 })
@@ -478,8 +504,8 @@ impl Catalog {
         }
     }
 
-    pub(super) async fn delete_quietly(&self, location: &str) {
-        if let Err(e) = self.storage.delete(location).await {
+    pub(super) async fn delete_quietly(&self, warehouse: &Warehouse, location: &Location) {
+        if let Err(e) = self.storage.delete(&warehouse.root, location).await {
             tracing::warn!(%location, error = %e, "could not delete an unused metadata file");
         }
     }
@@ -548,7 +574,7 @@ impl Catalog {
                 }
                 Prepared::Missing => return Err(no_such_table(ident)),
                 Prepared::Unchanged(current) => return Ok(current),
-                Prepared::Changed(change) => change,
+                Prepared::Changed(change) => *change,
             };
             if let Some(version) = self
                 .swap(warehouse, vec![prepared], idempotency)
@@ -590,7 +616,15 @@ impl Catalog {
                 "a transaction needs at least one table change".into(),
             ));
         }
+        let limit = self.settings.limits.max_transaction_changes;
+        if changes.len() > limit {
+            return Err(CatalogError::BadRequest(format!(
+                "the transaction changes {} tables; this server accepts at most {limit} (--max-transaction-changes)",
+                changes.len()
+            )));
+        }
         let mut idents: Vec<TableIdent> = Vec::with_capacity(changes.len());
+        let mut seen = std::collections::HashSet::with_capacity(changes.len());
         for change in &changes {
             let ident = change.identifier.clone().ok_or_else(|| {
                 CatalogError::BadRequest(
@@ -598,7 +632,7 @@ impl Catalog {
                 )
             })?;
             validate_table_ident(&ident)?;
-            if idents.contains(&ident) {
+            if !seen.insert(ident.clone()) {
                 return Err(CatalogError::BadRequest(format!(
                     "table '{}' appears twice in the transaction; merge its changes into one",
                     display_ident(&ident)
@@ -622,14 +656,14 @@ impl Catalog {
             let mut prepared = Vec::with_capacity(changes.len());
             for (ident, change) in idents.iter().zip(&changes) {
                 match self.prepare_commit(warehouse, ident, change).await {
-                    Ok(Prepared::Changed(p)) => prepared.push(p),
+                    Ok(Prepared::Changed(p)) => prepared.push(*p),
                     Ok(Prepared::Unchanged(_)) => {}
                     Ok(Prepared::Missing) => {
-                        self.discard(&prepared).await;
+                        self.discard(warehouse, &prepared).await;
                         return Err(no_such_table(ident));
                     }
                     Err(e) => {
-                        self.discard(&prepared).await;
+                        self.discard(warehouse, &prepared).await;
                         return Err(e);
                     }
                 }
@@ -672,8 +706,10 @@ impl Catalog {
         else {
             return Ok(Prepared::Missing);
         };
+        check_table_updates(warehouse, &self.settings.limits, &request.updates)?;
         let current = self.table_version(&head).await?;
         let metadata = current.metadata()?;
+        let current_metadata = metadata.clone();
         for requirement in &request.requirements {
             requirement.check(Some(&metadata)).map_err(|e| {
                 CatalogError::CommitFailed(format!(
@@ -698,12 +734,24 @@ impl Catalog {
             .build()
             .map_err(|e| invalid("the updates do not produce valid table metadata", e))?;
         let metadata = built.metadata;
+        validate::new_definitions(&metadata, Some(&current_metadata))?;
+        check_property_count(
+            &self.settings.limits,
+            metadata.properties().len(),
+            "the table",
+        )?;
+        // A commit that moves the table claims its new directory.
+        let moved = (metadata.location() != current_metadata.location())
+            .then(|| object_location(warehouse, metadata.location(), "set-location"))
+            .transpose()?
+            .map(|l| claim(&l));
         let actions = request.updates.iter().map(action_name).collect();
-        let location = next_metadata_location(Some(&head.metadata_location), &metadata);
+        let location = next_metadata_location(Some(&head.metadata_location), &metadata)?;
         let json = to_json(&metadata)?;
+        check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let write = self.metrics.metadata_write_duration.start_timer();
         self.storage
-            .write_metadata(&location, json.as_bytes())
+            .write_metadata(&warehouse.root, &location, json.as_bytes())
             .await?;
         write.observe_duration();
         let expired_files = if metadata
@@ -714,12 +762,17 @@ impl Catalog {
             built
                 .expired_metadata_logs
                 .into_iter()
-                .map(|log| log.metadata_file)
+                .filter_map(|log| {
+                    // Only files within the table's own directory are deleted.
+                    let file = Location::parse(&log.metadata_file).ok()?;
+                    let table = Location::parse(metadata.location()).ok()?;
+                    file.is_within(&table).then_some(file)
+                })
                 .collect()
         } else {
             Vec::new()
         };
-        Ok(Prepared::Changed(PreparedCommit {
+        Ok(Prepared::Changed(Box::new(PreparedCommit {
             ident: ident.clone(),
             actions,
             head,
@@ -727,7 +780,8 @@ impl Catalog {
             json,
             metadata: Arc::new(metadata),
             expired_files,
-        }))
+            moved,
+        })))
     }
 
     /// Swaps the rows of prepared commits in one database transaction. Empty: a row had
@@ -748,13 +802,16 @@ impl Catalog {
                 "injected failure between metadata file write and row swap".into(),
             ));
         }
+        let new_locations: Vec<String> = prepared.iter().map(|p| p.location.to_string()).collect();
         let swaps: Vec<TableSwap<'_>> = prepared
             .iter()
-            .map(|p| TableSwap {
+            .zip(&new_locations)
+            .map(|(p, new_location)| TableSwap {
                 table_id: &p.head.id,
                 expected_location: &p.head.metadata_location,
-                new_location: &p.location,
+                new_location,
                 new_metadata: &p.json,
+                new_object_location: p.moved.as_ref(),
             })
             .collect();
         let events = prepared
@@ -767,7 +824,7 @@ impl Catalog {
                     Some(p.ident.name()),
                     serde_json::json!({
                         "table-uuid": p.metadata.uuid(),
-                        "metadata-location": p.location,
+                        "metadata-location": p.location.to_string(),
                         "previous-metadata-location": p.head.metadata_location,
                         "actions": p.actions,
                     }),
@@ -782,12 +839,17 @@ impl Catalog {
         match swapped {
             Ok(true) => {}
             Ok(false) => {
-                self.discard(&prepared).await;
+                self.discard(warehouse, &prepared).await;
                 return Ok(Vec::new());
             }
             Err(e) => {
                 if !keeps_files(&e) {
-                    self.discard(&prepared).await;
+                    self.discard(warehouse, &prepared).await;
+                }
+                if matches!(e, StoreError::LocationTaken) {
+                    return Err(CatalogError::CommitFailed(
+                        "commit failed: set-location names a location at, above or below the location of another table or view".into(),
+                    ));
                 }
                 return Err(e.into());
             }
@@ -795,10 +857,13 @@ impl Catalog {
         let mut versions = Vec::with_capacity(prepared.len());
         for p in prepared {
             for file in &p.expired_files {
-                self.delete_quietly(file).await;
+                self.delete_quietly(warehouse, file).await;
             }
             let version = Arc::new(TableVersion::with_parsed(
-                p.head.id, p.location, p.json, p.metadata,
+                p.head.id,
+                p.location.to_string(),
+                p.json,
+                p.metadata,
             ));
             self.tables.insert(version.clone());
             versions.push(version);
@@ -807,9 +872,9 @@ impl Catalog {
     }
 
     /// Deletes the metadata files of commits that will not be swapped in.
-    async fn discard(&self, prepared: &[PreparedCommit]) {
+    async fn discard(&self, warehouse: &Warehouse, prepared: &[PreparedCommit]) {
         for p in prepared {
-            self.delete_quietly(&p.location).await;
+            self.delete_quietly(warehouse, &p.location).await;
         }
     }
 
@@ -868,12 +933,13 @@ impl Catalog {
                 "a commit that creates a table must add a schema (add-schema update)".into(),
             )
         })?;
+        check_table_updates(warehouse, &self.settings.limits, &request.updates)?;
         let location = self
             .new_object_location(warehouse, ident, location.as_deref())
             .await?;
         let creation = TableCreation::builder()
             .name(ident.name().to_owned())
-            .location(location)
+            .location(location.to_string())
             .schema(schema)
             .partition_spec_opt(spec)
             .sort_order_opt(order)
@@ -891,7 +957,15 @@ impl Catalog {
             .build()
             .map_err(|e| invalid("the updates do not produce valid table metadata", e))?
             .metadata;
-        self.insert_new_table(warehouse, ident, metadata, idempotency)
+        validate::new_definitions(&metadata, None)?;
+        check_property_count(
+            &self.settings.limits,
+            metadata.properties().len(),
+            "the table",
+        )?;
+        // The updates may have moved it (set-location after the creation's own).
+        let location = object_location(warehouse, metadata.location(), "set-location")?;
+        self.insert_new_table(warehouse, ident, metadata, &location, idempotency)
             .await
             .map_err(|e| match e {
                 InsertError::Exists => CatalogError::CommitFailed(format!(
@@ -938,18 +1012,34 @@ impl Catalog {
         ));
         if mode == DropTable::Purge {
             let metadata = version.metadata()?;
-            // Only a directory Serac made for this table is removed whole; files elsewhere are
-            // removed one by one from the table's own references.
-            let own_directory = metadata
-                .location()
-                .starts_with(&format!("{}/", warehouse.location))
-                && is_generated_table_dir(metadata.location());
-            if let Err(e) = self
+            // Only files the table's metadata names within its own location are deleted.
+            let report = self
                 .storage
-                .purge_table(metadata, &version.metadata_location, own_directory)
-                .await
-            {
-                tracing::warn!(table = %display_ident(ident), error = %e, "purge of a dropped table was incomplete");
+                .purge_table(&warehouse.root, metadata, &version.metadata_location)
+                .await;
+            let problem = match report {
+                Ok(report) if report.failures.is_empty() => {
+                    tracing::info!(
+                        table = %display_ident(ident),
+                        deleted = report.deleted,
+                        kept_outside = report.kept_outside,
+                        "purged a dropped table"
+                    );
+                    None
+                }
+                Ok(report) => Some(format!(
+                    "{} of its files could not be deleted (first: {})",
+                    report.failures.len(),
+                    report.failures[0]
+                )),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(problem) = problem {
+                tracing::warn!(table = %display_ident(ident), %problem, "purge of a dropped table was incomplete");
+                return Err(CatalogError::PurgeIncomplete(format!(
+                    "table '{}' was dropped, but its purge is incomplete: {problem}",
+                    display_ident(ident)
+                )));
             }
         }
         Ok(version)
@@ -1034,10 +1124,19 @@ impl Catalog {
         validate_namespace(namespace)?;
         validate_table_name(&request.name)?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
+        let metadata_file =
+            super::locations::confine(warehouse, &request.metadata_location, "metadata-location")?;
         let metadata = self
             .storage
-            .read_metadata(&request.metadata_location)
+            .read_metadata(&warehouse.root, &metadata_file)
             .await?;
+        let location = check_table_metadata(warehouse, &metadata)?;
+        check_property_count(
+            &self.settings.limits,
+            metadata.properties().len(),
+            "the table",
+        )?;
+        let metadata_location = metadata_file.to_string();
         if request.overwrite == Some(true)
             && let Some(head) = self
                 .store
@@ -1052,22 +1151,31 @@ impl Catalog {
                 Some(&request.name),
                 serde_json::json!({
                     "table-uuid": metadata.uuid(),
-                    "metadata-location": request.metadata_location,
+                    "metadata-location": metadata_location,
                     "previous-metadata-location": head.metadata_location,
                     "registered": true,
                 }),
             );
+            let claimed = claim(&location);
             let swap = TableSwap {
                 table_id: &head.id,
                 expected_location: &head.metadata_location,
-                new_location: &request.metadata_location,
+                new_location: &metadata_location,
                 new_metadata: &json,
+                new_object_location: Some(&claimed),
             };
-            if !self
+            let swapped = self
                 .store
                 .swap_tables_metadata(&[swap], &Change::new(idempotency, vec![event]))
-                .await?
-            {
+                .await
+                .map_err(|e| match e {
+                    StoreError::LocationTaken => CatalogError::AlreadyExists(format!(
+                        "cannot register '{}': its location lies at, above or below the location of another table or view",
+                        display_ident(&ident)
+                    )),
+                    other => other.into(),
+                })?;
+            if !swapped {
                 return Err(CatalogError::CommitFailed(format!(
                     "table '{}' changed while it was being registered; retry",
                     display_ident(&ident)
@@ -1075,7 +1183,7 @@ impl Catalog {
             }
             let version = Arc::new(TableVersion::with_parsed(
                 head.id,
-                request.metadata_location,
+                metadata_location,
                 json,
                 Arc::new(metadata),
             ));
@@ -1086,7 +1194,7 @@ impl Catalog {
             warehouse,
             &ident,
             metadata,
-            request.metadata_location,
+            (&location, &metadata_file),
             false,
             idempotency,
         )
@@ -1130,28 +1238,20 @@ fn action_name(update: &TableUpdate) -> &'static str {
     }
 }
 
-/// Whether a table location is a directory Serac generated (`<name>-<32 hex digits>`).
-fn is_generated_table_dir(location: &str) -> bool {
-    location
-        .rsplit('/')
-        .next()
-        .and_then(|dir| dir.rsplit_once('-'))
-        .is_some_and(|(_, suffix)| {
-            suffix.len() == 32 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
-        })
-}
-
 /// A commit whose new metadata file is written and whose row is not yet swapped.
 struct PreparedCommit {
     ident: TableIdent,
     /// The update actions applied (for the change event).
     actions: Vec<&'static str>,
     head: TableHead,
-    location: String,
+    /// The new metadata file.
+    location: Location,
     json: String,
     metadata: Arc<TableMetadata>,
     /// Old metadata files to delete once the swap succeeded.
-    expired_files: Vec<String>,
+    expired_files: Vec<Location>,
+    /// The new table location, when the commit moves the table.
+    moved: Option<ClaimedLocation>,
 }
 
 enum Prepared {
@@ -1159,7 +1259,7 @@ enum Prepared {
     Missing,
     /// The requirements hold and there is nothing to change.
     Unchanged(Arc<TableVersion>),
-    Changed(PreparedCommit),
+    Changed(Box<PreparedCommit>),
 }
 
 /// What [`Catalog::insert_object`] inserts.
@@ -1168,10 +1268,12 @@ pub(super) struct Insert<'a> {
     pub kind: Option<ObjectKind>,
     pub warehouse: &'a Warehouse,
     pub ident: &'a TableIdent,
-    pub metadata_location: &'a str,
+    pub metadata_file: &'a Location,
     pub json: &'a str,
     /// Write the metadata file (false: it exists already, a registration).
     pub write_file: bool,
+    /// The location a table or view claims (`None`: a function).
+    pub claim: Option<&'a ClaimedLocation>,
 }
 
 pub(super) enum InsertError {

@@ -12,12 +12,14 @@ use iceberg::{NamespaceIdent, TableIdent, ViewCreation, ViewUpdate};
 use serde::Deserialize;
 
 use super::ident::{validate_namespace, validate_table_ident, validate_table_name};
+use super::locations::{check_property_count, claim, confine, metadata_file, object_location};
 use super::page::{PageRequest, Paged};
 use super::tables::{
-    Insert, InsertError, display_ident, invalid, keeps_files, metadata_file_location,
+    Insert, InsertError, check_metadata_size, display_ident, invalid, keeps_files,
 };
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
-use crate::store::{Change, ObjectKind, TableRow, TableSwap};
+use crate::storage::Location;
+use crate::store::{Change, ObjectKind, StoreError, TableRow, TableSwap};
 
 /// `POST .../views`: a new view.
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +99,35 @@ fn apply(update: ViewUpdate, builder: ViewMetadataBuilder) -> iceberg::Result<Vi
     })
 }
 
+/// Every schema of a view is checked like a table's.
+fn check_view_schemas(metadata: &ViewMetadata) -> CatalogResult<()> {
+    for schema in metadata.schemas_iter() {
+        super::validate::check_schema(schema)?;
+    }
+    Ok(())
+}
+
+/// The locations and size of a view commit, checked before anything is applied.
+fn check_view_updates(
+    warehouse: &Warehouse,
+    limits: &super::Limits,
+    updates: &[ViewUpdate],
+) -> CatalogResult<()> {
+    if updates.len() > limits.max_commit_updates {
+        return Err(CatalogError::BadRequest(format!(
+            "the commit has {} updates; this server accepts at most {} (--max-commit-updates)",
+            updates.len(),
+            limits.max_commit_updates
+        )));
+    }
+    for update in updates {
+        if let ViewUpdate::SetLocation { location } = update {
+            object_location(warehouse, location, "set-location")?;
+        }
+    }
+    Ok(())
+}
+
 impl Catalog {
     pub async fn list_views(
         &self,
@@ -117,13 +148,14 @@ impl Catalog {
     ) -> CatalogResult<LoadedView> {
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         validate_table_ident(&ident)?;
+        check_property_count(&self.settings.limits, request.properties.len(), "the view")?;
         let location = self
             .new_object_location(warehouse, &ident, request.location.as_deref())
             .await?;
         let version = &request.view_version;
         let creation = ViewCreation::builder()
             .name(request.name.clone())
-            .location(location)
+            .location(location.to_string())
             .representations(version.representations().clone())
             .schema(request.schema)
             .properties(request.properties)
@@ -135,7 +167,8 @@ impl Catalog {
             .and_then(|b| b.build())
             .map_err(|e| invalid("invalid view definition", e))?
             .metadata;
-        self.insert_view(warehouse, &ident, &metadata, None, idempotency)
+        check_view_schemas(&metadata)?;
+        self.insert_view(warehouse, &ident, &metadata, &location, None, idempotency)
             .await
     }
 
@@ -145,13 +178,16 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
         metadata: &ViewMetadata,
-        existing_file: Option<String>,
+        location: &Location,
+        existing_file: Option<Location>,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<LoadedView> {
         let json = to_json(metadata)?;
-        let metadata_location = existing_file
+        check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
+        let metadata_file = existing_file
             .clone()
-            .unwrap_or_else(|| metadata_file_location(metadata.location(), None, false));
+            .unwrap_or_else(|| super::locations::metadata_file(location, None, false));
+        let metadata_location = metadata_file.to_string();
         let event = self.event(
             "view.created",
             warehouse,
@@ -168,9 +204,10 @@ impl Catalog {
                 kind: Some(ObjectKind::View),
                 warehouse,
                 ident,
-                metadata_location: &metadata_location,
+                metadata_file: &metadata_file,
                 json: &json,
                 write_file: existing_file.is_none(),
+                claim: Some(&claim(location)),
             },
             Change::new(idempotency, vec![event]),
         )
@@ -268,6 +305,8 @@ impl Catalog {
                     ViewRequirement::AssertViewUuid { .. } => {}
                 }
             }
+            check_view_updates(warehouse, &self.settings.limits, &request.updates)?;
+            let previous_location = current.location().to_owned();
             let mut builder = ViewMetadataBuilder::new_from_metadata(current);
             for update in request.updates.iter().cloned() {
                 builder = apply(update, builder).map_err(|e| invalid("invalid view update", e))?;
@@ -276,17 +315,28 @@ impl Catalog {
                 .build()
                 .map_err(|e| invalid("the updates do not produce valid view metadata", e))?
                 .metadata;
+            check_view_schemas(&metadata)?;
+            check_property_count(
+                &self.settings.limits,
+                metadata.properties().len(),
+                "the view",
+            )?;
+            let view_location =
+                object_location(warehouse, metadata.location(), "the view location")?;
+            let moved = (metadata.location() != previous_location).then(|| claim(&view_location));
             let json = to_json(&metadata)?;
-            let location =
-                metadata_file_location(metadata.location(), Some(&row.metadata_location), false);
+            check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
+            let file = metadata_file(&view_location, Some(&row.metadata_location), false);
+            let location = file.to_string();
             self.storage
-                .write_metadata(&location, json.as_bytes())
+                .write_metadata(&warehouse.root, &file, json.as_bytes())
                 .await?;
             let swap = TableSwap {
                 table_id: &row.id,
                 expected_location: &row.metadata_location,
                 new_location: &location,
                 new_metadata: &json,
+                new_object_location: moved.as_ref(),
             };
             let event = self.event(
                 "view.updated",
@@ -310,10 +360,16 @@ impl Catalog {
                         metadata_json: json,
                     });
                 }
-                Ok(false) => self.delete_quietly(&location).await,
+                Ok(false) => self.delete_quietly(warehouse, &file).await,
                 Err(e) => {
                     if !keeps_files(&e) {
-                        self.delete_quietly(&location).await;
+                        self.delete_quietly(warehouse, &file).await;
+                    }
+                    if matches!(e, StoreError::LocationTaken) {
+                        return Err(CatalogError::CommitFailed(format!(
+                            "commit to view '{}' failed: set-location names a location at, above or below the location of another table or view",
+                            display_ident(ident)
+                        )));
                     }
                     return Err(e.into());
                 }
@@ -381,18 +437,24 @@ impl Catalog {
         validate_namespace(namespace)?;
         validate_table_name(&request.name)?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
-        let bytes = self.storage.read_file(&request.metadata_location).await?;
+        let file = confine(warehouse, &request.metadata_location, "metadata-location")?;
+        let bytes = self.storage.read_json_file(&warehouse.root, &file).await?;
         let metadata: ViewMetadata = serde_json::from_slice(&bytes).map_err(|e| {
-            CatalogError::BadRequest(format!(
-                "'{}' is not a valid view metadata file: {e}",
-                request.metadata_location
-            ))
+            CatalogError::BadRequest(format!("'{file}' is not a valid view metadata file: {e}"))
         })?;
+        let location = object_location(warehouse, metadata.location(), "the view location")?;
+        check_view_schemas(&metadata)?;
+        check_property_count(
+            &self.settings.limits,
+            metadata.properties().len(),
+            "the view",
+        )?;
         self.insert_view(
             warehouse,
             &ident,
             &metadata,
-            Some(request.metadata_location),
+            &location,
+            Some(file),
             idempotency,
         )
         .await

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// A row the operation needs (a parent namespace, a warehouse) does not exist.
     #[error("a referenced entity does not exist")]
     MissingReference,
+    /// Another table or view lies at, above or below the location claimed.
+    #[error("the location is taken by another table or view")]
+    LocationTaken,
     /// The row is still referenced by others (a namespace holding tables or namespaces).
     #[error("still referenced")]
     StillReferenced,
@@ -98,6 +101,15 @@ pub struct TableRow {
     pub metadata: String,
 }
 
+/// A location a table or view claims: no other may lie at, above or below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedLocation {
+    /// The normalised location, without trailing slash.
+    pub location: String,
+    /// The location and every ancestor up to its root.
+    pub self_and_ancestors: Vec<String>,
+}
+
 /// A new table to insert.
 #[derive(Debug, Clone)]
 pub struct NewTable<'a> {
@@ -107,6 +119,8 @@ pub struct NewTable<'a> {
     pub name: &'a str,
     pub metadata_location: &'a str,
     pub metadata: &'a str,
+    /// The location a table or view claims (`None` for functions).
+    pub location: Option<&'a ClaimedLocation>,
 }
 
 /// Entity counts, for the metrics.
@@ -125,6 +139,8 @@ pub struct TableSwap<'a> {
     pub expected_location: &'a str,
     pub new_location: &'a str,
     pub new_metadata: &'a str,
+    /// A new table location to claim (a commit that moves the table).
+    pub new_object_location: Option<&'a ClaimedLocation>,
 }
 
 /// Marks a mutation with an idempotency key, recorded in the same database transaction.
@@ -371,7 +387,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         page: PageQuery<'_>,
     ) -> StoreResult<Option<Vec<String>>>;
     /// Inserts a table or view. `MissingReference`: no such namespace; `AlreadyExists`: the
-    /// name is taken (by a table or a view).
+    /// name is taken (by a table or a view); `LocationTaken`: its location overlaps another's.
     async fn create_table(
         &self,
         warehouse_id: &str,
@@ -381,6 +397,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     /// Compare-and-set of several tables in one database transaction: every row must still
     /// hold its expected location, else nothing changes and the result is `Ok(false)`.
+    /// `LocationTaken`: a new table location overlaps another object's.
     async fn swap_tables_metadata(
         &self,
         swaps: &[TableSwap<'_>],

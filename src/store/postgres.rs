@@ -155,6 +155,14 @@ impl PostgresStore {
          FROM t LEFT JOIN events e ON e.tx > t.tx";
     /// One replica at a time cleans up (the lock ends with the transaction).
     const CLEANUP_LOCK: &str = "SELECT pg_try_advisory_xact_lock(5365726163)";
+    /// Claims of table and view locations take turns across replicas (the lock ends with the
+    /// transaction), so two overlapping claims cannot both pass the check.
+    const LOCATION_LOCK: &str = "SELECT pg_advisory_xact_lock(5365726164)";
+    /// Another object at, above ($2: the location and its ancestors, a JSON array) or below
+    /// ($3..$4: the range of strings starting with the location and a slash) a location.
+    const LOCATION_TAKEN: &str = "SELECT 1 FROM tables WHERE id <> $1 AND \
+         (location = ANY(ARRAY(SELECT json_array_elements_text($2::json))) \
+          OR (location > $3 AND location < $4)) LIMIT 1";
     /// The old events come from the `created_at_ms` index first (materialized, so that the
     /// generic plan of the prepared statement cannot instead walk the primary key backwards
     /// through every event still within retention: 200 ms at a million events, against

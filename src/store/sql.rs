@@ -279,6 +279,38 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        impl $store {
+            /// Fails with `LocationTaken` when another table or view than `id` lies at, above
+            /// or below `claim`, then records the claim on row `id`.
+            async fn claim_location(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: &str,
+                claim: &$crate::store::ClaimedLocation,
+            ) -> StoreResult<()> {
+                sqlx::query(Self::LOCATION_LOCK).execute(&mut **tx).await.map_err(map_err)?;
+                let ancestors = serde_json::to_string(&claim.self_and_ancestors)
+                    .map_err(|e| StoreError::Database(e.to_string()))?;
+                let taken: Option<i32> = sqlx::query_scalar(Self::LOCATION_TAKEN)
+                    .bind(id)
+                    .bind(ancestors)
+                    .bind(format!("{}/", claim.location))
+                    .bind(format!("{}0", claim.location))
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                if taken.is_some() {
+                    return Err(StoreError::LocationTaken);
+                }
+                sqlx::query("UPDATE tables SET location = $1 WHERE id = $2")
+                    .bind(&claim.location)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+        }
+
         fn swap_query<'q>(
             swap: &'q TableSwap<'q>,
         ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
@@ -651,6 +683,9 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+                if let Some(claim) = table.location {
+                    Self::claim_location(&mut tx, table.id, claim).await?;
+                }
                 self.finish(tx, true, change).await?;
                 Ok(())
             }
@@ -667,6 +702,9 @@ macro_rules! sql_store {
                     let done = swap_query(swap).execute(&mut *tx).await.map_err(map_err)?;
                     if done.rows_affected() == 0 {
                         return self.finish(tx, false, change).await;
+                    }
+                    if let Some(claim) = swap.new_object_location {
+                        Self::claim_location(&mut tx, swap.table_id, claim).await?;
                     }
                 }
                 self.finish(tx, true, change).await

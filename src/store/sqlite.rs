@@ -76,6 +76,12 @@ impl SqliteStore {
     const EVENT_TAIL: &str = "SELECT 0 AS tail_tx, COALESCE(MAX(id), 0) AS tail_id, \
          NULL AS tx, NULL AS id FROM events";
     const CLEANUP_LOCK: &str = "SELECT TRUE";
+    /// SQLite has one writer at a time: claims cannot interleave.
+    const LOCATION_LOCK: &str = "SELECT TRUE";
+    /// See the PostgreSQL store.
+    const LOCATION_TAKEN: &str = "SELECT 1 FROM tables WHERE id <> $1 AND \
+         (location IN (SELECT value FROM json_each($2)) \
+          OR (location > $3 AND location < $4)) LIMIT 1";
     const PURGE_POINT: &str = "SELECT tx, id FROM events WHERE created_at_ms < $1 \
          ORDER BY tx DESC, id DESC LIMIT 1";
     const PURGE_AUDIT: &str = "DELETE FROM audit_log WHERE id IN \
