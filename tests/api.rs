@@ -12,6 +12,8 @@ mod errors;
 mod events;
 #[path = "api/functions.rs"]
 mod functions;
+#[path = "api/hostile.rs"]
+mod hostile;
 #[path = "api/idempotency.rs"]
 mod idempotency;
 #[path = "api/metrics.rs"]

@@ -304,6 +304,11 @@ impl Catalog {
         let location = self
             .new_object_location(warehouse, &ident, request.location.as_deref())
             .await?;
+        validate::creation(
+            &request.schema,
+            request.partition_spec.as_ref(),
+            request.write_order.as_ref(),
+        )?;
         let mut properties = request.properties;
         let format_version = take_format_version(&mut properties)?;
         let creation = TableCreation::builder()
@@ -721,6 +726,7 @@ impl Catalog {
         if request.updates.is_empty() {
             return Ok(Prepared::Unchanged(current));
         }
+        validate::updates(&request.updates, &metadata)?;
         let mut builder = metadata
             .as_ref()
             .clone()
@@ -934,6 +940,7 @@ impl Catalog {
             )
         })?;
         check_table_updates(warehouse, &self.settings.limits, &request.updates)?;
+        validate::creation(&schema, spec.as_ref(), order.as_ref())?;
         let location = self
             .new_object_location(warehouse, ident, location.as_deref())
             .await?;

@@ -8,8 +8,10 @@
 
 use std::collections::HashSet;
 
+use iceberg::TableUpdate;
 use iceberg::spec::{
-    NestedFieldRef, PrimitiveType, Schema, StructType, TableMetadata, Transform, Type,
+    NestedFieldRef, PrimitiveType, Schema, SortOrder, StructType, TableMetadata, Transform, Type,
+    UnboundPartitionSpec,
 };
 
 use super::{CatalogError, CatalogResult};
@@ -69,6 +71,76 @@ pub(super) fn new_definitions(
             );
             check_transform(&what, field.transform, field.source_id, &lookup)?;
         }
+    }
+    Ok(())
+}
+
+/// Checks the definitions a table creation sends, before the iceberg crate builds them (so
+/// that a refusal names the field).
+pub(super) fn creation(
+    schema: &Schema,
+    spec: Option<&UnboundPartitionSpec>,
+    order: Option<&SortOrder>,
+) -> CatalogResult<()> {
+    check_schema(schema)?;
+    let lookup = |id: i32| schema.field_by_id(id).cloned();
+    if let Some(spec) = spec {
+        check_unbound_spec(spec, &lookup)?;
+    }
+    if let Some(order) = order {
+        check_sort_order(order, &lookup)?;
+    }
+    Ok(())
+}
+
+/// Checks the definitions a commit adds, against the table's schemas, before they are
+/// applied.
+pub(super) fn updates(updates: &[TableUpdate], current: &TableMetadata) -> CatalogResult<()> {
+    let mut added: Vec<&Schema> = Vec::new();
+    for update in updates {
+        let lookup = |id: i32| {
+            added
+                .iter()
+                .rev()
+                .find_map(|s| s.field_by_id(id).cloned())
+                .or_else(|| current.current_schema().field_by_id(id).cloned())
+                .or_else(|| {
+                    current
+                        .schemas_iter()
+                        .find_map(|s| s.field_by_id(id).cloned())
+                })
+        };
+        match update {
+            TableUpdate::AddSchema { schema } => {
+                check_schema(schema)?;
+                added.push(schema);
+            }
+            TableUpdate::AddSpec { spec } => check_unbound_spec(spec, &lookup)?,
+            TableUpdate::AddSortOrder { sort_order } => check_sort_order(sort_order, &lookup)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_unbound_spec(
+    spec: &UnboundPartitionSpec,
+    lookup: &impl Fn(i32) -> Option<NestedFieldRef>,
+) -> CatalogResult<()> {
+    for field in spec.fields() {
+        let what = format!("partition field '{}'", field.name);
+        check_transform(&what, field.transform, field.source_id, lookup)?;
+    }
+    Ok(())
+}
+
+fn check_sort_order(
+    order: &SortOrder,
+    lookup: &impl Fn(i32) -> Option<NestedFieldRef>,
+) -> CatalogResult<()> {
+    for field in &order.fields {
+        let what = format!("sort field on source id {}", field.source_id);
+        check_transform(&what, field.transform, field.source_id, lookup)?;
     }
     Ok(())
 }

@@ -284,11 +284,19 @@ impl Storage {
                 report.kept_outside += 1;
                 continue;
             }
+            // A manifest list that is gone already (expired, a failed write) has nothing left
+            // to delete through it.
+            if !exists(&fs, list_location).await {
+                continue;
+            }
             match table.manifest_list_reader(snapshot).load().await {
                 Ok(list) => {
                     for manifest in list.entries() {
                         if manifests.insert(manifest.manifest_path.clone()) {
-                            if gc && within(&manifest.manifest_path, &table_location) {
+                            if gc
+                                && within(&manifest.manifest_path, &table_location)
+                                && exists(&fs, &manifest.manifest_path).await
+                            {
                                 match manifest.load_manifest(&io).await {
                                     Ok(m) => files.extend(
                                         m.entries()
@@ -349,6 +357,13 @@ impl Storage {
             fs.remove_empty_dirs(&table_location).await?;
         }
         Ok(report)
+    }
+}
+
+async fn exists(fs: &ConfinedFs, raw: &str) -> bool {
+    match Location::parse(raw) {
+        Ok(location) => fs.exists(&location).await.unwrap_or(true),
+        Err(_) => false,
     }
 }
 
