@@ -5,6 +5,8 @@ mod cache;
 mod error;
 pub mod events;
 mod functions;
+#[doc(hidden)]
+pub mod fuzzing;
 mod heads;
 pub mod ident;
 mod locations;

@@ -85,7 +85,7 @@ pub(super) fn check_metadata_size(json: &str, limit: u64) -> CatalogResult<()> {
     Ok(())
 }
 
-fn to_json(metadata: &TableMetadata) -> CatalogResult<String> {
+pub(super) fn to_json(metadata: &TableMetadata) -> CatalogResult<String> {
     let failed = |e: serde_json::Error| {
         CatalogError::Internal(format!("table metadata failed to serialize: {e}"))
     };
@@ -137,7 +137,9 @@ fn next_metadata_location(
 }
 
 /// Takes `format-version` out of the properties (it is not a table property in the metadata).
-fn take_format_version(properties: &mut HashMap<String, String>) -> CatalogResult<FormatVersion> {
+pub(super) fn take_format_version(
+    properties: &mut HashMap<String, String>,
+) -> CatalogResult<FormatVersion> {
     match properties
         .remove(TableProperties::PROPERTY_FORMAT_VERSION)
         .as_deref()
@@ -150,6 +152,76 @@ fn take_format_version(properties: &mut HashMap<String, String>) -> CatalogResul
             "format-version '{other}' is not supported; use 1, 2 or 3"
         ))),
     }
+}
+
+/// What a new table is made of.
+pub(super) struct NewTableDefinition<'a> {
+    pub name: String,
+    pub location: &'a Location,
+    pub schema: iceberg::spec::Schema,
+    pub spec: Option<iceberg::spec::UnboundPartitionSpec>,
+    pub order: Option<iceberg::spec::SortOrder>,
+    pub properties: HashMap<String, String>,
+    pub format_version: FormatVersion,
+}
+
+/// The metadata builder of a new table, its definitions checked first (so that a refusal
+/// names the field). Pure: no I/O.
+pub(super) fn new_table_builder(
+    def: NewTableDefinition<'_>,
+) -> CatalogResult<TableMetadataBuilder> {
+    validate::creation(&def.schema, def.spec.as_ref(), def.order.as_ref())?;
+    let creation = TableCreation::builder()
+        .name(def.name)
+        .location(def.location.to_string())
+        .schema(def.schema)
+        .partition_spec_opt(def.spec)
+        .sort_order_opt(def.order)
+        .properties(def.properties)
+        .format_version(def.format_version)
+        .build();
+    TableMetadataBuilder::from_table_creation(creation)
+        .map_err(|e| invalid("invalid table definition", e))
+}
+
+/// Applies updates to a builder and checks the result: definitions it added, the property
+/// count. `before` is the metadata the builder started from (`None`: a new table).
+fn apply_updates(
+    mut builder: TableMetadataBuilder,
+    updates: &[TableUpdate],
+    before: Option<&TableMetadata>,
+    limits: &super::Limits,
+) -> CatalogResult<iceberg::spec::TableMetadataBuildResult> {
+    if let Some(before) = before {
+        validate::updates(updates, before)?;
+    }
+    for update in updates.iter().cloned() {
+        builder = update
+            .apply(builder)
+            .map_err(|e| invalid("invalid table update", e))?;
+    }
+    let built = builder
+        .build()
+        .map_err(|e| invalid("the updates do not produce valid table metadata", e))?;
+    validate::new_definitions(&built.metadata, before)?;
+    check_property_count(limits, built.metadata.properties().len(), "the table")?;
+    Ok(built)
+}
+
+/// A commit's updates applied to the current metadata: every location they name confined to
+/// the warehouse, the definitions they add checked, the caps kept. Pure: no I/O.
+pub(super) fn apply_commit(
+    warehouse: &Warehouse,
+    limits: &super::Limits,
+    current: &TableMetadata,
+    current_location: &str,
+    updates: &[TableUpdate],
+) -> CatalogResult<iceberg::spec::TableMetadataBuildResult> {
+    check_table_updates(warehouse, limits, updates)?;
+    let builder = current
+        .clone()
+        .into_builder(Some(current_location.to_owned()));
+    apply_updates(builder, updates, Some(current), limits)
 }
 
 impl Catalog {
@@ -304,26 +376,20 @@ impl Catalog {
         let location = self
             .new_object_location(warehouse, &ident, request.location.as_deref())
             .await?;
-        validate::creation(
-            &request.schema,
-            request.partition_spec.as_ref(),
-            request.write_order.as_ref(),
-        )?;
         let mut properties = request.properties;
         let format_version = take_format_version(&mut properties)?;
-        let creation = TableCreation::builder()
-            .name(request.name.clone())
-            .location(location.to_string())
-            .schema(request.schema)
-            .partition_spec_opt(request.partition_spec)
-            .sort_order_opt(request.write_order)
-            .properties(properties)
-            .format_version(format_version)
-            .build();
-        let metadata = TableMetadataBuilder::from_table_creation(creation)
-            .and_then(|b| b.build())
-            .map_err(|e| invalid("invalid table definition", e))?
-            .metadata;
+        let metadata = new_table_builder(NewTableDefinition {
+            name: request.name.clone(),
+            location: &location,
+            schema: request.schema,
+            spec: request.partition_spec,
+            order: request.write_order,
+            properties,
+            format_version,
+        })?
+        .build()
+        .map_err(|e| invalid("invalid table definition", e))?
+        .metadata;
         validate::new_definitions(&metadata, None)?;
 
         if request.stage_create == Some(true) {
@@ -711,7 +777,6 @@ impl Catalog {
         else {
             return Ok(Prepared::Missing);
         };
-        check_table_updates(warehouse, &self.settings.limits, &request.updates)?;
         let current = self.table_version(&head).await?;
         let metadata = current.metadata()?;
         let current_metadata = metadata.clone();
@@ -726,26 +791,14 @@ impl Catalog {
         if request.updates.is_empty() {
             return Ok(Prepared::Unchanged(current));
         }
-        validate::updates(&request.updates, &metadata)?;
-        let mut builder = metadata
-            .as_ref()
-            .clone()
-            .into_builder(Some(head.metadata_location.clone()));
-        for update in request.updates.iter().cloned() {
-            builder = update
-                .apply(builder)
-                .map_err(|e| invalid("invalid table update", e))?;
-        }
-        let built = builder
-            .build()
-            .map_err(|e| invalid("the updates do not produce valid table metadata", e))?;
-        let metadata = built.metadata;
-        validate::new_definitions(&metadata, Some(&current_metadata))?;
-        check_property_count(
+        let built = apply_commit(
+            warehouse,
             &self.settings.limits,
-            metadata.properties().len(),
-            "the table",
+            &current_metadata,
+            &head.metadata_location,
+            &request.updates,
         )?;
+        let metadata = built.metadata;
         // A commit that moves the table claims its new directory.
         let moved = (metadata.location() != current_metadata.location())
             .then(|| object_location(warehouse, metadata.location(), "set-location"))
@@ -940,36 +993,20 @@ impl Catalog {
             )
         })?;
         check_table_updates(warehouse, &self.settings.limits, &request.updates)?;
-        validate::creation(&schema, spec.as_ref(), order.as_ref())?;
         let location = self
             .new_object_location(warehouse, ident, location.as_deref())
             .await?;
-        let creation = TableCreation::builder()
-            .name(ident.name().to_owned())
-            .location(location.to_string())
-            .schema(schema)
-            .partition_spec_opt(spec)
-            .sort_order_opt(order)
-            .properties(properties)
-            .format_version(format_version)
-            .build();
-        let mut builder = TableMetadataBuilder::from_table_creation(creation)
-            .map_err(|e| invalid("invalid table definition", e))?;
-        for update in request.updates.iter().cloned() {
-            builder = update
-                .apply(builder)
-                .map_err(|e| invalid("invalid table update", e))?;
-        }
-        let metadata = builder
-            .build()
-            .map_err(|e| invalid("the updates do not produce valid table metadata", e))?
-            .metadata;
-        validate::new_definitions(&metadata, None)?;
-        check_property_count(
-            &self.settings.limits,
-            metadata.properties().len(),
-            "the table",
-        )?;
+        let builder = new_table_builder(NewTableDefinition {
+            name: ident.name().to_owned(),
+            location: &location,
+            schema,
+            spec,
+            order,
+            properties,
+            format_version,
+        })?;
+        let metadata =
+            apply_updates(builder, &request.updates, None, &self.settings.limits)?.metadata;
         // The updates may have moved it (set-location after the creation's own).
         let location = object_location(warehouse, metadata.location(), "set-location")?;
         self.insert_new_table(warehouse, ident, metadata, &location, idempotency)
