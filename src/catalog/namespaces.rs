@@ -108,11 +108,6 @@ impl Catalog {
                 "namespace '{}' already exists",
                 display_namespace(namespace)
             ))),
-            Err(StoreError::MissingReference) => Err(CatalogError::NoSuchNamespace(format!(
-                "cannot create namespace '{}': its parent namespace '{}' does not exist",
-                display_namespace(namespace),
-                display_namespace(&namespace[..namespace.len() - 1])
-            ))),
             Err(e) => Err(e.into()),
         }
     }

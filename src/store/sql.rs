@@ -469,12 +469,14 @@ macro_rules! sql_store {
                 let _t = self.time("create_namespace");
                 let mut conn = self.write_conn().await?;
                 let mut tx = begin_change(&mut conn, change).await?;
+                // Like the Java reference catalogs, a namespace may be created before its
+                // parent; the parent adopts it when it is created (below), and from then on
+                // cannot be dropped while it holds it.
                 let parent = &levels[..levels.len() - 1];
                 let parent_id: Option<String> = if parent.is_empty() {
                     None
                 } else {
-                    let id = namespace_id(&mut *tx, warehouse_id, parent).await?;
-                    Some(id.ok_or(StoreError::MissingReference)?)
+                    namespace_id(&mut *tx, warehouse_id, parent).await?
                 };
                 let id = uuid::Uuid::now_v7().to_string();
                 let now = now_ms();
@@ -489,6 +491,16 @@ macro_rules! sql_store {
                 .bind(join_levels(parent))
                 .bind(properties_json(properties))
                 .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                sqlx::query(
+                    "UPDATE namespaces SET parent_id = $1 \
+                     WHERE warehouse_id = $2 AND parent = $3 AND parent_id IS NULL",
+                )
+                .bind(&id)
+                .bind(warehouse_id)
+                .bind(join_levels(levels))
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
