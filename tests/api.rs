@@ -22,6 +22,8 @@ mod metrics;
 mod namespaces;
 #[path = "api/operations.rs"]
 mod operations;
+#[path = "api/parity.rs"]
+mod parity;
 #[path = "api/tables.rs"]
 mod tables;
 #[path = "api/transactions.rs"]

@@ -54,7 +54,7 @@ impl TableVersion {
         if let Some(parsed) = self.parsed.get() {
             return Ok(parsed.clone());
         }
-        let parsed: TableMetadata = serde_json::from_str(&self.metadata_json).map_err(|e| {
+        let parsed = super::metadata_json::parse(self.metadata_json.as_bytes()).map_err(|e| {
             CatalogError::Internal(format!(
                 "stored metadata of table {} is not valid table metadata: {e}",
                 self.table_id

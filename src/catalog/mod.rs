@@ -11,6 +11,7 @@ mod heads;
 pub mod ident;
 mod locations;
 mod locks;
+mod metadata_json;
 mod namespaces;
 mod page;
 mod scan;

@@ -21,6 +21,7 @@ use super::locations::{
     check_path_properties, check_property_count, check_table_metadata, check_table_updates, claim,
     metadata_file, namespace_dir, new_object_dir, object_location,
 };
+pub(super) use super::metadata_json::to_json;
 use super::page::{PageRequest, Paged};
 use super::validate;
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
@@ -83,41 +84,6 @@ pub(super) fn check_metadata_size(json: &str, limit: u64) -> CatalogResult<()> {
         )));
     }
     Ok(())
-}
-
-pub(super) fn to_json(metadata: &TableMetadata) -> CatalogResult<String> {
-    let failed = |e: serde_json::Error| {
-        CatalogError::Internal(format!("table metadata failed to serialize: {e}"))
-    };
-    let mut doc = serde_json::to_value(metadata).map_err(failed)?;
-    in_commit_order(&mut doc);
-    serde_json::to_string(&doc).map_err(failed)
-}
-
-/// Lists snapshots in commit order, and schemas, specs and sort orders by id, as the Java
-/// catalogs write them (the iceberg crate keeps them in hash maps, in no order).
-fn in_commit_order(doc: &mut serde_json::Value) {
-    let sort_by = |doc: &mut serde_json::Value, list: &str, keys: &[&str]| {
-        if let Some(serde_json::Value::Array(items)) = doc.get_mut(list) {
-            items.sort_by_key(|item| {
-                keys.iter()
-                    .map(|k| {
-                        item.get(*k)
-                            .and_then(serde_json::Value::as_i64)
-                            .unwrap_or(0)
-                    })
-                    .collect::<Vec<_>>()
-            });
-        }
-    };
-    sort_by(
-        doc,
-        "snapshots",
-        &["sequence-number", "timestamp-ms", "snapshot-id"],
-    );
-    sort_by(doc, "schemas", &["schema-id"]);
-    sort_by(doc, "partition-specs", &["spec-id"]);
-    sort_by(doc, "sort-orders", &["order-id"]);
 }
 
 /// The next metadata file of a table (see [`metadata_file`]), gzip-compressed when the table
@@ -1170,10 +1136,15 @@ impl Catalog {
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         let metadata_file =
             super::locations::confine(warehouse, &request.metadata_location, "metadata-location")?;
-        let metadata = self
+        let bytes = self
             .storage
-            .read_metadata(&warehouse.root, &metadata_file)
+            .read_json_file(&warehouse.root, &metadata_file)
             .await?;
+        let metadata = super::metadata_json::parse(&bytes).map_err(|e| {
+            CatalogError::BadRequest(format!(
+                "'{metadata_file}' is not a valid table metadata file: {e}"
+            ))
+        })?;
         let location = check_table_metadata(warehouse, &metadata)?;
         check_property_count(
             &self.settings.limits,

@@ -227,20 +227,6 @@ impl Storage {
         Ok(bytes)
     }
 
-    /// Reads and parses a table metadata file within `root`.
-    pub async fn read_metadata(
-        &self,
-        root: &Location,
-        location: &Location,
-    ) -> StorageResult<TableMetadata> {
-        let bytes = self.read_json_file(root, location).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            StorageError::Invalid(format!(
-                "'{location}' is not a valid table metadata file: {e}"
-            ))
-        })
-    }
-
     /// Deletes one file within `root`; a missing file is not an error.
     pub async fn delete(&self, root: &Location, location: &Location) -> StorageResult<()> {
         Ok(self.fs(root)?.delete(location).await?)
