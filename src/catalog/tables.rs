@@ -120,6 +120,9 @@ pub(super) fn take_format_version(
     }
 }
 
+/// Properties every new table gets unless the client sets them.
+const NEW_TABLE_DEFAULTS: [(&str, &str); 1] = [("write.parquet.compression-codec", "zstd")];
+
 /// What a new table is made of.
 pub(super) struct NewTableDefinition<'a> {
     pub name: String,
@@ -134,9 +137,16 @@ pub(super) struct NewTableDefinition<'a> {
 /// The metadata builder of a new table, its definitions checked first (so that a refusal
 /// names the field). Pure: no I/O.
 pub(super) fn new_table_builder(
-    def: NewTableDefinition<'_>,
+    mut def: NewTableDefinition<'_>,
 ) -> CatalogResult<TableMetadataBuilder> {
     validate::creation(&def.schema, def.spec.as_ref(), def.order.as_ref())?;
+    // The defaults the Java reference writes into every new table (since Iceberg 1.4), so a
+    // table made through Serac behaves in Spark like one made by a Java catalog.
+    for (key, value) in NEW_TABLE_DEFAULTS {
+        def.properties
+            .entry(key.to_owned())
+            .or_insert_with(|| value.to_owned());
+    }
     let creation = TableCreation::builder()
         .name(def.name)
         .location(def.location.to_string())

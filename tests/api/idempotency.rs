@@ -76,14 +76,15 @@ async fn retried_requests_apply_once(backend: Backend) {
 
     // A final error is replayed too, even after the cause went away.
     let key = uuid::Uuid::now_v7().to_string();
-    let missing = json!({"namespace": ["ghost", "child"]});
-    let first = with_key(&app, Method::POST, "/v1/namespaces", Some(&missing), &key).await;
+    let table = json!({"name": "child", "schema": crate::common::simple_schema()});
+    let path = "/v1/namespaces/ghost/tables";
+    let first = with_key(&app, Method::POST, path, Some(&table), &key).await;
     first.assert_error(StatusCode::NOT_FOUND, "NoSuchNamespaceException");
     app.create_namespace(&["ghost"]).await;
-    let again = with_key(&app, Method::POST, "/v1/namespaces", Some(&missing), &key).await;
+    let again = with_key(&app, Method::POST, path, Some(&table), &key).await;
     again.assert_error(StatusCode::NOT_FOUND, "NoSuchNamespaceException");
     assert_eq!(
-        app.head("/v1/namespaces/ghost%1Fchild").await.status,
+        app.head("/v1/namespaces/ghost/tables/child").await.status,
         StatusCode::NOT_FOUND
     );
 

@@ -146,4 +146,30 @@ async fn float_defaults_keep_their_digits(backend: Backend) {
     );
 }
 
-both_backends!(v1_refs_are_kept, float_defaults_keep_their_digits);
+/// New tables get the properties the Java reference adds, unless the client set them.
+async fn new_tables_get_java_defaults(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_namespace(&["ns"]).await;
+    let t = app.create_table("ns", "plain", json!({})).await;
+    assert_eq!(
+        t["metadata"]["properties"]["write.parquet.compression-codec"],
+        "zstd"
+    );
+    let t = app
+        .create_table(
+            "ns",
+            "snappy",
+            json!({"write.parquet.compression-codec": "snappy"}),
+        )
+        .await;
+    assert_eq!(
+        t["metadata"]["properties"]["write.parquet.compression-codec"],
+        "snappy"
+    );
+}
+
+both_backends!(
+    v1_refs_are_kept,
+    float_defaults_keep_their_digits,
+    new_tables_get_java_defaults
+);
