@@ -4,6 +4,7 @@
 mod cache;
 mod error;
 pub mod events;
+mod fresh_ids;
 mod functions;
 #[doc(hidden)]
 pub mod fuzzing;

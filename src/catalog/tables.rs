@@ -23,8 +23,8 @@ use super::locations::{
 };
 pub(super) use super::metadata_json::to_json;
 use super::page::{PageRequest, Paged};
-use super::validate;
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
+use super::{fresh_ids, validate};
 use crate::metrics::CommitOutcome;
 use crate::storage::Location;
 use crate::store::{
@@ -367,6 +367,7 @@ impl Catalog {
         .map_err(|e| invalid("invalid table definition", e))?
         .metadata;
         validate::new_definitions(&metadata, None)?;
+        let metadata = fresh_ids::renumber(metadata)?;
 
         if request.stage_create == Some(true) {
             // Nothing is stored: the client commits the staged table with `assert-create`.
@@ -983,6 +984,11 @@ impl Catalog {
         })?;
         let metadata =
             apply_updates(builder, &request.updates, None, &self.settings.limits)?.metadata;
+        let metadata = if metadata.schemas_iter().len() == 1 {
+            fresh_ids::renumber(metadata)?
+        } else {
+            metadata
+        };
         // The updates may have moved it (set-location after the creation's own).
         let location = object_location(warehouse, metadata.location(), "set-location")?;
         self.insert_new_table(warehouse, ident, metadata, &location, idempotency)

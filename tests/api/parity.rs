@@ -168,7 +168,68 @@ async fn new_tables_get_java_defaults(backend: Backend) {
     );
 }
 
+/// Fresh field ids are given in the Java reference's order: a struct's fields first, then the
+/// types inside them; a map's key and value ids before either type.
+async fn fresh_ids_follow_java(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_namespace(&["ns"]).await;
+    let int =
+        |id: i32, name: &str| json!({"id": id, "name": name, "required": false, "type": "int"});
+    let schema = json!({"type": "struct", "schema-id": 0, "identifier-field-ids": [1], "fields": [
+        {"id": 1, "name": "id", "required": true, "type": "long"},
+        {"id": 2, "name": "m", "required": false, "type": {"type": "map",
+            "key-id": 3, "key": {"type": "struct", "fields": [int(4, "k1")]},
+            "value-id": 5, "value": {"type": "struct", "fields": [int(6, "v1"), int(7, "v2")]},
+            "value-required": false}},
+        {"id": 8, "name": "l", "required": false, "type": {"type": "list",
+            "element-id": 9, "element": {"type": "struct", "fields": [int(10, "e1")]},
+            "element-required": false}},
+        {"id": 11, "name": "s", "required": false, "type": {"type": "struct",
+            "fields": [int(12, "s1")]}}]});
+    let r = app
+        .post(
+            "/v1/namespaces/ns/tables",
+            &json!({"name": "ids", "schema": schema,
+                    "partition-spec": {"spec-id": 0, "fields": [
+                        {"source-id": 12, "field-id": 1000, "name": "s1_b", "transform": "bucket[4]"}]},
+                    "write-order": {"order-id": 1, "fields": [
+                        {"source-id": 1, "transform": "identity", "direction": "asc", "null-order": "nulls-first"}]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let metadata = r.json()["metadata"].clone();
+    let fields = &metadata["schemas"][0]["fields"];
+    // Java: id 1, m 2, l 3, s 4; m's key 5 and value 6; key's k1 7; value's v1 8, v2 9;
+    // l's element 10, its e1 11; s's s1 12.
+    assert_eq!(fields[0]["id"], 1);
+    assert_eq!(fields[1]["id"], 2);
+    assert_eq!(fields[2]["id"], 3);
+    assert_eq!(fields[3]["id"], 4);
+    assert_eq!(fields[1]["type"]["key-id"], 5);
+    assert_eq!(fields[1]["type"]["value-id"], 6);
+    assert_eq!(fields[1]["type"]["key"]["fields"][0]["id"], 7);
+    assert_eq!(fields[1]["type"]["value"]["fields"][0]["id"], 8);
+    assert_eq!(fields[1]["type"]["value"]["fields"][1]["id"], 9);
+    assert_eq!(fields[2]["type"]["element-id"], 10);
+    assert_eq!(fields[2]["type"]["element"]["fields"][0]["id"], 11);
+    assert_eq!(fields[3]["type"]["fields"][0]["id"], 12);
+    assert_eq!(metadata["last-column-id"], 12);
+    assert_eq!(metadata["schemas"][0]["identifier-field-ids"], json!([1]));
+    // The partition and sort fields still name the same columns.
+    assert_eq!(metadata["partition-specs"][0]["fields"][0]["source-id"], 12);
+    let order = metadata["sort-orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["order-id"] == metadata["default-sort-order-id"])
+        .unwrap();
+    assert_eq!(order["fields"][0]["source-id"], 1);
+    let loaded = app.get("/v1/namespaces/ns/tables/ids").await.json();
+    assert_eq!(loaded["metadata"]["schemas"], metadata["schemas"]);
+}
+
 both_backends!(
+    fresh_ids_follow_java,
     v1_refs_are_kept,
     float_defaults_keep_their_digits,
     new_tables_get_java_defaults
