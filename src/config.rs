@@ -176,6 +176,17 @@ pub struct ServeArgs {
     /// Log one line per request (route, status, latency, request id).
     #[arg(long, env = "SERAC_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub access_log: bool,
+
+    // The HTTP edge: connections.
+    /// How long a client may take to send a request head (request line and headers) before
+    /// its connection is closed. An idle keep-alive connection is closed after this time too.
+    #[arg(long, env = "SERAC_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Most client connections open at once; further connections wait in the listen backlog
+    /// until one closes.
+    #[arg(long, env = "SERAC_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
@@ -244,4 +255,12 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    let duration = parse_duration(raw)?;
+    if duration.is_zero() {
+        return Err(format!("'{raw}' must be longer than zero"));
+    }
+    Ok(duration)
 }

@@ -1,6 +1,8 @@
 //! Start-up: open the database, run migrations, build the catalog and the HTTP stack, serve,
 //! and drain in-flight requests on shutdown.
 
+mod connections;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+use connections::{ConnectionSettings, HttpServer};
 
 use crate::api::{self, ApiError, AppState, Lifecycle};
 use crate::catalog::{Catalog, CatalogSettings};
@@ -64,7 +68,7 @@ pub struct Server {
     app: Router,
     catalog: Arc<Catalog>,
     lifecycle: Arc<Lifecycle>,
-    drain_timeout: Duration,
+    connections: ConnectionSettings,
     shutdown_delay: Duration,
 }
 
@@ -108,7 +112,11 @@ impl Server {
             app,
             catalog,
             lifecycle,
-            drain_timeout: args.drain_timeout,
+            connections: ConnectionSettings {
+                header_read_timeout: args.header_read_timeout,
+                max_connections: args.max_connections as usize,
+                drain_timeout: args.drain_timeout,
+            },
             shutdown_delay: args.shutdown_delay,
         })
     }
@@ -124,9 +132,11 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes. Then: `/ready` turns 503 at once; after the
-    /// shutdown delay the listener closes, change-feed connections get a close frame, and
-    /// in-flight requests finish within the drain timeout; queued audit records are written.
+    /// Serves until `shutdown` completes. Then: `/ready` turns 503 and every response
+    /// carries `Connection: close` at once; after the shutdown delay the listener closes
+    /// (without resetting the connections waiting in its backlog), change-feed connections get
+    /// a close frame, idle connections close and in-flight requests finish within the drain
+    /// timeout; queued audit records are written.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -134,35 +144,25 @@ impl Server {
         let addr = self.local_addr();
         tracing::info!(%addr, backend = self.catalog.backend(), "serac is serving the Iceberg REST catalog");
         let background = self.catalog.start_background();
-        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-        let lifecycle = self.lifecycle.clone();
-        let metrics = self.catalog.metrics().clone();
+        let http = HttpServer::start(self.listener, self.app, self.connections);
+        shutdown.await;
+        self.lifecycle.start_drain();
+        self.catalog.metrics().draining.set(1);
+        http.start_draining();
         let delay = self.shutdown_delay;
-        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            lifecycle.start_drain();
-            metrics.draining.set(1);
-            tracing::info!(delay = ?delay, "shutdown requested: reporting unready");
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            tracing::info!("closing the listener and change feeds; draining in-flight requests");
-            lifecycle.close_feeds();
-            let _ = drain_tx.send(());
-        });
-        let serve = tokio::spawn(async move { serve.await });
-        let drain_timeout = self.drain_timeout;
-        let result = tokio::select! {
-            done = serve => done.map_err(|e| e.to_string())?.map_err(|e| e.to_string()),
-            () = async {
-                let _ = drain_rx.await;
-                tokio::time::sleep(drain_timeout).await;
-            } => {
-                tracing::warn!("drain timeout elapsed; closing the remaining connections");
-                Ok(())
-            }
-        };
+        tracing::info!(delay = ?delay, "shutdown requested: reporting unready");
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        tracing::info!("closing the listener and change feeds; draining in-flight requests");
+        self.lifecycle.close_feeds();
+        let cut = http.stop().await;
+        if cut > 0 {
+            tracing::warn!(
+                connections = cut,
+                "drain timeout elapsed; closing the remaining connections"
+            );
+        }
         // Feeds got their close frame; give them a moment to send it.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.lifecycle.feeds_closed()).await;
         if tokio::time::timeout(Duration::from_secs(10), self.catalog.flush_audit())
@@ -175,7 +175,7 @@ impl Server {
             task.abort();
         }
         tracing::info!("serac stopped");
-        result
+        Ok(())
     }
 }
 

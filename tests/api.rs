@@ -12,6 +12,8 @@ mod errors;
 mod events;
 #[path = "api/functions.rs"]
 mod functions;
+#[path = "api/hostile_http.rs"]
+mod hostile_http;
 #[path = "api/idempotency.rs"]
 mod idempotency;
 #[path = "api/metrics.rs"]
