@@ -249,6 +249,12 @@ impl Cluster {
                 "source tests/lib/pg.sh && serac_pg_start >&2 && \
                  printf '%s\\n%s\\n%s\\n' \"$_SERAC_PG_TMP\" \"$SERAC_PG_BINDIR\" \"$SERAC_TEST_PG_URL\"",
             ])
+            // A cluster of its own: with the shared cluster's variables in the environment,
+            // `serac_pg_start` would reuse the shared one, and this test would stop it.
+            .env_remove("_SERAC_PG_TMP")
+            .env_remove("SERAC_PG_PORT")
+            .env_remove("SERAC_PG_DATA")
+            .env_remove("SERAC_TEST_PG_URL")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
