@@ -15,7 +15,6 @@ use axum::response::Response;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use connections::{ConnectionSettings, HttpServer};
@@ -184,9 +183,9 @@ fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router 
     // panicked requests are counted, logged and audited too.
     router
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(axum::middleware::from_fn_with_state(
             args.request_timeout,
+            request_timeout,
         ))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response {
@@ -224,6 +223,25 @@ fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router 
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Answers a request that takes longer than `limit` with the spec's 503 (dropping its work).
+async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            format!(
+                "the request took longer than the configured timeout of {} (--request-timeout)",
+                humantime::format_duration(limit)
+            ),
+        )),
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.
