@@ -14,6 +14,7 @@ use axum::http::{Request, StatusCode};
 use axum::response::Response;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -21,7 +22,7 @@ use connections::{ConnectionSettings, HttpServer};
 
 use crate::api::{self, ApiError, AppState, Lifecycle};
 use crate::catalog::{Catalog, CatalogSettings};
-use crate::config::{Database, DatabaseArgs, ServeArgs, redact};
+use crate::config::{AllowedOrigin, Database, DatabaseArgs, ServeArgs, redact};
 use crate::metrics::{DbMetrics, Metrics};
 use crate::storage::Storage;
 use crate::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
@@ -104,6 +105,7 @@ impl Server {
             catalog: catalog.clone(),
             lifecycle: lifecycle.clone(),
             access_log: args.access_log,
+            feed_origins: args.allowed_origins.clone().into(),
         };
         let app = with_middleware(api::router(state.clone()), args, state);
         Ok(Self {
@@ -179,9 +181,9 @@ impl Server {
 }
 
 fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router {
-    // `record_request` wraps the timeout and the panic handler, so that timed-out and
-    // panicked requests are counted, logged and audited too.
-    router
+    // `record_request` wraps the timeout, the panic handler and CORS, so that timed-out,
+    // panicked and preflight requests are counted, logged and audited too.
+    let router = router
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             args.request_timeout,
@@ -195,7 +197,12 @@ fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router 
                     "the server failed while handling this request",
                 ))
             },
-        ))
+        ));
+    let router = match cors(&args.cors_allowed_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn_with_state(
             state,
             api::record_request,
@@ -242,6 +249,41 @@ async fn request_timeout(
             ),
         )),
     }
+}
+
+/// CORS for the configured origins (`--cors-allowed-origins`); none when unset, so that no
+/// response carries CORS headers.
+fn cors(origins: &[AllowedOrigin]) -> Option<CorsLayer> {
+    use axum::http::{HeaderName, Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.contains(&AllowedOrigin::Any) {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| match o {
+            AllowedOrigin::Exact(origin) => axum::http::HeaderValue::from_str(origin).ok(),
+            AllowedOrigin::Any => None,
+        }))
+    };
+    // What the REST API's requests use and its responses carry.
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_NONE_MATCH,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("x-iceberg-access-delegation"),
+                HeaderName::from_static("x-client-version"),
+                HeaderName::from_static("x-client-git-commit-short"),
+            ])
+            .expose_headers([header::ETAG, HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// Completes on SIGTERM or SIGINT.

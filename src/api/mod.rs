@@ -35,6 +35,8 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     /// Whether each request is logged.
     pub access_log: bool,
+    /// Browser origins that may open the change feed (empty: the request's own host).
+    pub feed_origins: Arc<[crate::config::AllowedOrigin]>,
 }
 
 /// Where the server is in its life: serving, draining (unready, still serving), closing

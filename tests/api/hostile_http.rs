@@ -1,12 +1,14 @@
 //! Hostile input at the HTTP edge, through real sockets: slow and silent connections, too many
 //! connections, bodies that are not JSON, requests that outlive their timeout, made-up
-//! methods. Every refusal is the spec's error JSON.
+//! methods, WebSocket pages from other sites and CORS. Every refusal is the spec's error JSON.
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::both_backends;
 use crate::common::raw_http::RawConn;
@@ -370,6 +372,168 @@ async fn made_up_methods_share_one_metric_label() {
     assert_eq!(other, 4.0, "{text}");
 }
 
+/// Opens the change feed with an `Origin` (or none): `Ok` on 101, else the refusal.
+async fn open_feed(app: &TestApp, origin: Option<&str>) -> Result<(), (u16, Value)> {
+    let url = format!(
+        "{}/v1/events/stream",
+        app.base.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((mut feed, response)) => {
+            assert_eq!(response.status(), 101);
+            let _ = feed.close(None).await;
+            Ok(())
+        }
+        Err(tungstenite::Error::Http(response)) => {
+            let status = response.status().as_u16();
+            let body = response.body().clone().unwrap_or_default();
+            Err((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+        }
+        Err(e) => panic!("change feed connect: {e}"),
+    }
+}
+
+fn assert_forbidden(result: Result<(), (u16, Value)>, origin: &str) {
+    let (status, body) = result.expect_err("the origin should be refused");
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["type"], "ForbiddenException", "{body}");
+    assert_eq!(body["error"]["code"], 403);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(origin), "{message}");
+}
+
+async fn change_feed_checks_the_origin(backend: Backend) {
+    // Default: no Origin, or a page of the host the request is addressed to.
+    let app = TestApp::spawn(backend).await;
+    assert_eq!(open_feed(&app, None).await, Ok(()));
+    assert_eq!(open_feed(&app, Some(&app.base)).await, Ok(()));
+    assert_eq!(
+        open_feed(&app, Some(&app.base.replace("http://", "HTTP://"))).await,
+        Ok(())
+    );
+    for evil in [
+        "http://evil.example",
+        "https://127.0.0.1.evil.example",
+        &app.base.replace("127.0.0.1", "localhost"),
+        "null",
+    ] {
+        assert_forbidden(open_feed(&app, Some(evil)).await, evil);
+    }
+    drop(app);
+
+    // A list: only those (a same-host page is not on it), and clients without an Origin.
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            "--allowed-origins",
+            "https://ui.example.com,http://localhost:3000",
+        ],
+    )
+    .await;
+    assert_eq!(
+        open_feed(&app, Some("https://ui.example.com")).await,
+        Ok(())
+    );
+    assert_eq!(
+        open_feed(&app, Some("https://UI.example.com:443")).await,
+        Ok(())
+    );
+    assert_eq!(open_feed(&app, Some("http://localhost:3000")).await, Ok(()));
+    assert_eq!(open_feed(&app, None).await, Ok(()));
+    assert_forbidden(
+        open_feed(&app, Some("http://evil.example")).await,
+        "http://evil.example",
+    );
+    assert_forbidden(open_feed(&app, Some(&app.base)).await, &app.base);
+    drop(app);
+
+    let app = TestApp::spawn_with(backend, &["--allowed-origins", "*"]).await;
+    assert_eq!(open_feed(&app, Some("http://evil.example")).await, Ok(()));
+}
+
+/// A CORS preflight for `POST /v1/namespaces` from `origin`.
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/namespaces"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type,idempotency-key",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_unless_configured() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let r = preflight(&app, "https://ui.example.com").await;
+    assert!(
+        r.headers().get("access-control-allow-origin").is_none(),
+        "{:?}",
+        r.headers()
+    );
+    let r = app
+        .client
+        .get(app.url("/v1/config"))
+        .header("origin", "https://ui.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control-"))
+    );
+    drop(app);
+
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &["--cors-allowed-origins", "https://ui.example.com"],
+    )
+    .await;
+    let r = preflight(&app, "https://ui.example.com").await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        "https://ui.example.com"
+    );
+    assert!(header(&r, "access-control-allow-methods").contains("post"));
+    assert!(header(&r, "access-control-allow-headers").contains("content-type"));
+    assert!(header(&r, "access-control-allow-headers").contains("idempotency-key"));
+    let r = app
+        .client
+        .post(app.url("/v1/namespaces"))
+        .header("origin", "https://ui.example.com")
+        .json(&json!({"namespace": ["from_ui"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        "https://ui.example.com"
+    );
+    // Other sites get nothing.
+    let r = preflight(&app, "http://evil.example").await;
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
 #[test]
 fn edge_settings_are_validated_at_start() {
     let parse = |extra: &[&str]| {
@@ -378,10 +542,22 @@ fn edge_settings_are_validated_at_start() {
         serac::config::Cli::try_parse_from(argv).map(|_| ())
     };
     assert!(parse(&[]).is_ok());
+    assert!(
+        parse(&[
+            "--allowed-origins",
+            "https://ui.example.com,http://localhost:3000"
+        ])
+        .is_ok()
+    );
+    assert!(parse(&["--cors-allowed-origins", "*"]).is_ok());
     for bad in [
         &["--max-connections", "0"][..],
         &["--header-read-timeout", "0s"],
         &["--header-read-timeout", "soon"],
+        &["--allowed-origins", "ui.example.com"],
+        &["--allowed-origins", "https://ui.example.com/app"],
+        &["--cors-allowed-origins", "ftp://files.example.com"],
+        &["--cors-allowed-origins", "https://user@ui.example.com"],
     ] {
         let err = parse(bad).expect_err(&format!("{bad:?} should be refused"));
         assert!(!err.to_string().is_empty());
@@ -391,4 +567,5 @@ fn edge_settings_are_validated_at_start() {
 both_backends!(
     bodies_that_are_not_json_are_refused_with_415,
     a_request_past_its_timeout_gets_the_json_503,
+    change_feed_checks_the_origin,
 );
