@@ -192,6 +192,28 @@ pub struct ServeArgs {
     /// Log one line per request (route, status, latency, request id).
     #[arg(long, env = "SERAC_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub access_log: bool,
+
+    // The HTTP edge: connections, and which browser pages may call the server.
+    /// How long a client may take to send a request head (request line and headers) before
+    /// its connection is closed. An idle keep-alive connection is closed after this time too.
+    #[arg(long, env = "SERAC_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Most client connections open at once; further connections wait in the listen backlog
+    /// until one closes.
+    #[arg(long, env = "SERAC_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Origins (`https://ui.example.com`, comma-separated; `*`: any) whose pages may open the
+    /// change feed. Unset: only pages served from the host the request names in `Host`.
+    /// Clients that send no `Origin` (every non-browser client) are always allowed.
+    #[arg(long, env = "SERAC_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub allowed_origins: Vec<AllowedOrigin>,
+
+    /// Origins (comma-separated; `*`: any) whose pages may call the REST API (CORS).
+    /// Unset: no CORS headers at all, so browsers keep other sites out.
+    #[arg(long, env = "SERAC_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allowed_origins: Vec<AllowedOrigin>,
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
@@ -270,4 +292,63 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// A browser origin allowed by a setting: `*`, or one origin in its serialized form
+/// (`scheme://host[:port]`, lower case, without the scheme's default port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigin {
+    Any,
+    Exact(String),
+}
+
+impl AllowedOrigin {
+    /// Whether `origin` (an `Origin` header value) is allowed.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Exact(allowed) => serialize_origin(origin).is_some_and(|o| &o == allowed),
+        }
+    }
+}
+
+/// The serialized form of an origin such as `HTTPS://UI.example.com:443`
+/// (`https://ui.example.com`), or `None` when it is not an http(s) origin.
+pub fn serialize_origin(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return None;
+    }
+    Some(url.origin().ascii_serialization())
+}
+
+fn parse_origin(raw: &str) -> Result<AllowedOrigin, String> {
+    let raw = raw.trim();
+    if raw == "*" {
+        return Ok(AllowedOrigin::Any);
+    }
+    let invalid = || {
+        format!(
+            "'{raw}' is not an origin like https://ui.example.com or http://localhost:3000 (or `*`)"
+        )
+    };
+    let url = url::Url::parse(raw).map_err(|_| invalid())?;
+    let bare = url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && !raw.ends_with('/')
+        && url.query().is_none()
+        && url.fragment().is_none();
+    match serialize_origin(raw) {
+        Some(origin) if bare => Ok(AllowedOrigin::Exact(origin)),
+        _ => Err(invalid()),
+    }
+}
+
+fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    let duration = parse_duration(raw)?;
+    if duration.is_zero() {
+        return Err(format!("'{raw}' must be longer than zero"));
+    }
+    Ok(duration)
 }

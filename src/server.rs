@@ -1,6 +1,8 @@
 //! Start-up: open the database, run migrations, build the catalog and the HTTP stack, serve,
 //! and drain in-flight requests on shutdown.
 
+mod connections;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +14,15 @@ use axum::http::{Request, StatusCode};
 use axum::response::Response;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+use connections::{ConnectionSettings, HttpServer};
 
 use crate::api::{self, ApiError, AppState, Lifecycle};
 use crate::catalog::{Catalog, CatalogSettings};
-use crate::config::{Database, DatabaseArgs, ServeArgs, redact};
+use crate::config::{AllowedOrigin, Database, DatabaseArgs, ServeArgs, redact};
 use crate::metrics::{DbMetrics, Metrics};
 use crate::storage::Storage;
 use crate::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
@@ -64,7 +68,7 @@ pub struct Server {
     app: Router,
     catalog: Arc<Catalog>,
     lifecycle: Arc<Lifecycle>,
-    drain_timeout: Duration,
+    connections: ConnectionSettings,
     shutdown_delay: Duration,
 }
 
@@ -110,6 +114,7 @@ impl Server {
             catalog: catalog.clone(),
             lifecycle: lifecycle.clone(),
             access_log: args.access_log,
+            feed_origins: args.allowed_origins.clone().into(),
         };
         let app = with_middleware(api::router(state.clone()), args, state);
         Ok(Self {
@@ -117,7 +122,11 @@ impl Server {
             app,
             catalog,
             lifecycle,
-            drain_timeout: args.drain_timeout,
+            connections: ConnectionSettings {
+                header_read_timeout: args.header_read_timeout,
+                max_connections: args.max_connections as usize,
+                drain_timeout: args.drain_timeout,
+            },
             shutdown_delay: args.shutdown_delay,
         })
     }
@@ -133,9 +142,11 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes. Then: `/ready` turns 503 at once; after the
-    /// shutdown delay the listener closes, change-feed connections get a close frame, and
-    /// in-flight requests finish within the drain timeout; queued audit records are written.
+    /// Serves until `shutdown` completes. Then: `/ready` turns 503 and every response
+    /// carries `Connection: close` at once; after the shutdown delay the listener closes
+    /// (without resetting the connections waiting in its backlog), change-feed connections get
+    /// a close frame, idle connections close and in-flight requests finish within the drain
+    /// timeout; queued audit records are written.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -143,35 +154,25 @@ impl Server {
         let addr = self.local_addr();
         tracing::info!(%addr, backend = self.catalog.backend(), "serac is serving the Iceberg REST catalog");
         let background = self.catalog.start_background();
-        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-        let lifecycle = self.lifecycle.clone();
-        let metrics = self.catalog.metrics().clone();
+        let http = HttpServer::start(self.listener, self.app, self.connections);
+        shutdown.await;
+        self.lifecycle.start_drain();
+        self.catalog.metrics().draining.set(1);
+        http.start_draining();
         let delay = self.shutdown_delay;
-        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            lifecycle.start_drain();
-            metrics.draining.set(1);
-            tracing::info!(delay = ?delay, "shutdown requested: reporting unready");
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            tracing::info!("closing the listener and change feeds; draining in-flight requests");
-            lifecycle.close_feeds();
-            let _ = drain_tx.send(());
-        });
-        let serve = tokio::spawn(async move { serve.await });
-        let drain_timeout = self.drain_timeout;
-        let result = tokio::select! {
-            done = serve => done.map_err(|e| e.to_string())?.map_err(|e| e.to_string()),
-            () = async {
-                let _ = drain_rx.await;
-                tokio::time::sleep(drain_timeout).await;
-            } => {
-                tracing::warn!("drain timeout elapsed; closing the remaining connections");
-                Ok(())
-            }
-        };
+        tracing::info!(delay = ?delay, "shutdown requested: reporting unready");
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        tracing::info!("closing the listener and change feeds; draining in-flight requests");
+        self.lifecycle.close_feeds();
+        let cut = http.stop().await;
+        if cut > 0 {
+            tracing::warn!(
+                connections = cut,
+                "drain timeout elapsed; closing the remaining connections"
+            );
+        }
         // Feeds got their close frame; give them a moment to send it.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.lifecycle.feeds_closed()).await;
         if tokio::time::timeout(Duration::from_secs(10), self.catalog.flush_audit())
@@ -184,18 +185,18 @@ impl Server {
             task.abort();
         }
         tracing::info!("serac stopped");
-        result
+        Ok(())
     }
 }
 
 fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router {
-    // `record_request` wraps the timeout and the panic handler, so that timed-out and
-    // panicked requests are counted, logged and audited too.
-    router
+    // `record_request` wraps the timeout, the panic handler and CORS, so that timed-out,
+    // panicked and preflight requests are counted, logged and audited too.
+    let router = router
         .layer(DefaultBodyLimit::max(args.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(axum::middleware::from_fn_with_state(
             args.request_timeout,
+            request_timeout,
         ))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response {
@@ -205,7 +206,12 @@ fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router 
                     "the server failed while handling this request",
                 ))
             },
-        ))
+        ));
+    let router = match cors(&args.cors_allowed_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn_with_state(
             state,
             api::record_request,
@@ -233,6 +239,60 @@ fn with_middleware(router: Router, args: &ServeArgs, state: AppState) -> Router 
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Answers a request that takes longer than `limit` with the spec's 503 (dropping its work).
+async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            format!(
+                "the request took longer than the configured timeout of {} (--request-timeout)",
+                humantime::format_duration(limit)
+            ),
+        )),
+    }
+}
+
+/// CORS for the configured origins (`--cors-allowed-origins`); none when unset, so that no
+/// response carries CORS headers.
+fn cors(origins: &[AllowedOrigin]) -> Option<CorsLayer> {
+    use axum::http::{HeaderName, Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.contains(&AllowedOrigin::Any) {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| match o {
+            AllowedOrigin::Exact(origin) => axum::http::HeaderValue::from_str(origin).ok(),
+            AllowedOrigin::Any => None,
+        }))
+    };
+    // What the REST API's requests use and its responses carry.
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_NONE_MATCH,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("x-iceberg-access-delegation"),
+                HeaderName::from_static("x-client-version"),
+                HeaderName::from_static("x-client-git-commit-short"),
+            ])
+            .expose_headers([header::ETAG, HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// Completes on SIGTERM or SIGINT.

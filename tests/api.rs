@@ -14,6 +14,8 @@ mod events;
 mod functions;
 #[path = "api/hostile.rs"]
 mod hostile;
+#[path = "api/hostile_http.rs"]
+mod hostile_http;
 #[path = "api/idempotency.rs"]
 mod idempotency;
 #[path = "api/metrics.rs"]

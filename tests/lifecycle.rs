@@ -249,6 +249,12 @@ impl Cluster {
                 "source tests/lib/pg.sh && serac_pg_start >&2 && \
                  printf '%s\\n%s\\n%s\\n' \"$_SERAC_PG_TMP\" \"$SERAC_PG_BINDIR\" \"$SERAC_TEST_PG_URL\"",
             ])
+            // A cluster of its own: with the shared cluster's variables in the environment,
+            // `serac_pg_start` would reuse the shared one, and this test would stop it.
+            .env_remove("_SERAC_PG_TMP")
+            .env_remove("SERAC_PG_PORT")
+            .env_remove("SERAC_PG_DATA")
+            .env_remove("SERAC_TEST_PG_URL")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
@@ -349,4 +355,357 @@ async fn postgres_outage_fails_fast_and_heals() {
         .post("/v1/namespaces", &json!({"namespace": ["after"]}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+async fn wait_ready_fast(client: &reqwest::Client, base: &str) {
+    for _ in 0..1500 {
+        if let Ok(r) = client.get(format!("{base}/ready")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{base} never became ready");
+}
+
+/// What the clients of the drain test saw.
+#[derive(Debug, Default)]
+struct ClientStats {
+    answered: usize,
+    /// Answers that asked to close the connection.
+    closes: usize,
+    /// Requests on an established connection without a response: a reset (or a close)
+    /// while the request was being written or answered.
+    resets: Vec<String>,
+    /// Answers other than 200 (commits: other than 200 and 409).
+    unexpected: Vec<String>,
+}
+
+/// What happened to the commits: 200, something else, or unknown (no answer).
+#[derive(Debug, Default)]
+struct Ledger {
+    committed: Vec<(usize, i64)>,
+    rejected: Vec<(usize, i64, u16)>,
+    unknown: Vec<(usize, i64)>,
+}
+
+const DRAIN_TABLES: usize = 8;
+
+/// One keep-alive client: its own connection, a new one when the server closes it, and no
+/// more requests once a connection is refused (the server is gone). A committer appends
+/// snapshots to its table, each asserting the snapshot it last saw (409 when another
+/// committer got there first: it reloads); a reader loads tables and the config.
+async fn drain_client(
+    addr: String,
+    id: usize,
+    commits: bool,
+    ledger: Arc<std::sync::Mutex<Ledger>>,
+    mut exited: tokio::sync::watch::Receiver<bool>,
+) -> ClientStats {
+    use common::raw_http::RawConn;
+    let table = (id / 2) % DRAIN_TABLES;
+    let table_path = format!("/v1/namespaces/drain/tables/t{table}");
+    let mut stats = ClientStats::default();
+    let mut metadata: Option<Value> = None;
+    let mut conn: Option<RawConn> = None;
+    for i in 0usize.. {
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            // A connect the server no longer completes is refused once it is gone (a
+            // dropped SYN is retried after a second); no need to wait for that.
+            None => tokio::select! {
+                connected = RawConn::connect_timeout(&addr, Duration::from_secs(5)) => match connected {
+                    Ok(c) => conn.insert(c),
+                    Err(_) => break,
+                },
+                _ = exited.wait_for(|e| *e) => break,
+            },
+        };
+        let (method, path, commit) = match (&metadata, commits) {
+            (Some(m), true) => {
+                let snapshot = common::next_snapshot_id();
+                let path = table_path.as_str();
+                (
+                    "POST",
+                    path,
+                    Some((snapshot, common::append_commit(m, snapshot))),
+                )
+            }
+            (None, true) => ("GET", table_path.as_str(), None),
+            (_, false) if i % 2 == 0 => ("GET", "/v1/config", None),
+            (_, false) => ("GET", table_path.as_str(), None),
+        };
+        let request_id = format!("c{id}-{i}-{}", std::process::id());
+        let sent = c
+            .request(
+                method,
+                path,
+                commit.as_ref().map(|(_, body)| body),
+                &[("x-request-id", &request_id)],
+            )
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(failure) => {
+                stats
+                    .resets
+                    .push(format!("{request_id} {method} {path}: {failure:?}"));
+                if let Some((snapshot, _)) = commit {
+                    ledger.lock().unwrap().unknown.push((table, snapshot));
+                }
+                conn = None;
+                metadata = None;
+                continue;
+            }
+        };
+        stats.answered += 1;
+        if response.closes() {
+            stats.closes += 1;
+            conn = None;
+        }
+        match (commit, response.status) {
+            (None, 200) => {
+                if commits {
+                    metadata = Some(response.json()["metadata"].clone());
+                }
+            }
+            (Some((snapshot, _)), 200) => {
+                ledger.lock().unwrap().committed.push((table, snapshot));
+                metadata = Some(response.json()["metadata"].clone());
+            }
+            (Some((snapshot, _)), status) => {
+                ledger
+                    .lock()
+                    .unwrap()
+                    .rejected
+                    .push((table, snapshot, status));
+                if status != 409 {
+                    stats.unexpected.push(format!(
+                        "{method} {path}: {status} {}",
+                        String::from_utf8_lossy(&response.body)
+                    ));
+                }
+                metadata = None;
+            }
+            (None, status) => {
+                stats.unexpected.push(format!(
+                    "{method} {path}: {status} {}",
+                    String::from_utf8_lossy(&response.body)
+                ));
+            }
+        }
+    }
+    stats
+}
+
+fn start_serac(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_serac"))
+        .args(["--log-format", "json", "--log-level", "warn", "serve"])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("serac.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .expect("serac starts")
+}
+
+/// 64 keep-alive clients (32 committing, 32 reading), each on its own HTTP/1.1 connection,
+/// through 20 SIGTERM drains in a row of a server on SQLite: no request written on an
+/// established connection goes unanswered, and every commit answered 200 is in its table's
+/// history after a restart while no other is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_drains_under_keep_alive_load_reset_nothing_and_lose_no_commit() {
+    repeated_drains(Backend::Sqlite, 20).await;
+}
+
+/// The same on PostgreSQL, with fewer drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_drains_on_postgres_reset_nothing_and_lose_no_commit() {
+    repeated_drains(Backend::Postgres, 8).await;
+}
+
+async fn repeated_drains(backend: Backend, rounds: usize) {
+    const CLIENTS: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = common::database_url(backend, dir.path()).await;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let ledger = Arc::new(std::sync::Mutex::new(Ledger::default()));
+    let started = Instant::now();
+    let (mut resets, mut answered, mut closes) = (Vec::new(), 0, 0);
+    for round in 0..rounds {
+        let mut child = start_serac(
+            dir.path(),
+            port,
+            &[
+                "--database-url",
+                &database_url,
+                "--shutdown-delay",
+                "1s",
+                "--drain-timeout",
+                "20s",
+            ],
+        );
+        wait_ready_fast(&client, &base).await;
+        if round == 0 {
+            let r = client
+                .post(format!("{base}/v1/namespaces"))
+                .json(&json!({"namespace": ["drain"]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            for t in 0..DRAIN_TABLES {
+                let r = client
+                    .post(format!("{base}/v1/namespaces/drain/tables"))
+                    .json(&json!({"name": format!("t{t}"), "schema": common::simple_schema()}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+            }
+        }
+        let (exited_tx, exited) = tokio::sync::watch::channel(false);
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|id| {
+                let client = drain_client(
+                    addr.clone(),
+                    id,
+                    id % 2 == 0,
+                    ledger.clone(),
+                    exited.clone(),
+                );
+                tokio::spawn(client)
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "serac exited with {status}");
+        exited_tx.send_replace(true);
+        let mut round_stats = ClientStats::default();
+        for c in clients {
+            let stats = tokio::time::timeout(Duration::from_secs(30), c)
+                .await
+                .expect("a client hung after the server exited")
+                .unwrap();
+            round_stats.answered += stats.answered;
+            round_stats.closes += stats.closes;
+            round_stats.resets.extend(stats.resets);
+            round_stats.unexpected.extend(stats.unexpected);
+        }
+        println!(
+            "drain {round}: {} answered, {} with Connection: close, {} resets",
+            round_stats.answered,
+            round_stats.closes,
+            round_stats.resets.len()
+        );
+        assert!(
+            round_stats.unexpected.is_empty(),
+            "unexpected answers: {:?}",
+            round_stats.unexpected
+        );
+        answered += round_stats.answered;
+        closes += round_stats.closes;
+        resets.extend(
+            round_stats
+                .resets
+                .into_iter()
+                .map(|r| format!("drain {round}: {r}")),
+        );
+    }
+    let elapsed = started.elapsed();
+
+    // After a restart, every table's history holds exactly the commits answered 200.
+    let mut child = start_serac(dir.path(), port, &["--database-url", &database_url]);
+    wait_ready(&client, &base).await;
+    let mut histories = Vec::new();
+    for t in 0..DRAIN_TABLES {
+        let r = client
+            .get(format!("{base}/v1/namespaces/drain/tables/t{t}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "load t{t}");
+        let loaded: Value = r.json().await.unwrap();
+        histories.push(loaded["metadata"].clone());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let ledger = ledger.lock().unwrap();
+    let mut lost = Vec::new();
+    let mut phantom: Vec<&(usize, i64, u16)> = Vec::new();
+    for (t, history) in histories.iter().enumerate() {
+        let ancestry: std::collections::HashSet<i64> =
+            common::main_ancestry(history).into_iter().collect();
+        let snapshots: std::collections::HashSet<i64> = history["snapshots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s["snapshot-id"].as_i64().unwrap())
+            .collect();
+        let committed: std::collections::HashSet<i64> = ledger
+            .committed
+            .iter()
+            .filter(|(table, _)| *table == t)
+            .map(|(_, s)| *s)
+            .collect();
+        lost.extend(committed.difference(&ancestry).map(|s| (t, *s)));
+        phantom.extend(
+            ledger
+                .rejected
+                .iter()
+                .filter(|(table, s, _)| *table == t && snapshots.contains(s)),
+        );
+        // Nothing else is on main but commits whose answer was lost (none when no resets).
+        let unknown: std::collections::HashSet<i64> = ledger
+            .unknown
+            .iter()
+            .filter(|(table, _)| *table == t)
+            .map(|(_, s)| *s)
+            .collect();
+        for s in &ancestry {
+            assert!(
+                committed.contains(s) || unknown.contains(s),
+                "t{t}: snapshot {s} on main was never answered 200"
+            );
+        }
+    }
+    println!(
+        "{backend:?}: {rounds} drains in {elapsed:?}: {answered} requests answered ({closes} with Connection: close), \
+         {} commits answered 200, {} refused (409), {} without an answer; {} resets",
+        ledger.committed.len(),
+        ledger.rejected.len(),
+        ledger.unknown.len(),
+        resets.len()
+    );
+    assert!(lost.is_empty(), "commits answered 200 but lost: {lost:?}");
+    assert!(
+        phantom.is_empty(),
+        "commits answered otherwise but applied: {phantom:?}"
+    );
+    assert!(
+        ledger.committed.len() > 20 * rounds,
+        "too few commits went through: {}",
+        ledger.committed.len()
+    );
+    assert!(resets.is_empty(), "{} resets: {resets:#?}", resets.len());
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiQuery, parse_namespace};
 use crate::catalog::events::{EventFilter, Subscription};
+use crate::config::{AllowedOrigin, serialize_origin};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,9 +35,11 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn stream(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    check_origin(&state.feed_origins, &headers)?;
     if state.lifecycle.is_draining() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -75,6 +78,53 @@ pub async fn stream(
     // already a subscriber (in the metrics, and for the shutdown's close frames).
     let open = OpenFeed::enter(&state);
     Ok(upgrade.on_upgrade(move |socket| serve(state, socket, subscription, open)))
+}
+
+/// Browsers let any page open a WebSocket to any server, with its cookies and from inside
+/// the network: the `Origin` they send is what tells pages apart. A request without one
+/// comes from a client that is not a browser and is allowed. With `allowed` empty, a page
+/// may connect when it was served by the host the request is addressed to.
+fn check_origin(allowed: &[AllowedOrigin], headers: &HeaderMap) -> ApiResult<()> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = String::from_utf8_lossy(origin.as_bytes());
+    let ok = if allowed.is_empty() {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        host.is_some_and(|host| same_host(&origin, host))
+    } else {
+        allowed.iter().any(|a| a.allows(&origin))
+    };
+    if ok {
+        return Ok(());
+    }
+    let shown: String = origin.chars().take(200).collect();
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "ForbiddenException",
+        format!(
+            "the change feed does not accept connections from pages of origin '{}' (see --allowed-origins)",
+            shown.escape_debug()
+        ),
+    ))
+}
+
+/// Whether an origin's host and port are those of a `Host` header (default ports omitted).
+fn same_host(origin: &str, host: &str) -> bool {
+    let Some(origin) = serialize_origin(origin) else {
+        return false;
+    };
+    let Ok(url) = url::Url::parse(&origin) else {
+        return false;
+    };
+    let Ok(requested) = url::Url::parse(&format!("{}://{host}", url.scheme())) else {
+        return false;
+    };
+    requested.path() == "/"
+        && requested.query().is_none()
+        && requested.fragment().is_none()
+        && requested.username().is_empty()
+        && requested.origin().ascii_serialization() == origin
 }
 
 async fn serve(
@@ -142,5 +192,25 @@ impl Drop for OpenFeed {
     fn drop(&mut self) {
         self.0.catalog.metrics().feed_subscribers.dec();
         self.0.lifecycle.feeds.send_modify(|n| *n -= 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_host;
+
+    #[test]
+    fn same_host_compares_host_and_port() {
+        assert!(same_host("http://localhost:8181", "localhost:8181"));
+        assert!(same_host("http://LocalHost:8181", "localhost:8181"));
+        assert!(same_host("https://ui.example.com", "ui.example.com"));
+        assert!(same_host("https://ui.example.com", "ui.example.com:443"));
+        assert!(same_host("http://[::1]:8181", "[::1]:8181"));
+        assert!(!same_host("http://localhost:8181", "localhost:8182"));
+        assert!(!same_host("http://evil.example", "localhost:8181"));
+        assert!(!same_host("null", "localhost:8181"));
+        assert!(!same_host("http://a.example", "a.example/path"));
+        assert!(!same_host("http://a.example", "user@a.example"));
+        assert!(!same_host("http://a.example", "a.example?x"));
     }
 }

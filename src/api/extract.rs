@@ -2,8 +2,8 @@
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use bytes::Bytes;
 use iceberg::NamespaceIdent;
 use serde::de::DeserializeOwned;
@@ -21,7 +21,18 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Refused before the body is read. A body without a type is refused too: browsers
+        // send one cross-site without asking (a form, `text/plain`, a typeless blob).
+        let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+        if let Some(content_type) = &content_type
+            && !is_json(content_type)
+        {
+            return Err(unsupported_media_type(Some(content_type)));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        if content_type.is_none() && !bytes.is_empty() {
+            return Err(unsupported_media_type(None));
+        }
         // Every request body of the API is a JSON object (serde would also accept an array
         // holding the fields in order, which the spec does not allow).
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -51,6 +62,31 @@ where
             .map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))?;
         Ok(Self(value))
     }
+}
+
+/// Whether a `Content-Type` is `application/json` (any case, parameters allowed).
+fn is_json(content_type: &HeaderValue) -> bool {
+    content_type
+        .to_str()
+        .ok()
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn unsupported_media_type(got: Option<&HeaderValue>) -> ApiError {
+    let got = match got {
+        Some(value) => {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let shown: String = value.chars().take(100).collect();
+            format!("Content-Type '{}'", shown.escape_debug())
+        }
+        None => "no Content-Type".to_owned(),
+    };
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UnsupportedMediaTypeException",
+        format!("the request body has {got}; it must be sent as Content-Type 'application/json'"),
+    )
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
@@ -121,4 +157,36 @@ pub fn parse_namespace(raw: &str) -> Result<NamespaceIdent, ApiError> {
         )));
     }
     NamespaceIdent::from_vec(levels).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn json_content_types() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            " application/json ",
+        ] {
+            assert!(super::is_json(&HeaderValue::from_static(ok)), "{ok}");
+        }
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "application/json-seq",
+            "text/json",
+            "",
+        ] {
+            assert!(
+                !super::is_json(&HeaderValue::from_static(refused)),
+                "{refused}"
+            );
+        }
+    }
 }

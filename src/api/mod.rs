@@ -35,6 +35,8 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     /// Whether each request is logged.
     pub access_log: bool,
+    /// Browser origins that may open the change feed (empty: the request's own host).
+    pub feed_origins: Arc<[crate::config::AllowedOrigin]>,
 }
 
 /// Where the server is in its life: serving, draining (unready, still serving), closing
@@ -344,7 +346,7 @@ pub async fn record_request(
     }
     metrics
         .http_requests
-        .with_label_values(&[route, method.as_str(), status.as_str()])
+        .with_label_values(&[route, method_label(&method), status.as_str()])
         .inc();
     if state.access_log {
         tracing::info!(
@@ -376,6 +378,23 @@ pub async fn record_request(
         });
     }
     response
+}
+
+/// The metric label of a method: the standard ones by name, every other `other`, so that
+/// made-up method names cannot add label values.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Counts a request in flight until dropped (also when the client goes away and the request
@@ -456,6 +475,20 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn method_labels() {
+        use axum::http::Method;
+        assert_eq!(super::method_label(&Method::POST), "POST");
+        assert_eq!(
+            super::method_label(&Method::from_bytes(b"FOO").unwrap()),
+            "other"
+        );
+        assert_eq!(
+            super::method_label(&Method::from_bytes(b"get").unwrap()),
+            "other"
+        );
+    }
+
     #[test]
     fn iso_durations() {
         use std::time::Duration;

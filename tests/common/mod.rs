@@ -2,6 +2,8 @@
 //! database in the throwaway PostgreSQL cluster (`SERAC_TEST_PG_URL`, set by `tests/run.sh`).
 #![allow(dead_code)]
 
+pub mod raw_http;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
