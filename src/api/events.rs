@@ -81,32 +81,39 @@ pub async fn stream(
 }
 
 /// Browsers let any page open a WebSocket to any server, with its cookies and from inside
-/// the network: the `Origin` they send is what tells pages apart. A request without one
-/// comes from a client that is not a browser and is allowed. With `allowed` empty, a page
-/// may connect when it was served by the host the request is addressed to.
+/// the network: the `Origin` they send is what tells pages apart.
 fn check_origin(allowed: &[AllowedOrigin], headers: &HeaderMap) -> ApiResult<()> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
+    // With a list, only the listed pages (the server's own host too only when listed).
+    foreign_origin(allowed, allowed.is_empty(), headers).map_or(Ok(()), |shown| {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            format!(
+                "the change feed does not accept connections from pages of origin '{shown}' (see --allowed-origins)"
+            ),
+        ))
+    })
+}
+
+/// The `Origin` of a request from a page that may not call this server (shown for a
+/// message), or `None`. A request without one comes from a client that is not a browser
+/// and is allowed. A page may call when its origin is in `allowed`, or, with `own_host`,
+/// when it was served by the host the request is addressed to.
+pub(super) fn foreign_origin(
+    allowed: &[AllowedOrigin],
+    own_host: bool,
+    headers: &HeaderMap,
+) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?;
     let origin = String::from_utf8_lossy(origin.as_bytes());
-    let ok = if allowed.is_empty() {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        host.is_some_and(|host| same_host(&origin, host))
-    } else {
-        allowed.iter().any(|a| a.allows(&origin))
-    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let ok = (own_host && host.is_some_and(|host| same_host(&origin, host)))
+        || allowed.iter().any(|a| a.allows(&origin));
     if ok {
-        return Ok(());
+        return None;
     }
     let shown: String = origin.chars().take(200).collect();
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "ForbiddenException",
-        format!(
-            "the change feed does not accept connections from pages of origin '{}' (see --allowed-origins)",
-            shown.escape_debug()
-        ),
-    ))
+    Some(shown.escape_debug().to_string())
 }
 
 /// Whether an origin's host and port are those of a `Host` header (default ports omitted).

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,37 @@ pub struct AppState {
     pub access_log: bool,
     /// Browser origins that may open the change feed (empty: the request's own host).
     pub feed_origins: Arc<[crate::config::AllowedOrigin]>,
+    /// Browser origins whose pages may change things through the API (the CORS origins;
+    /// a page of the server's own host always may).
+    pub api_origins: Arc<[crate::config::AllowedOrigin]>,
+}
+
+/// Refuses a request that would change something when a browser sends it for a page of
+/// another origin (403): request bodies must be JSON, which a page cannot send across
+/// origins without CORS, but a POST or DELETE without a body (an unregister, a drop) needs
+/// this check. Clients that are not browsers send no `Origin` and pass.
+async fn refuse_cross_site_changes(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let safe = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe
+        && let Some(origin) = events::foreign_origin(&state.api_origins, true, request.headers())
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            format!(
+                "requests that change the catalog are not accepted from pages of origin '{origin}' (see --cors-allowed-origins)"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Where the server is in its life: serving, draining (unready, still serving), closing
@@ -212,6 +243,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_cross_site_changes,
+        ))
         .with_state(state)
 }
 

@@ -564,7 +564,76 @@ fn edge_settings_are_validated_at_start() {
     }
 }
 
+/// A page of another origin cannot change the catalog, even with a request that has no body
+/// (which the content-type check cannot catch); reads, the server's own pages, configured
+/// CORS origins and clients without an `Origin` are unaffected.
+async fn pages_of_other_origins_cannot_change_the_catalog(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &["--cors-allowed-origins", "https://ui.example.com"],
+    )
+    .await;
+    app.create_namespace(&["ns"]).await;
+    app.create_table("ns", "victim", json!({})).await;
+    let with_origin = |method: reqwest::Method, path: &str, origin: &str| {
+        app.client
+            .request(method, app.url(path))
+            .header("Origin", origin.to_owned())
+    };
+    for (method, path) in [
+        (
+            reqwest::Method::POST,
+            "/v1/namespaces/ns/tables/victim/unregister",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/v1/namespaces/ns/tables/victim?purgeRequested=true",
+        ),
+        (reqwest::Method::DELETE, "/v1/namespaces/ns"),
+    ] {
+        let r = with_origin(method.clone(), path, "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "ForbiddenException");
+    }
+    assert_eq!(
+        app.get("/v1/namespaces/ns/tables/victim").await.status,
+        StatusCode::OK,
+        "a refused request changed the table"
+    );
+    // Reads from anywhere, changes from the configured origin and the server's own host.
+    let r = with_origin(
+        reqwest::Method::GET,
+        "/v1/namespaces/ns/tables/victim",
+        "https://evil.example",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = with_origin(
+        reqwest::Method::POST,
+        "/v1/namespaces",
+        "https://ui.example.com",
+    )
+    .json(&json!({"namespace": ["from_ui"]}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = with_origin(reqwest::Method::POST, "/v1/namespaces", &app.base.clone())
+        .json(&json!({"namespace": ["from_self"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 both_backends!(
+    pages_of_other_origins_cannot_change_the_catalog,
     bodies_that_are_not_json_are_refused_with_415,
     a_request_past_its_timeout_gets_the_json_503,
     change_feed_checks_the_origin,
