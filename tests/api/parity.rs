@@ -228,7 +228,118 @@ async fn fresh_ids_follow_java(backend: Backend) {
     assert_eq!(loaded["metadata"]["schemas"], metadata["schemas"]);
 }
 
+/// Every field the v1, v2 and v3 forms carry comes back from the commit response, a fresh
+/// process's load and the metadata file: statistics, partition statistics, refs, and on v3
+/// encryption keys and row lineage (next-row-id).
+async fn fields_survive_every_form(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_namespace(&["ns"]).await;
+    for version in [1, 2, 3] {
+        let name = format!("f_v{version}");
+        let created = app
+            .create_table("ns", &name, json!({"format-version": version.to_string()}))
+            .await;
+        let mut commit = append_commit(&created["metadata"], next_snapshot_id());
+        let snapshot = commit["updates"][0]["snapshot"].as_object_mut().unwrap();
+        if version == 1 {
+            snapshot.remove("sequence-number");
+        }
+        if version == 3 {
+            snapshot.insert("first-row-id".into(), json!(0));
+            snapshot.insert("added-rows".into(), json!(42));
+        }
+        let r = app
+            .post(&format!("/v1/namespaces/ns/tables/{name}"), &commit)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "v{version}: {}", r.text);
+        let metadata = r.json()["metadata"].clone();
+        let snapshot_id = metadata["current-snapshot-id"].as_i64().unwrap();
+        let location = metadata["location"].as_str().unwrap().to_owned();
+        let mut updates = vec![
+            json!({"action": "set-statistics", "snapshot-id": snapshot_id, "statistics": {
+                "snapshot-id": snapshot_id, "statistics-path": format!("{location}/metadata/s.puffin"),
+                "file-size-in-bytes": 10, "file-footer-size-in-bytes": 2, "blob-metadata": [
+                    {"type": "apache-datasketches-theta-v1", "snapshot-id": snapshot_id,
+                     "sequence-number": 1, "fields": [1], "properties": {"ndv": "3"}}]}}),
+            json!({"action": "set-partition-statistics", "partition-statistics": {
+                "snapshot-id": snapshot_id, "statistics-path": format!("{location}/metadata/p.parquet"),
+                "file-size-in-bytes": 20}}),
+            json!({"action": "set-snapshot-ref", "ref-name": "tagged", "type": "tag",
+                   "snapshot-id": snapshot_id}),
+        ];
+        if version == 3 {
+            updates.push(json!({"action": "add-encryption-key", "encryption-key": {
+                "key-id": "k1", "encrypted-key-metadata": "AAEC", "properties": {"a": "b"}}}));
+        }
+        let r = app
+            .post(
+                &format!("/v1/namespaces/ns/tables/{name}"),
+                &json!({"requirements": [], "updates": updates}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "v{version}: {}", r.text);
+        let check = |what: &str, m: &Value| {
+            assert_eq!(
+                m["statistics"][0]["statistics-path"],
+                format!("{location}/metadata/s.puffin"),
+                "v{version} {what}: {m}"
+            );
+            assert_eq!(
+                m["statistics"][0]["blob-metadata"][0]["properties"]["ndv"], "3",
+                "v{version} {what}"
+            );
+            assert_eq!(
+                m["partition-statistics"][0]["file-size-in-bytes"], 20,
+                "v{version} {what}: {m}"
+            );
+            assert_eq!(m["refs"]["tagged"]["type"], "tag", "v{version} {what}: {m}");
+            if version == 3 {
+                assert_eq!(m["next-row-id"], 42, "v{version} {what}: {m}");
+                assert_eq!(
+                    m["encryption-keys"][0]["key-id"], "k1",
+                    "v{version} {what}: {m}"
+                );
+            }
+        };
+        let committed = r.json();
+        check("response", &committed["metadata"]);
+        let file = committed["metadata-location"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("file://")
+            .unwrap()
+            .to_owned();
+        let on_disk: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        check("file", &on_disk);
+    }
+    let (dir, database_url) = app.stop().await;
+    let app = TestApp::spawn_on(backend, dir, database_url, &[]).await;
+    for version in [1, 2, 3] {
+        let loaded = app
+            .get(&format!("/v1/namespaces/ns/tables/f_v{version}"))
+            .await
+            .json();
+        let m = &loaded["metadata"];
+        assert_eq!(
+            m["statistics"].as_array().map(Vec::len),
+            Some(1),
+            "v{version} load: {m}"
+        );
+        assert_eq!(
+            m["partition-statistics"].as_array().map(Vec::len),
+            Some(1),
+            "v{version} load"
+        );
+        assert_eq!(m["refs"]["tagged"]["type"], "tag", "v{version} load: {m}");
+        if version == 3 {
+            assert_eq!(m["next-row-id"], 42, "v3 load: {m}");
+            assert_eq!(m["encryption-keys"][0]["key-id"], "k1", "v3 load: {m}");
+        }
+    }
+}
+
 both_backends!(
+    fields_survive_every_form,
     fresh_ids_follow_java,
     v1_refs_are_kept,
     float_defaults_keep_their_digits,
