@@ -112,6 +112,17 @@ pub(super) fn check_path_properties<'a>(
     Ok(())
 }
 
+/// Refuses a table or view commit with more updates than the cap.
+pub(super) fn check_update_count(limits: &Limits, count: usize) -> CatalogResult<()> {
+    if count > limits.max_commit_updates {
+        return Err(CatalogError::BadRequest(format!(
+            "the commit has {count} updates; this server accepts at most {} (--max-commit-updates)",
+            limits.max_commit_updates
+        )));
+    }
+    Ok(())
+}
+
 /// Checks every location a table commit names before anything is applied: a new table
 /// location, path properties, statistics files and new snapshots' manifest lists.
 pub(super) fn check_table_updates(
@@ -119,13 +130,7 @@ pub(super) fn check_table_updates(
     limits: &Limits,
     updates: &[TableUpdate],
 ) -> CatalogResult<()> {
-    if updates.len() > limits.max_commit_updates {
-        return Err(CatalogError::BadRequest(format!(
-            "the commit has {} updates; this server accepts at most {} (--max-commit-updates)",
-            updates.len(),
-            limits.max_commit_updates
-        )));
-    }
+    check_update_count(limits, updates.len())?;
     for update in updates {
         match update {
             TableUpdate::SetLocation { location } => {

@@ -99,12 +99,12 @@ fn apply(update: ViewUpdate, builder: ViewMetadataBuilder) -> iceberg::Result<Vi
     })
 }
 
-/// Every schema of a view is checked like a table's.
-fn check_view_schemas(metadata: &ViewMetadata) -> CatalogResult<()> {
+/// Every schema of a view is checked like a table's, and its properties counted.
+fn check_view_metadata(limits: &super::Limits, metadata: &ViewMetadata) -> CatalogResult<()> {
     for schema in metadata.schemas_iter() {
         super::validate::check_schema(schema)?;
     }
-    Ok(())
+    check_property_count(limits, metadata.properties().len(), "the view")
 }
 
 /// The locations and size of a view commit, checked before anything is applied.
@@ -113,13 +113,7 @@ fn check_view_updates(
     limits: &super::Limits,
     updates: &[ViewUpdate],
 ) -> CatalogResult<()> {
-    if updates.len() > limits.max_commit_updates {
-        return Err(CatalogError::BadRequest(format!(
-            "the commit has {} updates; this server accepts at most {} (--max-commit-updates)",
-            updates.len(),
-            limits.max_commit_updates
-        )));
-    }
+    super::locations::check_update_count(limits, updates.len())?;
     for update in updates {
         if let ViewUpdate::SetLocation { location } = update {
             object_location(warehouse, location, "set-location")?;
@@ -167,7 +161,7 @@ impl Catalog {
             .and_then(|b| b.build())
             .map_err(|e| invalid("invalid view definition", e))?
             .metadata;
-        check_view_schemas(&metadata)?;
+        check_view_metadata(&self.settings.limits, &metadata)?;
         self.insert_view(warehouse, &ident, &metadata, &location, None, idempotency)
             .await
     }
@@ -315,12 +309,7 @@ impl Catalog {
                 .build()
                 .map_err(|e| invalid("the updates do not produce valid view metadata", e))?
                 .metadata;
-            check_view_schemas(&metadata)?;
-            check_property_count(
-                &self.settings.limits,
-                metadata.properties().len(),
-                "the view",
-            )?;
+            check_view_metadata(&self.settings.limits, &metadata)?;
             let view_location =
                 object_location(warehouse, metadata.location(), "the view location")?;
             let moved = (metadata.location() != previous_location).then(|| claim(&view_location));
@@ -443,12 +432,7 @@ impl Catalog {
             CatalogError::BadRequest(format!("'{file}' is not a valid view metadata file: {e}"))
         })?;
         let location = object_location(warehouse, metadata.location(), "the view location")?;
-        check_view_schemas(&metadata)?;
-        check_property_count(
-            &self.settings.limits,
-            metadata.properties().len(),
-            "the view",
-        )?;
+        check_view_metadata(&self.settings.limits, &metadata)?;
         self.insert_view(
             warehouse,
             &ident,
