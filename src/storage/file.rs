@@ -165,20 +165,19 @@ impl ConfinedFs {
         .await
     }
 
-    /// Deletes one file; a missing file is not an error, a directory is.
+    /// Deletes one file, and the `.<name>.crc` checksum beside it that Hadoop's local file
+    /// system (Spark's) writes with every file; a missing file is not an error, a directory
+    /// is.
     pub async fn delete(&self, location: &Location) -> Result<(), FileError> {
         let path = self.confined(location)?;
         let name = location.to_string();
-        blocking(move || match std::fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error("deleting", &name, &e)),
-            Ok(meta) if meta.is_dir() => Err(FileError::NotRegular(name)),
-            Ok(_) => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(io_error("deleting", &name, &e))
-                }
-                _ => Ok(()),
-            },
+        blocking(move || {
+            remove_regular(&path, &name)?;
+            if let (Some(dir), Some(file)) = (path.parent(), path.file_name()) {
+                let checksum = dir.join(format!(".{}.crc", file.to_string_lossy()));
+                remove_regular(&checksum, &name)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -203,6 +202,21 @@ impl ConfinedFs {
             Err(e) => Err(io_error("looking up", &name, &e)),
         })
         .await
+    }
+}
+
+/// Removes a file that is not a directory; a missing one is not an error.
+fn remove_regular(path: &std::path::Path, name: &str) -> Result<(), FileError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("deleting", name, &e)),
+        Ok(meta) if meta.is_dir() => Err(FileError::NotRegular(name.to_owned())),
+        Ok(_) => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_error("deleting", name, &e))
+            }
+            _ => Ok(()),
+        },
     }
 }
 

@@ -321,6 +321,9 @@ async fn tables_never_share_a_location(backend: Backend) {
         .unwrap();
     let a_stats = local(&a_location).join("metadata/stats.puffin");
     std::fs::write(&a_stats, b"stats").unwrap();
+    // Spark's (Hadoop's) local file system writes a checksum beside every file.
+    let a_stats_crc = local(&a_location).join("metadata/.stats.puffin.crc");
+    std::fs::write(&a_stats_crc, b"crc").unwrap();
     let r = commit(
         &app,
         "ns",
@@ -344,6 +347,10 @@ async fn tables_never_share_a_location(backend: Backend) {
     assert_intact(&b_file);
     assert_intact(&orphan);
     assert!(!a_stats.exists(), "A's own statistics file was not purged");
+    assert!(
+        !a_stats_crc.exists(),
+        "the checksum of A's statistics file was not purged"
+    );
     assert!(
         !local(&a_location).join("metadata").exists(),
         "A's metadata directory is left"

@@ -227,6 +227,14 @@ database = "none"
 [phases.stateful]
 max-steps = 8
 
+# The stateful phase follows links schemathesis infers itself; one of them copies the
+# `namespace` array of a createNamespace answer into the `{{namespace}}` path segment as
+# Python's list text, unescaped (a level holding `?` then ends the path early), so the
+# request goes to another route and gets an honest 405. Status codes are checked in the
+# other phases; this one still checks for 5xx, content types and schemas.
+[phases.stateful.checks]
+status_code_conformance.enabled = false
+
 [phases.stateful.generation]
 max-examples = {STATEFUL_EXAMPLES}
 
