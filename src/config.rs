@@ -196,7 +196,7 @@ pub struct ServeArgs {
     // The HTTP edge: connections, and which browser pages may call the server.
     /// How long a client may take to send a request head (request line and headers) before
     /// its connection is closed. An idle keep-alive connection is closed after this time too.
-    #[arg(long, env = "SERAC_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, env = "SERAC_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
     pub header_read_timeout: Duration,
 
     /// Most client connections open at once; further connections wait in the listen backlog

@@ -210,8 +210,12 @@ run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
         return 1
     fi
 
-    # Small plan tasks, so that the clients' scan-planning tests also see split plans.
-    local args=(serve --data-dir "$data_dir" --scan-files-per-task 4)
+    # Small plan tasks, so that the clients' scan-planning tests also see split plans; caps
+    # far below the defaults (but above what the clients' tests need), so that the contract
+    # test's generated requests meet them too.
+    local args=(serve --data-dir "$data_dir" --scan-files-per-task 4
+        --max-properties 200 --max-commit-updates 200 --max-transaction-changes 20
+        --max-metadata-bytes 8388608)
     if [ "$backend" = postgres ]; then
         if [ "$PG_OK" != 1 ]; then
             echo "PostgreSQL not running; skipping" >&2
