@@ -338,7 +338,90 @@ async fn fields_survive_every_form(backend: Backend) {
     }
 }
 
+/// Partition specs Java binds and the crate used to refuse: two time transforms of one
+/// column (PyIceberg's `test_add_hour_to_day`), and the `void` field a v1 table keeps in place
+/// of a dropped partition field, named like its source column (vendor/iceberg patches).
+async fn specs_bind_like_java(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_namespace(&["ns"]).await;
+    let spec_update = |fields: Value| {
+        json!({"requirements": [], "updates": [
+            {"action": "add-spec", "spec": {"fields": fields}},
+            {"action": "set-default-spec", "spec-id": -1}]})
+    };
+    for version in ["1", "2"] {
+        let name = format!("days_v{version}");
+        let r = app
+            .post(
+                "/v1/namespaces/ns/tables",
+                &json!({"name": name, "schema": crate::common::simple_schema(),
+                        "properties": {"format-version": version},
+                        "partition-spec": {"spec-id": 0, "fields": [
+                            {"source-id": 3, "field-id": 1000, "name": "ts_day", "transform": "day"},
+                            {"source-id": 2, "field-id": 1001, "name": "data", "transform": "identity"}]}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        // Day and hour of one column side by side.
+        let r = app
+            .post(
+                &format!("/v1/namespaces/ns/tables/{name}"),
+                &spec_update(json!([
+                    {"source-id": 3, "field-id": 1000, "name": "ts_day", "transform": "day"},
+                    {"source-id": 2, "field-id": 1001, "name": "data", "transform": "identity"},
+                    {"source-id": 3, "field-id": 1002, "name": "ts_hour", "transform": "hour"}])),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "v{version}: {}", r.text);
+        assert_eq!(r.json()["metadata"]["default-spec-id"], 1, "v{version}");
+        // The v1 way to drop a field: replace its transform with void, keep its name.
+        let r = app
+            .post(
+                &format!("/v1/namespaces/ns/tables/{name}"),
+                &spec_update(json!([
+                    {"source-id": 3, "field-id": 1000, "name": "ts_day", "transform": "day"},
+                    {"source-id": 2, "field-id": 1001, "name": "data", "transform": "void"},
+                    {"source-id": 3, "field-id": 1002, "name": "ts_hour", "transform": "hour"}])),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "v{version}: {}", r.text);
+        // Later commits still build (the default spec is bound again at every build).
+        let r = app
+            .post(
+                &format!("/v1/namespaces/ns/tables/{name}"),
+                &json!({"requirements": [], "updates": [
+                    {"action": "set-properties", "updates": {"after": "yes"}}]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "v{version}: {}", r.text);
+        let loaded = app
+            .get(&format!("/v1/namespaces/ns/tables/{name}"))
+            .await
+            .json()["metadata"]
+            .clone();
+        assert_eq!(loaded["default-spec-id"], 2, "v{version}: {loaded}");
+        let default = loaded["partition-specs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["spec-id"] == 2)
+            .unwrap();
+        assert_eq!(default["fields"][1]["transform"], "void", "v{version}");
+        assert_eq!(default["fields"][1]["name"], "data", "v{version}");
+        // A name that belongs to another column is still refused.
+        let r = app
+            .post(
+                &format!("/v1/namespaces/ns/tables/{name}"),
+                &spec_update(json!([
+                    {"source-id": 3, "field-id": 1000, "name": "data", "transform": "day"}])),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "v{version}: {}", r.text);
+    }
+}
+
 both_backends!(
+    specs_bind_like_java,
     fields_survive_every_form,
     fresh_ids_follow_java,
     v1_refs_are_kept,
