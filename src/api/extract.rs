@@ -48,6 +48,7 @@ where
                 ));
             }
         }
+        let bytes = utf8_or_latin1(bytes, content_type.as_ref());
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -61,6 +62,29 @@ where
         de.end()
             .map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))?;
         Ok(Self(value))
+    }
+}
+
+/// The body as UTF-8. JSON is UTF-8, but Iceberg's Java client (Spark, Trino, Flink) sends
+/// its bodies in ISO-8859-1 when they hold a non-ASCII character (its HTTP entity is built
+/// without a charset), and the Java reference server reads them so: a body that is not valid
+/// UTF-8 and declares no other charset is read as ISO-8859-1, in which every byte is a
+/// character. Valid UTF-8 is taken as it is.
+fn utf8_or_latin1(bytes: Bytes, content_type: Option<&HeaderValue>) -> Bytes {
+    if std::str::from_utf8(&bytes).is_ok() {
+        return bytes;
+    }
+    let declared = content_type.and_then(|v| v.to_str().ok()).and_then(|v| {
+        v.split(';')
+            .skip(1)
+            .find_map(|p| p.trim().strip_prefix("charset="))
+            .map(|c| c.trim_matches('"').to_ascii_lowercase())
+    });
+    match declared.as_deref() {
+        None | Some("iso-8859-1" | "latin1" | "latin-1") => {
+            Bytes::from(bytes.iter().map(|&b| b as char).collect::<String>())
+        }
+        Some(_) => bytes,
     }
 }
 
@@ -188,5 +212,61 @@ mod tests {
                 "{refused}"
             );
         }
+    }
+}
+
+/// Java clients (Spark, Trino, Flink) escape names in the path with form encoding, a space as
+/// `+`; the Java reference server decodes it so, and PyIceberg sends `%20` for a space and
+/// `%2B` for a plus. So a `+` in the path is a space: it is rewritten to `%20` before routing.
+pub fn plus_as_space(uri: &mut axum::http::Uri) {
+    if !uri.path().contains('+') {
+        return;
+    }
+    let path = uri.path().replace('+', "%20");
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    let mut parts = uri.clone().into_parts();
+    match path_and_query.parse() {
+        Ok(pq) => parts.path_and_query = Some(pq),
+        Err(_) => return,
+    }
+    if let Ok(rewritten) = axum::http::Uri::from_parts(parts) {
+        *uri = rewritten;
+    }
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use axum::http::HeaderValue;
+    use bytes::Bytes;
+
+    #[test]
+    fn latin1_bodies_of_java_clients_are_read_as_such() {
+        let json = HeaderValue::from_static("application/json");
+        let latin1 = Bytes::from_static(b"{\"name\":\"\xfcn\xef\"}");
+        let read = super::utf8_or_latin1(latin1, Some(&json));
+        assert_eq!(std::str::from_utf8(&read).unwrap(), "{\"name\":\"ünï\"}");
+        let utf8 = Bytes::from("{\"name\":\"ünï ☃\"}");
+        assert_eq!(super::utf8_or_latin1(utf8.clone(), Some(&json)), utf8);
+        let declared = HeaderValue::from_static("application/json; charset=utf-8");
+        let broken = Bytes::from_static(b"{\"name\":\"\xfc\"}");
+        assert_eq!(
+            super::utf8_or_latin1(broken.clone(), Some(&declared)),
+            broken
+        );
+    }
+
+    #[test]
+    fn plus_in_the_path_is_a_space() {
+        let mut uri: axum::http::Uri = "/v1/namespaces/a+b/tables/sp+ace%2Bx?pageToken=a+b"
+            .parse()
+            .unwrap();
+        super::plus_as_space(&mut uri);
+        assert_eq!(
+            uri.to_string(),
+            "/v1/namespaces/a%20b/tables/sp%20ace%2Bx?pageToken=a+b"
+        );
     }
 }

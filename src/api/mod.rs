@@ -4,6 +4,7 @@
 mod error;
 mod events;
 mod extract;
+pub use extract::plus_as_space;
 mod functions;
 mod idempotency;
 mod management;

@@ -338,6 +338,7 @@ async fn serve_connection(
         hyper::service::service_fn(move |mut request: Request<Incoming>| {
             started.store(true, Ordering::Relaxed);
             request.extensions_mut().insert(ConnectInfo(peer));
+            crate::api::plus_as_space(request.uri_mut());
             let shared = shared.clone();
             async move {
                 let mut response = shared
