@@ -758,10 +758,11 @@ impl Catalog {
         let metadata = current.metadata()?;
         let current_metadata = metadata.clone();
         for requirement in &request.requirements {
-            requirement.check(Some(&metadata)).map_err(|e| {
+            requirement.check(Some(&metadata)).map_err(|_| {
                 CatalogError::CommitFailed(format!(
-                    "commit to table '{}' failed: {e}",
-                    display_ident(ident)
+                    "commit to table '{}' failed: {}",
+                    display_ident(ident),
+                    requirement_failure(requirement, &metadata, &current.metadata_json)
                 ))
             })?;
         }
@@ -1237,6 +1238,82 @@ impl Catalog {
             )),
             InsertError::Catalog(e) => e,
         })
+    }
+}
+
+/// Why a requirement does not hold, in the Java reference's words (clients match on them).
+fn requirement_failure(
+    requirement: &TableRequirement,
+    metadata: &TableMetadata,
+    metadata_json: &str,
+) -> String {
+    let changed = |what: &str, expected: &dyn std::fmt::Display, actual: &dyn std::fmt::Display| {
+        format!("Requirement failed: {what} changed: expected id {expected} != {actual}")
+    };
+    match requirement {
+        TableRequirement::NotExist => "Requirement failed: table already exists".into(),
+        TableRequirement::UuidMatch { uuid } => format!(
+            "Requirement failed: UUID does not match: expected {uuid} != {}",
+            metadata.uuid()
+        ),
+        TableRequirement::RefSnapshotIdMatch { r#ref, snapshot_id } => {
+            let current = metadata.snapshot_for_ref(r#ref).map(|s| s.snapshot_id());
+            let kind = serde_json::from_str::<serde_json::Value>(metadata_json)
+                .ok()
+                .and_then(|doc| {
+                    doc["refs"][r#ref.as_str()]["type"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "branch".into());
+            match (snapshot_id, current) {
+                (None, Some(_)) => {
+                    format!("Requirement failed: {kind} {ref} was created concurrently", ref = r#ref)
+                }
+                (Some(expected), Some(actual)) => format!(
+                    "Requirement failed: {kind} {ref} has changed: expected id {expected} != {actual}",
+                    ref = r#ref
+                ),
+                (Some(expected), None) => format!(
+                    "Requirement failed: branch or tag {ref} is missing, expected {expected}",
+                    ref = r#ref
+                ),
+                (None, None) => {
+                    format!("Requirement failed: ref {ref} does not match", ref = r#ref)
+                }
+            }
+        }
+        TableRequirement::LastAssignedFieldIdMatch {
+            last_assigned_field_id,
+        } => changed(
+            "last assigned field id",
+            last_assigned_field_id,
+            &metadata.last_column_id(),
+        ),
+        TableRequirement::CurrentSchemaIdMatch { current_schema_id } => changed(
+            "current schema",
+            current_schema_id,
+            &metadata.current_schema_id(),
+        ),
+        TableRequirement::LastAssignedPartitionIdMatch {
+            last_assigned_partition_id,
+        } => changed(
+            "last assigned partition id",
+            last_assigned_partition_id,
+            &metadata.last_partition_id(),
+        ),
+        TableRequirement::DefaultSpecIdMatch { default_spec_id } => changed(
+            "default partition spec",
+            default_spec_id,
+            &metadata.default_partition_spec_id(),
+        ),
+        TableRequirement::DefaultSortOrderIdMatch {
+            default_sort_order_id,
+        } => changed(
+            "default sort order",
+            default_sort_order_id,
+            &metadata.default_sort_order_id(),
+        ),
     }
 }
 

@@ -420,7 +420,52 @@ async fn specs_bind_like_java(backend: Backend) {
     }
 }
 
+/// A requirement that no longer holds is a 409 in the Java reference's words, which clients
+/// match on.
+async fn requirement_failures_speak_java(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_namespace(&["ns"]).await;
+    let created = app.create_table("ns", "t", json!({})).await;
+    let r = app.append_snapshot("ns", "t", &created["metadata"]).await;
+    let snapshot_id = r.json()["metadata"]["current-snapshot-id"]
+        .as_i64()
+        .unwrap();
+    for (requirement, expected) in [
+        (
+            json!({"type": "assert-default-spec-id", "default-spec-id": 7}),
+            "Requirement failed: default partition spec changed: expected id 7 != 0".to_owned(),
+        ),
+        (
+            json!({"type": "assert-current-schema-id", "current-schema-id": 3}),
+            "Requirement failed: current schema changed: expected id 3 != 0".to_owned(),
+        ),
+        (
+            json!({"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": 1}),
+            format!("Requirement failed: branch main has changed: expected id 1 != {snapshot_id}"),
+        ),
+        (
+            json!({"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": null}),
+            "Requirement failed: branch main was created concurrently".to_owned(),
+        ),
+        (
+            json!({"type": "assert-ref-snapshot-id", "ref": "gone", "snapshot-id": 5}),
+            "Requirement failed: branch or tag gone is missing, expected 5".to_owned(),
+        ),
+    ] {
+        let r = app
+            .post(
+                "/v1/namespaces/ns/tables/t",
+                &json!({"requirements": [requirement], "updates": [
+                    {"action": "set-properties", "updates": {"k": "v"}}]}),
+            )
+            .await;
+        let message = r.assert_error(StatusCode::CONFLICT, "CommitFailedException");
+        assert!(message.contains(&expected), "{message} lacks {expected}");
+    }
+}
+
 both_backends!(
+    requirement_failures_speak_java,
     specs_bind_like_java,
     fields_survive_every_form,
     fresh_ids_follow_java,
