@@ -22,9 +22,10 @@ What changes, and why (nothing else does):
 3. Data files the tests put at fixed bucket paths ("s3://warehouse/...") go to the
    same relative paths under Serac's file:// warehouse (--warehouse), and the
    assertions that paths are "s3://" URIs check for the "file:" scheme instead.
-4. Two warnings raised only by an in-process Spark 3.5 (pyspark's distutils version
-   check, py4j's unclosed gateway sockets) are ignored; upstream's pyproject turns every
-   warning into an error, and its Spark 4 Connect client raises neither.
+4. Three warnings raised only by an in-process PySpark 3.5 (its distutils version check,
+   its use of pandas' deprecated is_datetime64tz_dtype, py4j's unclosed gateway sockets)
+   are ignored; upstream's pyproject turns every warning into an error, and its Spark 4
+   Connect client raises none of them.
 5. The sdist's own `pyiceberg/` source tree is moved aside, so the tests import the
    installed pyiceberg 0.12.0 wheel (same release, with its compiled Avro decoder),
    while `tests.conftest` stays importable from the sdist root.
@@ -63,6 +64,9 @@ def local_spark():
         .config("spark.sql.catalog.rest.cache-enabled", "false")
         .config("spark.sql.defaultCatalog", "rest")
         .config("spark.sql.ansi.enabled", "false")
+        # Spark Connect (upstream) always converts toPandas() through Arrow: structs become
+        # dicts, not Rows. Classic Spark 3.5 does the same with Arrow enabled.
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", os.environ.get("SERAC_SPARK_DRIVER_MEMORY", "2g"))
@@ -162,16 +166,18 @@ def main() -> None:
     a.sub("tests/integration/test_writes/test_writes.py", '.startswith("s3://")', '.startswith("file:")', count=1)
     a.sub("tests/integration/test_inspect_table.py", '.startswith("s3://")', '.startswith("file:")', count=2)
 
-    # 4. Warnings that only an in-process Spark 3.5 raises (the suite turns warnings into
-    # errors): PySpark 3.5 checks the pandas version with distutils' LooseVersion, and py4j
-    # leaves its gateway sockets to the garbage collector. Spark 4 Connect does neither.
+    # 4. Warnings that only an in-process PySpark 3.5 raises (the suite turns warnings into
+    # errors): it checks the pandas version with distutils' LooseVersion and calls pandas'
+    # deprecated is_datetime64tz_dtype in toPandas(), and py4j leaves its gateway sockets to
+    # the garbage collector. The Spark 4 Connect client does none of this.
     a.sub(
         "pyproject.toml",
         'filterwarnings = [\n  "error",\n',
         'filterwarnings = [\n  "error",\n'
         '  # Serac compat run (in-process Spark 3.5): pyspark 3.5 and py4j\n'
         '  "ignore:distutils Version classes are deprecated:DeprecationWarning",\n'
-        '  "ignore:unclosed <socket.socket:ResourceWarning",\n',
+        '  "ignore:unclosed <socket.socket:ResourceWarning",\n'
+        '  "ignore:is_datetime64tz_dtype is deprecated:DeprecationWarning",\n',
         count=1,
     )
 
