@@ -246,8 +246,8 @@ r = json.load(open(sys.argv[1]))
 c = r["counts"]
 print(
     f"pyiceberg compat: {c.get('passed', 0)} passed, {c.get('xfailed', 0)} known failures, "
-    f"{c.get('failed', 0) + c.get('error', 0)} unexpected failures/errors, {c.get('xpassed', 0)} known now passing, "
-    f"{c.get('skipped', 0)} skipped (pytest exit {sys.argv[2]})"
+    f"{c.get('failed', 0) + c.get('error', 0)} unexpected failures/errors, {len(r['xpassed'])} known now passing, "
+    f"{len(r.get('flaky_passed', []))} flaky passing, {c.get('skipped', 0)} skipped (pytest exit {sys.argv[2]})"
 )
 EOF
 log "done in $((SECONDS - T0)) s; results in $RESULTS"

@@ -8,7 +8,8 @@ lines are ignored). A test id is pytest's node id relative to the suite's root, 
 
 Every listed test is marked `xfail(strict=False, reason=...)` and still runs, so:
   * a listed test that fails (or errors in setup) is reported as xfailed, not failed;
-  * a listed test that passes is reported as XPASS and named at the end (the list can shrink);
+  * a listed test that passes is reported as XPASS and named at the end (the list can shrink),
+    unless its reason starts with "flaky";
   * an unlisted test that fails fails the run as usual (pytest exits non-zero).
 Entries that match no collected test are named at the end too (a stale or mistyped id;
 in a run of a subset of the files, entries of other files are not counted as stale).
@@ -84,7 +85,10 @@ class KnownFailures:
         tr = terminalreporter
         counts = Counter(self.outcomes.values())
         unexpected = sorted(t for t, o in self.outcomes.items() if o in ("failed", "error"))
-        xpassed = sorted(t for t, o in self.outcomes.items() if o == "xpassed")
+        xpassed_all = sorted(t for t, o in self.outcomes.items() if o == "xpassed")
+        # A test listed as flaky may pass; that is no reason to delete its line.
+        flaky = [t for t in xpassed_all if self.known[t].startswith("flaky")]
+        xpassed = [t for t in xpassed_all if t not in flaky]
         stale = sorted(
             t for t in self.known if t not in self.collected and t.split("::", 1)[0] in self.collected_files
         )
@@ -101,6 +105,8 @@ class KnownFailures:
             tr.write_line(f"{len(xpassed)} listed test(s) now PASS; remove them from the list:", yellow=True)
             for t in xpassed:
                 tr.write_line(f"  {t}")
+        if flaky:
+            tr.write_line(f"{len(flaky)} listed flaky test(s) passed this time: " + ", ".join(flaky))
         if stale:
             tr.write_line(f"{len(stale)} listed test id(s) match no collected test (stale?):", yellow=True)
             for t in stale:
@@ -109,7 +115,13 @@ class KnownFailures:
         if out:
             pathlib.Path(out).write_text(
                 json.dumps(
-                    {"counts": dict(counts), "unexpected": unexpected, "xpassed": xpassed, "stale": stale},
+                    {
+                        "counts": dict(counts),
+                        "unexpected": unexpected,
+                        "xpassed": xpassed,
+                        "flaky_passed": flaky,
+                        "stale": stale,
+                    },
                     indent=2,
                 )
                 + "\n"
