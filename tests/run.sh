@@ -7,6 +7,10 @@
 #                             backend: PyIceberg, DuckDB, Spark 3.5 with Iceberg 1.10,
 #                             and the OpenAPI contract check; see tests/clients)
 #   3. clients-postgres      (the same on the PostgreSQL backend)
+#   4. compat                (PyIceberg 0.12.0's own integration tests, catalog-facing files,
+#                             against `serac serve` on SQLite: tests/compat/pyiceberg.sh --quick;
+#                             failures listed in tests/compat/pyiceberg-known-failures.txt are
+#                             expected, any other fails the stage. See tests/compat/README.md)
 #
 # Every stage runs even if an earlier one failed; the script exits non-zero if
 # any stage failed and ends with a line "N passed, N failed".
@@ -276,6 +280,18 @@ for backend in sqlite postgres; do
         record "clients-$backend" fail
     fi
 done
+
+# -------------------------------------------------------------------- compat
+# PyIceberg's own integration suite (downloaded from PyPI, adapted at run time; its venv and
+# downloads are cached under $HOME/.cache/serac/compat). About a minute and a half when cached.
+log "stage compat (tests/compat/pyiceberg.sh --quick)"
+if [ "$BUILD_OK" = 1 ] && [ -x "$SERAC_BIN" ] &&
+    SERAC_BIN="$SERAC_BIN" bash tests/compat/pyiceberg.sh --quick </dev/null; then
+    record "compat" pass
+else
+    [ "$BUILD_OK" = 1 ] || echo "serac binary not available; skipping" >&2
+    record "compat" fail
+fi
 
 # -------------------------------------------------------------------- summary
 passed=0
