@@ -116,15 +116,6 @@ trap 'exit 143' TERM
 exec 8>"$CACHE/.lock"
 if command -v flock >/dev/null 2>&1; then flock 8; fi
 
-if [ ! -f "$CACHE/dl/$SDIST" ]; then
-    log "pip download --no-binary :all: --no-deps pyiceberg==$PYICEBERG_VERSION"
-    python3 -m pip download -q --disable-pip-version-check --no-binary :all: --no-deps \
-        -d "$CACHE/dl/tmp" "pyiceberg==$PYICEBERG_VERSION" </dev/null >&2 || die "pip download failed"
-    mv -f "$CACHE/dl/tmp/$SDIST" "$CACHE/dl/$SDIST" && rm -rf "$CACHE/dl/tmp"
-fi
-echo "$SDIST_SHA256  $CACHE/dl/$SDIST" | sha256sum -c --quiet - ||
-    die "$SDIST does not have the pinned sha256 (delete it to download again)"
-
 REQ_STAMP="$(cat "$REQUIREMENTS" | sha256sum | cut -c1-16)"
 venv_ok() {
     [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.serac-requirements" 2>/dev/null)" = "$REQ_STAMP" ] &&
@@ -138,6 +129,15 @@ if ! venv_ok; then
     echo "$REQ_STAMP" >"$VENV/.serac-requirements"
     venv_ok || die "the venv still lacks a test dependency"
 fi
+if [ ! -f "$CACHE/dl/$SDIST" ]; then
+    log "pip download --no-binary :all: --no-deps pyiceberg==$PYICEBERG_VERSION"
+    "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-binary :all: --no-deps \
+        -d "$CACHE/dl/tmp" "pyiceberg==$PYICEBERG_VERSION" </dev/null >&2 || die "pip download failed"
+    mv -f "$CACHE/dl/tmp/$SDIST" "$CACHE/dl/$SDIST" && rm -rf "$CACHE/dl/tmp"
+fi
+echo "$SDIST_SHA256  $CACHE/dl/$SDIST" | sha256sum -c --quiet - ||
+    die "$SDIST does not have the pinned sha256 (delete it to download again)"
+
 # DuckDB's `INSTALL iceberg` downloads from extensions.duckdb.org, which is unreachable here:
 # install the same release's extensions from their PyPI packages into DuckDB's extension dir.
 "$VENV/bin/python" - <<'EOF' || die "installing DuckDB extensions from their packages failed"
