@@ -11,7 +11,7 @@ use iceberg_catalog_rest::{CommitTableRequest, CreateTableRequest};
 
 use super::locations::object_location;
 use super::tables::{
-    NewTableDefinition, apply_commit, new_table_builder, take_format_version, to_json,
+    NewTableDefinition, apply_commit, create_request_metadata, new_table_builder, to_json,
 };
 use super::{Limits, Warehouse};
 use crate::storage::Location;
@@ -74,28 +74,13 @@ pub fn create_table_body(data: &[u8]) -> bool {
         },
         None => warehouse.root.join("ns/t"),
     };
-    let mut properties = request.properties;
-    let Ok(format_version) = take_format_version(&mut properties) else {
-        return false;
-    };
-    let Ok(builder) = new_table_builder(NewTableDefinition {
-        name: request.name,
-        location: &location,
-        schema: request.schema,
-        spec: request.partition_spec,
-        order: request.write_order,
-        properties,
-        format_version,
-    }) else {
-        return false;
-    };
-    if let Ok(built) = builder.build()
-        && super::validate::new_definitions(&built.metadata, None).is_ok()
-    {
-        to_json(&built.metadata).expect("valid metadata serializes");
-        return true;
+    match create_request_metadata(request, &location) {
+        Ok(metadata) => {
+            to_json(&metadata).expect("valid metadata serializes");
+            true
+        }
+        Err(_) => false,
     }
-    false
 }
 
 /// A `commitTable` body, applied to a small table; true when it would be accepted.

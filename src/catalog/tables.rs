@@ -103,9 +103,7 @@ fn next_metadata_location(
 }
 
 /// Takes `format-version` out of the properties (it is not a table property in the metadata).
-pub(super) fn take_format_version(
-    properties: &mut HashMap<String, String>,
-) -> CatalogResult<FormatVersion> {
+fn take_format_version(properties: &mut HashMap<String, String>) -> CatalogResult<FormatVersion> {
     match properties
         .remove(TableProperties::PROPERTY_FORMAT_VERSION)
         .as_deref()
@@ -158,6 +156,30 @@ pub(super) fn new_table_builder(
         .build();
     TableMetadataBuilder::from_table_creation(creation)
         .map_err(|e| invalid("invalid table definition", e))
+}
+
+/// The metadata of a `createTable` request at `location`: definitions checked, built by the
+/// crate, field ids renumbered like Java's. Pure: no I/O.
+pub(super) fn create_request_metadata(
+    request: CreateTableRequest,
+    location: &Location,
+) -> CatalogResult<TableMetadata> {
+    let mut properties = request.properties;
+    let format_version = take_format_version(&mut properties)?;
+    let metadata = new_table_builder(NewTableDefinition {
+        name: request.name,
+        location,
+        schema: request.schema,
+        spec: request.partition_spec,
+        order: request.write_order,
+        properties,
+        format_version,
+    })?
+    .build()
+    .map_err(|e| invalid("invalid table definition", e))?
+    .metadata;
+    validate::new_definitions(&metadata, None)?;
+    fresh_ids::renumber(metadata)
 }
 
 /// Applies updates to a builder and checks the result: definitions it added, the property
@@ -352,27 +374,14 @@ impl Catalog {
         let location = self
             .new_object_location(warehouse, &ident, request.location.as_deref())
             .await?;
-        let mut properties = request.properties;
-        let format_version = take_format_version(&mut properties)?;
-        let metadata = new_table_builder(NewTableDefinition {
-            name: request.name.clone(),
-            location: &location,
-            schema: request.schema,
-            spec: request.partition_spec,
-            order: request.write_order,
-            properties,
-            format_version,
-        })?
-        .build()
-        .map_err(|e| invalid("invalid table definition", e))?
-        .metadata;
-        validate::new_definitions(&metadata, None)?;
-        let metadata = fresh_ids::renumber(metadata)?;
+        let staged = request.stage_create == Some(true);
+        let location_requested = request.location.is_some();
+        let metadata = create_request_metadata(request, &location)?;
 
-        if request.stage_create == Some(true) {
+        if staged {
             // Nothing is stored: the client commits the staged table with `assert-create`.
             // (Without a requested location, the default one proved the namespace exists.)
-            if request.location.is_some()
+            if location_requested
                 && self
                     .store
                     .namespace(&warehouse.id, namespace)
@@ -383,7 +392,7 @@ impl Catalog {
             }
             if self
                 .store
-                .table_head(ObjectKind::Table, &warehouse.id, namespace, &request.name)
+                .table_head(ObjectKind::Table, &warehouse.id, namespace, ident.name())
                 .await?
                 .is_some()
             {

@@ -715,7 +715,72 @@ async fn incomplete_purge_is_visible(backend: Backend) {
     );
 }
 
+/// Views are confined like tables: a create, a replace that moves the view, and a
+/// registration of a metadata file outside the warehouse are refused, and nothing is written.
+async fn views_are_confined(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_namespace(&["ns"]).await;
+    let outside = app.warehouse_dir().parent().unwrap().join("view-outside");
+    let view = |name: &str, location: Option<String>| {
+        let mut body = json!({"name": name, "schema": simple_schema(),
+                              "view-version": view_version()});
+        if let Some(location) = location {
+            body["location"] = json!(location);
+        }
+        body
+    };
+    let r = app
+        .post(
+            "/v1/namespaces/ns/views",
+            &view("v", Some(url_of(&outside))),
+        )
+        .await;
+    assert_bad_request_naming(&r, "outside warehouse");
+    assert!(
+        !outside.exists(),
+        "a refused view create wrote {}",
+        outside.display()
+    );
+
+    let r = app.post("/v1/namespaces/ns/views", &view("v", None)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let file = local(r.json()["metadata-location"].as_str().unwrap());
+    let r = app
+        .post(
+            "/v1/namespaces/ns/views/v",
+            &json!({"requirements": [], "updates": [
+                {"action": "set-location", "location": url_of(&outside)}]}),
+        )
+        .await;
+    assert_bad_request_naming(&r, "set-location");
+    assert!(
+        !outside.exists(),
+        "a refused view replace wrote {}",
+        outside.display()
+    );
+
+    // The view's own metadata file, copied beside the warehouse, cannot be registered.
+    let stolen = app
+        .warehouse_dir()
+        .parent()
+        .unwrap()
+        .join("stolen.view.json");
+    std::fs::copy(&file, &stolen).unwrap();
+    let r = app
+        .post(
+            "/v1/namespaces/ns/register-view",
+            &json!({"name": "copy", "metadata-location": url_of(&stolen)}),
+        )
+        .await;
+    assert_bad_request_naming(&r, "outside warehouse");
+    assert_eq!(
+        app.get("/v1/namespaces/ns/views/copy").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
 both_backends!(
+    views_are_confined,
     locations_outside_the_warehouse_are_refused,
     tables_never_share_a_location,
     register_reads_cannot_hurt,

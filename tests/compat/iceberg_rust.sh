@@ -142,45 +142,17 @@ log "built: $TEST_BIN"
 
 # ------------------------------------------------------------------------ serac
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/serac-compat-rust.XXXXXX")"
-SERVER_PID=""
-PG_STARTED=0
+# shellcheck source=tests/compat/serac.sh
+. "$ROOT/tests/compat/serac.sh"
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [ "$PG_STARTED" = 1 ]; then serac_pg_stop || true; fi
+    compat_stop_serac
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-ARGS=(serve --data-dir "$WORK/data" --bind "127.0.0.1:$PORT")
-if [ "$BACKEND" = postgres ]; then
-    if [ -z "${SERAC_TEST_PG_URL:-}" ] || [ -z "${SERAC_PG_BINDIR:-}" ] || [ -z "${SERAC_PG_PORT:-}" ]; then
-        # shellcheck source=tests/lib/pg.sh
-        . "$ROOT/tests/lib/pg.sh"
-        serac_pg_start || die "could not start PostgreSQL"
-        PG_STARTED=1
-    fi
-    DB="serac_compat_rust_$$_$RANDOM"
-    "$SERAC_PG_BINDIR/createdb" -h 127.0.0.1 -p "$SERAC_PG_PORT" -U postgres "$DB" || die "createdb failed"
-    ARGS+=(--database-url "postgres://postgres@127.0.0.1:$SERAC_PG_PORT/$DB")
-fi
-mkdir -p "$WORK/data"
-env -u SERAC_DATABASE_URL -u DATABASE_URL -u SERAC_WAREHOUSE_LOCATION -u SERAC_DEFAULT_WAREHOUSE \
-    "$SERAC_BIN" --log-level warn "${ARGS[@]}" >"$WORK/serac.log" 2>&1 </dev/null &
-SERVER_PID=$!
-for _ in $(seq 1 150); do
-    python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
-        "http://127.0.0.1:$PORT/v1/config" 2>/dev/null && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serac.log" >&2; die "serac exited"; }
-    sleep 0.2
-done
+compat_start_serac "$BACKEND" serac_compat_rust warn
 log "serac ($BACKEND) on http://127.0.0.1:$PORT"
 
 set +e

@@ -96,16 +96,10 @@ die() { log "ERROR: $*"; exit 1; }
 mkdir -p "$CACHE/dl" "$CACHE/results"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/serac-compat.XXXXXX")"
-SERVER_PID=""
-PG_STARTED=0
+# shellcheck source=tests/compat/serac.sh
+. "$ROOT/tests/compat/serac.sh"
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [ "$PG_STARTED" = 1 ]; then serac_pg_stop || true; fi
+    compat_stop_serac
     if [ "$KEEP" = 1 ]; then log "kept work dir: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -159,43 +153,7 @@ SERAC_SPARK_JARS="$(sed -n 's/^SERAC_SPARK_JARS=//p' <<<"$SPARK_ENV")"
 [ -n "$JAVA_HOME" ] && [ -n "$SERAC_SPARK_JARS" ] || die "spark_setup.sh printed no JAVA_HOME/SERAC_SPARK_JARS"
 
 # ------------------------------------------------------------------- serac
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-PORT="$(free_port)"
-URI="http://127.0.0.1:$PORT"
-DATA="$WORK/data"
-mkdir -p "$DATA"
-ARGS=(serve --data-dir "$DATA" --bind "127.0.0.1:$PORT")
-if [ "$BACKEND" = postgres ]; then
-    if [ -z "${SERAC_TEST_PG_URL:-}" ] || [ -z "${SERAC_PG_BINDIR:-}" ] || [ -z "${SERAC_PG_PORT:-}" ]; then
-        # shellcheck source=tests/lib/pg.sh
-        . "$ROOT/tests/lib/pg.sh"
-        serac_pg_start || die "could not start PostgreSQL"
-        PG_STARTED=1
-    fi
-    DB="serac_compat_$$_$RANDOM"
-    "$SERAC_PG_BINDIR/createdb" -h 127.0.0.1 -p "$SERAC_PG_PORT" -U postgres "$DB" || die "createdb $DB failed"
-    ARGS+=(--database-url "postgres://postgres@127.0.0.1:$SERAC_PG_PORT/$DB")
-fi
-log "serac ${ARGS[*]}"
-env -u SERAC_DATABASE_URL -u DATABASE_URL -u SERAC_WAREHOUSE_LOCATION -u SERAC_DEFAULT_WAREHOUSE \
-    "$SERAC_BIN" --log-level "${SERAC_COMPAT_LOG_LEVEL:-warn}" "${ARGS[@]}" >"$WORK/serac.log" 2>&1 </dev/null &
-SERVER_PID=$!
-ready=0
-for _ in $(seq 1 150); do
-    if "$VENV/bin/python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
-        "$URI/v1/config" 2>/dev/null; then
-        ready=1
-        break
-    fi
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.2
-done
-if [ "$ready" != 1 ]; then
-    tail -n 40 "$WORK/serac.log" >&2 || true
-    die "serac did not answer GET /v1/config"
-fi
+compat_start_serac "$BACKEND" serac_compat "${SERAC_COMPAT_LOG_LEVEL:-warn}"
 WAREHOUSE="$("$VENV/bin/python" -c "import json, sys, urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1]))['overrides']['warehouse'])" "$URI/v1/config")"
 log "serac ($BACKEND) ready at $URI, warehouse $WAREHOUSE"
 
