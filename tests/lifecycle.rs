@@ -23,6 +23,26 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Namespace `drain` with tables `t0`..`t{count-1}`.
+async fn create_drain_tables(client: &reqwest::Client, base: &str, count: usize) {
+    let r = client
+        .post(format!("{base}/v1/namespaces"))
+        .json(&json!({"namespace": ["drain"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for t in 0..count {
+        let r = client
+            .post(format!("{base}/v1/namespaces/drain/tables"))
+            .json(&json!({"name": format!("t{t}"), "schema": common::simple_schema()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}
+
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     wait_ready_every(client, base, Duration::from_millis(100)).await;
 }
@@ -67,22 +87,7 @@ async fn sigterm_drains_admitted_requests_and_closes_feeds() {
         .expect("serac starts");
     let client = reqwest::Client::new();
     wait_ready(&client, &base).await;
-    let r = client
-        .post(format!("{base}/v1/namespaces"))
-        .json(&json!({"namespace": ["drain"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    for t in 0..8 {
-        let r = client
-            .post(format!("{base}/v1/namespaces/drain/tables"))
-            .json(&json!({"name": format!("t{t}"), "schema": common::simple_schema()}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-    }
+    create_drain_tables(&client, &base, 8).await;
     let (mut feed, _) =
         tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/v1/events/stream"))
             .await
@@ -553,22 +558,7 @@ async fn repeated_drains(backend: Backend, rounds: usize) {
         );
         wait_ready_every(&client, &base, Duration::from_millis(20)).await;
         if round == 0 {
-            let r = client
-                .post(format!("{base}/v1/namespaces"))
-                .json(&json!({"namespace": ["drain"]}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::OK);
-            for t in 0..DRAIN_TABLES {
-                let r = client
-                    .post(format!("{base}/v1/namespaces/drain/tables"))
-                    .json(&json!({"name": format!("t{t}"), "schema": common::simple_schema()}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), StatusCode::OK);
-            }
+            create_drain_tables(&client, &base, DRAIN_TABLES).await;
         }
         let (exited_tx, exited) = tokio::sync::watch::channel(false);
         let clients: Vec<_> = (0..CLIENTS)
