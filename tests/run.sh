@@ -11,6 +11,10 @@
 #                             against `serac serve` on SQLite: tests/compat/pyiceberg.sh --quick;
 #                             failures listed in tests/compat/pyiceberg-known-failures.txt are
 #                             expected, any other fails the stage. See tests/compat/README.md)
+#   5. compat-rust           (iceberg-rust's REST catalog tests, from the iceberg-catalog-rest
+#                             0.9.0 crate package, against `serac serve` on SQLite and on
+#                             PostgreSQL: tests/compat/iceberg_rust.sh; failures listed in
+#                             tests/compat/iceberg-rust-known-failures.txt are expected)
 #
 # Every stage runs even if an earlier one failed; the script exits non-zero if
 # any stage failed and ends with a line "N passed, N failed".
@@ -291,6 +295,19 @@ if [ "$BUILD_OK" = 1 ] && [ -x "$SERAC_BIN" ] &&
 else
     [ "$BUILD_OK" = 1 ] || echo "serac binary not available; skipping" >&2
     record "compat" fail
+fi
+
+# -------------------------------------------------------------------- compat-rust
+# iceberg-rust's REST catalog tests (the crate package from crates.io, built once into
+# $HOME/.cache/serac/compat-target: minutes when cold, seconds when warm).
+log "stage compat-rust (tests/compat/iceberg_rust.sh, both backends)"
+if [ "$BUILD_OK" = 1 ] && [ -x "$SERAC_BIN" ] &&
+    SERAC_BIN="$SERAC_BIN" bash tests/compat/iceberg_rust.sh --backend sqlite </dev/null &&
+    SERAC_BIN="$SERAC_BIN" bash tests/compat/iceberg_rust.sh --backend postgres </dev/null; then
+    record "compat-rust" pass
+else
+    [ "$BUILD_OK" = 1 ] || echo "serac binary not available; skipping" >&2
+    record "compat-rust" fail
 fi
 
 # -------------------------------------------------------------------- summary

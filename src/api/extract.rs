@@ -21,48 +21,73 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        // Refused before the body is read. A body without a type is refused too: browsers
-        // send one cross-site without asking (a form, `text/plain`, a typeless blob).
-        let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
-        if let Some(content_type) = &content_type
-            && !is_json(content_type)
-        {
-            return Err(unsupported_media_type(Some(content_type)));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        if content_type.is_none() && !bytes.is_empty() {
-            return Err(unsupported_media_type(None));
-        }
-        // Every request body of the API is a JSON object (serde would also accept an array
-        // holding the fields in order, which the spec does not allow).
-        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-            None => {
-                return Err(ApiError::bad_request(
-                    "the request body is empty; a JSON object is required",
-                ));
-            }
-            Some(b'{') => {}
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "malformed request body: a JSON object is required",
-                ));
-            }
-        }
-        let bytes = utf8_or_latin1(bytes, content_type.as_ref());
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." || path.is_empty() {
-                ApiError::bad_request(format!("malformed request body: {inner}"))
-            } else {
-                ApiError::bad_request(format!("malformed request body at '{path}': {inner}"))
-            }
-        })?;
-        de.end()
-            .map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))?;
-        Ok(Self(value))
+        read_json(req, state).await.map(|(value, _)| Self(value))
     }
+}
+
+/// A JSON body, parsed as [`ApiJson`] does, with the bytes it was read from (as UTF-8).
+pub struct ApiJsonWithBody<T>(pub T, pub Bytes);
+
+impl<S, T> FromRequest<S> for ApiJsonWithBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_json(req, state)
+            .await
+            .map(|(value, bytes)| Self(value, bytes))
+    }
+}
+
+async fn read_json<S, T>(req: Request, state: &S) -> Result<(T, Bytes), ApiError>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    // Refused before the body is read. A body without a type is refused too: browsers
+    // send one cross-site without asking (a form, `text/plain`, a typeless blob).
+    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    if let Some(content_type) = &content_type
+        && !is_json(content_type)
+    {
+        return Err(unsupported_media_type(Some(content_type)));
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+    if content_type.is_none() && !bytes.is_empty() {
+        return Err(unsupported_media_type(None));
+    }
+    // Every request body of the API is a JSON object (serde would also accept an array
+    // holding the fields in order, which the spec does not allow).
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(ApiError::bad_request(
+                "the request body is empty; a JSON object is required",
+            ));
+        }
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "malformed request body: a JSON object is required",
+            ));
+        }
+    }
+    let bytes = utf8_or_latin1(bytes, content_type.as_ref());
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::bad_request(format!("malformed request body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("malformed request body at '{path}': {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("malformed request body: {e}")))?;
+    Ok((value, bytes))
 }
 
 /// The body as UTF-8. JSON is UTF-8, but Iceberg's Java client (Spark, Trino, Flink) sends

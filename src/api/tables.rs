@@ -14,9 +14,11 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, json, json_response};
-use super::extract::{ApiJson, ApiPath, ApiQuery, parse_namespace};
+use super::extract::{ApiJson, ApiJsonWithBody, ApiPath, ApiQuery, parse_namespace};
 use super::idempotency::Mutation;
-use crate::catalog::{Catalog, DropTable, PageRequest, Paged, TableVersion, Warehouse};
+use crate::catalog::{
+    Catalog, DropTable, PageRequest, Paged, SummaryOrder, TableVersion, Warehouse,
+};
 
 #[derive(Deserialize)]
 pub(super) struct NamespacePath {
@@ -312,8 +314,9 @@ pub async fn commit(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<TablePath>,
     mutation: Mutation,
-    ApiJson(request): ApiJson<CommitTableRequest>,
+    ApiJsonWithBody(request, body): ApiJsonWithBody<CommitTableRequest>,
 ) -> ApiResult<Response> {
+    let order = &SummaryOrder::of_commit(&body);
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = &path.ident()?;
     let catalog = &state.catalog;
@@ -323,7 +326,7 @@ pub async fn commit(
             StatusCode::OK,
             |record| async move {
                 let version = catalog
-                    .commit_table(warehouse, ident, request, record.as_ref())
+                    .commit_table(warehouse, ident, request, order, record.as_ref())
                     .await?;
                 Ok(commit_result(&version))
             },
@@ -406,15 +409,16 @@ pub async fn commit_transaction(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<PrefixPath>,
     mutation: Mutation,
-    ApiJson(request): ApiJson<CommitTransactionRequest>,
+    ApiJsonWithBody(request, body): ApiJsonWithBody<CommitTransactionRequest>,
 ) -> ApiResult<Response> {
+    let order = &SummaryOrder::of_commit(&body);
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let catalog = &state.catalog;
     let warehouse = &warehouse;
     mutation
         .run_no_content(|record| async move {
             catalog
-                .commit_transaction(warehouse, request.table_changes, record.as_ref())
+                .commit_transaction(warehouse, request.table_changes, order, record.as_ref())
                 .await
         })
         .await

@@ -109,7 +109,10 @@ fn refs_only(metadata_json: &str) -> Result<String, serde_json::Error> {
                 .is_some_and(|id| keep.contains(&id))
         });
     }
-    serde_json::to_string(&doc)
+    super::metadata_json::write(
+        &doc,
+        &super::metadata_json::SummaryOrder::of_metadata(metadata_json.as_bytes()),
+    )
 }
 
 /// Current table versions by table id, bounded by an approximate byte size.

@@ -10,8 +10,17 @@
 //! - **Float defaults.** A `float` field's `initial-default` and `write-default` are written in
 //!   the shortest form that reads back as the same float (`22.27`, not `22.270000457763672`),
 //!   as Java writes them; readers that use doubles then see the value the client sent.
+//! - **Snapshot summaries in the writer's order.** The crate keeps a summary in a hash map;
+//!   Java and PyIceberg keep the keys in the order the writer put them (`added-files-size`
+//!   before `added-data-files`, ...), and clients show them so. The order is read off the
+//!   commit request and the previous document ([`SummaryOrder`]) and written back.
+
+use std::collections::HashMap;
 
 use iceberg::spec::{FormatVersion, SnapshotReference, TableMetadata, TableMetadataBuilder};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{CatalogError, CatalogResult};
@@ -20,6 +29,14 @@ const MAIN_BRANCH: &str = "main";
 
 /// The JSON document of table metadata, as Serac writes metadata files and keeps rows.
 pub(crate) fn to_json(metadata: &TableMetadata) -> CatalogResult<String> {
+    to_json_ordered(metadata, &SummaryOrder::default())
+}
+
+/// [`to_json`], with snapshot summaries in the given key order.
+pub(crate) fn to_json_ordered(
+    metadata: &TableMetadata,
+    order: &SummaryOrder,
+) -> CatalogResult<String> {
     let failed = |e: serde_json::Error| {
         CatalogError::Internal(format!("table metadata failed to serialize: {e}"))
     };
@@ -36,7 +53,197 @@ pub(crate) fn to_json(metadata: &TableMetadata) -> CatalogResult<String> {
     if let Some(schema) = doc.get_mut("schema") {
         shortest_float_defaults(schema);
     }
-    serde_json::to_string(&doc).map_err(failed)
+    write(&doc, order).map_err(failed)
+}
+
+/// Writes a metadata document with its snapshot summaries in `order`.
+pub(crate) fn write(doc: &Value, order: &SummaryOrder) -> Result<String, serde_json::Error> {
+    if order.0.is_empty() {
+        return serde_json::to_string(doc);
+    }
+    serde_json::to_string(&Ordered { doc, order })
+}
+
+/// The key order of snapshot summaries, by snapshot id, as a document lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummaryOrder(HashMap<i64, Vec<String>>);
+
+impl SummaryOrder {
+    /// The summaries of a table metadata document. A document it cannot read gives none.
+    pub fn of_metadata(json: &[u8]) -> Self {
+        #[derive(Deserialize)]
+        struct Doc {
+            #[serde(default)]
+            snapshots: Vec<SnapshotKeys>,
+        }
+        serde_json::from_slice::<Doc>(json)
+            .map(|d| Self::collect([d.snapshots]))
+            .unwrap_or_default()
+    }
+
+    /// The summaries of the snapshots a commit request (`updates`) or a transaction
+    /// (`table-changes`) adds. A body it cannot read gives none.
+    pub fn of_commit(json: &[u8]) -> Self {
+        #[derive(Deserialize)]
+        struct Update {
+            snapshot: Option<SnapshotKeys>,
+        }
+        #[derive(Deserialize)]
+        struct Commit {
+            #[serde(default)]
+            updates: Vec<Update>,
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(default)]
+            updates: Vec<Update>,
+            #[serde(default, rename = "table-changes")]
+            table_changes: Vec<Commit>,
+        }
+        let added = |updates: Vec<Update>| updates.into_iter().filter_map(|u| u.snapshot);
+        serde_json::from_slice::<Body>(json)
+            .map(|body| {
+                let commits = body.table_changes.into_iter().map(|c| c.updates);
+                Self::collect(std::iter::once(body.updates).chain(commits).map(added))
+            })
+            .unwrap_or_default()
+    }
+
+    /// This order, with `later`'s entries taking precedence.
+    pub fn merged(mut self, later: &SummaryOrder) -> Self {
+        self.0
+            .extend(later.0.iter().map(|(id, keys)| (*id, keys.clone())));
+        self
+    }
+
+    fn collect<I: IntoIterator<Item = SnapshotKeys>>(
+        snapshots: impl IntoIterator<Item = I>,
+    ) -> Self {
+        Self(
+            snapshots
+                .into_iter()
+                .flatten()
+                .filter_map(|s| Some((s.id, s.summary?.0)))
+                .collect(),
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct SnapshotKeys {
+    #[serde(rename = "snapshot-id")]
+    id: i64,
+    summary: Option<Keys>,
+}
+
+/// The keys of a JSON object, in order; the values are skipped.
+struct Keys(Vec<String>);
+
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeysVisitor;
+        impl<'de> Visitor<'de> for KeysVisitor {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    keys.push(key);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        deserializer.deserialize_map(KeysVisitor)
+    }
+}
+
+/// A metadata document whose snapshot summaries are written in a given key order.
+struct Ordered<'a> {
+    doc: &'a Value,
+    order: &'a SummaryOrder,
+}
+
+impl Serialize for Ordered<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(doc) = self.doc else {
+            return self.doc.serialize(serializer);
+        };
+        let mut out = serializer.serialize_map(Some(doc.len()))?;
+        for (key, value) in doc {
+            match value {
+                Value::Array(snapshots) if key == "snapshots" => {
+                    out.serialize_entry(key, &OrderedSnapshots(snapshots, self.order))?;
+                }
+                _ => out.serialize_entry(key, value)?,
+            }
+        }
+        out.end()
+    }
+}
+
+struct OrderedSnapshots<'a>(&'a [Value], &'a SummaryOrder);
+
+impl Serialize for OrderedSnapshots<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_seq(Some(self.0.len()))?;
+        for snapshot in self.0 {
+            let keys = snapshot
+                .get("snapshot-id")
+                .and_then(Value::as_i64)
+                .and_then(|id| self.1.0.get(&id));
+            match (snapshot, keys) {
+                (Value::Object(fields), Some(keys)) => {
+                    out.serialize_element(&OrderedSnapshot(fields, keys))?;
+                }
+                _ => out.serialize_element(snapshot)?,
+            }
+        }
+        out.end()
+    }
+}
+
+struct OrderedSnapshot<'a>(&'a Map<String, Value>, &'a [String]);
+
+impl Serialize for OrderedSnapshot<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            match value {
+                Value::Object(summary) if key == "summary" => {
+                    out.serialize_entry(key, &OrderedObject(summary, self.1))?;
+                }
+                _ => out.serialize_entry(key, value)?,
+            }
+        }
+        out.end()
+    }
+}
+
+/// An object with `keys` first, in that order, then any others.
+struct OrderedObject<'a>(&'a Map<String, Value>, &'a [String]);
+
+impl Serialize for OrderedObject<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (map, keys) = (self.0, self.1);
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        let mut written = std::collections::HashSet::with_capacity(keys.len());
+        for key in keys {
+            if let Some(value) = map.get(key)
+                && written.insert(key.as_str())
+            {
+                out.serialize_entry(key, value)?;
+            }
+        }
+        for (key, value) in map {
+            if !written.contains(key.as_str()) {
+                out.serialize_entry(key, value)?;
+            }
+        }
+        out.end()
+    }
 }
 
 /// Parses table metadata, keeping the refs of a format-version 1 document.
@@ -151,6 +358,50 @@ fn shorten(map: &mut Map<String, Value>, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries_keep_the_writers_order() {
+        let body = br#"{"updates": [{"action": "add-snapshot", "snapshot": {"snapshot-id": 7,
+            "summary": {"operation": "append", "added-files-size": "9", "added-data-files": "1",
+            "zeta": "z", "alpha": "a"}}}, {"action": "set-properties", "updates": {}}]}"#;
+        let order = SummaryOrder::of_commit(body);
+        let older = SummaryOrder::of_metadata(
+            br#"{"snapshots": [{"snapshot-id": 3, "summary": {"b": "1", "a": "2"}}]}"#,
+        );
+        let order = older.merged(&order);
+        let doc = serde_json::json!({"format-version": 2, "snapshots": [
+            {"snapshot-id": 3, "summary": {"a": "2", "b": "1"}},
+            {"snapshot-id": 7, "summary": {"added-data-files": "1", "added-files-size": "9",
+             "alpha": "a", "late": "x", "operation": "append", "zeta": "z"}},
+            {"snapshot-id": 8, "summary": {"y": "1", "x": "2"}}]});
+        let text = write(&doc, &order).unwrap();
+        assert!(
+            text.contains(r#"{"b":"1","a":"2"}"#)
+                && text.contains(
+                    r#"{"operation":"append","added-files-size":"9","added-data-files":"1","zeta":"z","alpha":"a","late":"x"}"#
+                )
+                && text.contains(r#"{"x":"2","y":"1"}"#),
+            "{text}"
+        );
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, doc);
+        // A transaction body, and bodies it cannot read.
+        let tx = br#"{"table-changes": [{"updates": [{"snapshot": {"snapshot-id": 1,
+            "summary": {"q": "1", "p": "2"}}}]}]}"#;
+        assert_eq!(
+            SummaryOrder::of_commit(tx).0.get(&1),
+            Some(&vec!["q".to_owned(), "p".to_owned()])
+        );
+        for junk in [
+            &b"[]"[..],
+            b"{\"updates\": 5}",
+            b"{\"snapshots\": [{}]}",
+            b"nonsense",
+        ] {
+            assert!(SummaryOrder::of_commit(junk).0.is_empty());
+            assert!(SummaryOrder::of_metadata(junk).0.is_empty());
+        }
+    }
 
     #[test]
     fn float_defaults_are_shortest() {

@@ -27,6 +27,7 @@ use std::time::Duration;
 pub use cache::TableVersion;
 pub use error::{CatalogError, CatalogResult};
 pub use functions::LoadedFunction;
+pub use metadata_json::SummaryOrder;
 pub use namespaces::PropertiesChange;
 pub use page::{MAX_PAGE_SIZE, PageRequest, Paged};
 pub use scan::{PlanResult, PlanTableScanRequest, ScanTasks, parse_filter};

@@ -100,6 +100,15 @@ impl Catalog {
                         serde_json::json!({ "properties": properties }),
                     )],
                 ),
+                &|ancestor| {
+                    self.event(
+                        "namespace.created",
+                        warehouse,
+                        ancestor,
+                        None,
+                        serde_json::json!({ "properties": {} }),
+                    )
+                },
             )
             .await
         {

@@ -22,6 +22,7 @@ use super::locations::{
     metadata_file, namespace_dir, new_object_dir, object_location,
 };
 pub(super) use super::metadata_json::to_json;
+use super::metadata_json::{SummaryOrder, to_json_ordered};
 use super::page::{PageRequest, Paged};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
 use super::{fresh_ids, validate};
@@ -411,7 +412,14 @@ impl Catalog {
         }
 
         let version = self
-            .insert_new_table(warehouse, &ident, metadata, &location, idempotency)
+            .insert_new_table(
+                warehouse,
+                &ident,
+                metadata,
+                &location,
+                &SummaryOrder::default(),
+                idempotency,
+            )
             .await
             .map_err(|e| match e {
                 InsertError::Exists => CatalogError::AlreadyExists(format!(
@@ -433,13 +441,14 @@ impl Catalog {
         ident: &TableIdent,
         metadata: TableMetadata,
         location: &Location,
+        order: &SummaryOrder,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Arc<TableVersion>, InsertError> {
         let metadata_location = next_metadata_location(None, &metadata)?;
         self.insert_table_at(
             warehouse,
             ident,
-            metadata,
+            (metadata, order),
             (location, &metadata_location),
             true,
             idempotency,
@@ -452,14 +461,14 @@ impl Catalog {
         &self,
         warehouse: &Warehouse,
         ident: &TableIdent,
-        metadata: TableMetadata,
+        (metadata, order): (TableMetadata, &SummaryOrder),
         at: (&Location, &Location),
         write_file: bool,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Arc<TableVersion>, InsertError> {
         let (location, metadata_file) = at;
         let metadata_location = metadata_file.to_string();
-        let json = to_json(&metadata)?;
+        let json = to_json_ordered(&metadata, order)?;
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let event = self.event(
             "table.created",
@@ -574,9 +583,10 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
         request: CommitTableRequest,
+        order: &SummaryOrder,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
-        self.measured_commit(self.commit_table_once(warehouse, ident, request, idempotency))
+        self.measured_commit(self.commit_table_once(warehouse, ident, request, order, idempotency))
             .await
     }
 
@@ -601,6 +611,7 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
         request: CommitTableRequest,
+        order: &SummaryOrder,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
         validate_table_ident(ident)?;
@@ -623,10 +634,13 @@ impl Catalog {
         let _turn = self.commit_locks.lock(&warehouse.id, ident).await;
         let attempts = self.settings.commit_retries + 1;
         for _ in 0..attempts {
-            let prepared = match self.prepare_commit(warehouse, ident, &request).await? {
+            let prepared = match self
+                .prepare_commit(warehouse, ident, &request, order)
+                .await?
+            {
                 Prepared::Missing if creates => {
                     return self
-                        .create_table_from_commit(warehouse, ident, &request, idempotency)
+                        .create_table_from_commit(warehouse, ident, &request, order, idempotency)
                         .await;
                 }
                 Prepared::Missing => return Err(no_such_table(ident)),
@@ -656,9 +670,10 @@ impl Catalog {
         &self,
         warehouse: &Warehouse,
         changes: Vec<CommitTableRequest>,
+        order: &SummaryOrder,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
-        self.measured_commit(self.commit_transaction_once(warehouse, changes, idempotency))
+        self.measured_commit(self.commit_transaction_once(warehouse, changes, order, idempotency))
             .await
     }
 
@@ -666,6 +681,7 @@ impl Catalog {
         &self,
         warehouse: &Warehouse,
         changes: Vec<CommitTableRequest>,
+        order: &SummaryOrder,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
         if changes.is_empty() {
@@ -712,7 +728,7 @@ impl Catalog {
         for _ in 0..attempts {
             let mut prepared = Vec::with_capacity(changes.len());
             for (ident, change) in idents.iter().zip(&changes) {
-                match self.prepare_commit(warehouse, ident, change).await {
+                match self.prepare_commit(warehouse, ident, change, order).await {
                     Ok(Prepared::Changed(p)) => prepared.push(*p),
                     Ok(Prepared::Unchanged(_)) => {}
                     Ok(Prepared::Missing) => {
@@ -750,6 +766,7 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
         request: &CommitTableRequest,
+        order: &SummaryOrder,
     ) -> CatalogResult<Prepared> {
         let Some(head) = self
             .store
@@ -793,7 +810,9 @@ impl Catalog {
             .map(|l| claim(&l));
         let actions = request.updates.iter().map(action_name).collect();
         let location = next_metadata_location(Some(&head.metadata_location), &metadata)?;
-        let json = to_json(&metadata)?;
+        // Summaries keep the order their writers gave them.
+        let order = SummaryOrder::of_metadata(current.metadata_json.as_bytes()).merged(order);
+        let json = to_json_ordered(&metadata, &order)?;
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let write = self.metrics.metadata_write_duration.start_timer();
         self.storage
@@ -943,6 +962,7 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
         request: &CommitTableRequest,
+        summary_order: &SummaryOrder,
         idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
         for requirement in &request.requirements {
@@ -1001,8 +1021,15 @@ impl Catalog {
         };
         // The updates may have moved it (set-location after the creation's own).
         let location = object_location(warehouse, metadata.location(), "set-location")?;
-        self.insert_new_table(warehouse, ident, metadata, &location, idempotency)
-            .await
+        self.insert_new_table(
+            warehouse,
+            ident,
+            metadata,
+            &location,
+            summary_order,
+            idempotency,
+        )
+        .await
             .map_err(|e| match e {
                 InsertError::Exists => CatalogError::CommitFailed(format!(
                     "commit to table '{}' failed: requirement assert-create does not hold, the table exists",
@@ -1178,13 +1205,14 @@ impl Catalog {
             "the table",
         )?;
         let metadata_location = metadata_file.to_string();
+        let order = SummaryOrder::of_metadata(&bytes);
         if request.overwrite == Some(true)
             && let Some(head) = self
                 .store
                 .table_head(ObjectKind::Table, &warehouse.id, namespace, &request.name)
                 .await?
         {
-            let json = to_json(&metadata)?;
+            let json = to_json_ordered(&metadata, &order)?;
             let event = self.event(
                 "table.updated",
                 warehouse,
@@ -1234,7 +1262,7 @@ impl Catalog {
         self.insert_table_at(
             warehouse,
             &ident,
-            metadata,
+            (metadata, &order),
             (&location, &metadata_file),
             false,
             idempotency,

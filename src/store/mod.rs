@@ -322,14 +322,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_warehouses(&self) -> StoreResult<Vec<WarehouseRow>>;
 
     // --- namespaces -------------------------------------------------------------------------
-    /// Inserts a namespace. Fails with `MissingReference` when the parent does not exist and
-    /// `AlreadyExists` when the name is taken.
+    /// Inserts a namespace, and in the same transaction each missing ancestor (with no
+    /// properties, recording the event `ancestor_event` makes for it). `AlreadyExists` when
+    /// the name is taken.
     async fn create_namespace(
         &self,
         warehouse_id: &str,
         levels: &[String],
         properties: &HashMap<String, String>,
         change: &Change<'_>,
+        ancestor_event: &(dyn for<'x> Fn(&'x [String]) -> NewEvent + Send + Sync),
     ) -> StoreResult<NamespaceRow>;
     async fn namespace(
         &self,

@@ -465,21 +465,45 @@ macro_rules! sql_store {
                 levels: &[String],
                 properties: &HashMap<String, String>,
                 change: &Change<'_>,
+                ancestor_event: &(dyn for<'x> Fn(&'x [String]) -> crate::store::NewEvent + Send + Sync),
             ) -> StoreResult<NamespaceRow> {
                 let _t = self.time("create_namespace");
                 let mut conn = self.write_conn().await?;
                 let mut tx = begin_change(&mut conn, change).await?;
-                // Like the Java reference catalogs, a namespace may be created before its
-                // parent; the parent adopts it when it is created (below), and from then on
-                // cannot be dropped while it holds it.
-                let parent = &levels[..levels.len() - 1];
-                let parent_id: Option<String> = if parent.is_empty() {
-                    None
-                } else {
-                    namespace_id(&mut *tx, warehouse_id, parent).await?
-                };
-                let id = uuid::Uuid::now_v7().to_string();
+                // Like a JDBC catalog of the Java reference, where a namespace exists as soon as
+                // one below it does, creating `a.b.c` makes `a` and `a.b` when they are missing:
+                // the hierarchy stays whole, listable from the top and droppable bottom-up.
                 let now = now_ms();
+                let mut change = change.clone();
+                let mut parent_id: Option<String> = None;
+                let mut made = 0;
+                for depth in 1..levels.len() {
+                    let ancestor = &levels[..depth];
+                    let created: Option<String> = sqlx::query_scalar(
+                        "INSERT INTO namespaces (id, warehouse_id, parent_id, name, parent, \
+                         properties, version, created_at_ms, updated_at_ms) \
+                         VALUES ($1, $2, $3, $4, $5, '{}', 0, $6, $6) \
+                         ON CONFLICT (warehouse_id, name) DO NOTHING RETURNING id",
+                    )
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .bind(warehouse_id)
+                    .bind(&parent_id)
+                    .bind(join_levels(ancestor))
+                    .bind(join_levels(&levels[..depth - 1]))
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    parent_id = match created {
+                        Some(id) => {
+                            change.events.insert(made, ancestor_event(ancestor));
+                            made += 1;
+                            Some(id)
+                        }
+                        None => namespace_id(&mut *tx, warehouse_id, ancestor).await?,
+                    };
+                }
+                let id = uuid::Uuid::now_v7().to_string();
                 sqlx::query(
                     "INSERT INTO namespaces (id, warehouse_id, parent_id, name, parent, properties, \
                      version, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
@@ -488,12 +512,13 @@ macro_rules! sql_store {
                 .bind(warehouse_id)
                 .bind(parent_id)
                 .bind(join_levels(levels))
-                .bind(join_levels(parent))
+                .bind(join_levels(&levels[..levels.len() - 1]))
                 .bind(properties_json(properties))
                 .bind(now)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+                // Namespaces an earlier version let exist without their parent join it now.
                 sqlx::query(
                     "UPDATE namespaces SET parent_id = $1 \
                      WHERE warehouse_id = $2 AND parent = $3 AND parent_id IS NULL",
@@ -504,7 +529,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                self.finish(tx, true, change).await?;
+                self.finish(tx, true, &change).await?;
                 Ok(NamespaceRow {
                     id,
                     levels: levels.to_vec(),

@@ -103,6 +103,25 @@ async fn every_change_is_an_event_in_order(backend: Backend) {
     let unique: HashSet<&String> = cursors.iter().collect();
     assert_eq!(unique.len(), cursors.len(), "cursors repeat: {cursors:?}");
     assert_no_event(&mut feed, Duration::from_millis(300)).await;
+
+    // A nested namespace whose parents are missing makes them, each with its event, top first.
+    app.create_namespace(&["deep", "er", "est"]).await;
+    let events = next_events(&mut feed, 3).await;
+    let made: Vec<&Value> = events.iter().map(|e| &e["namespace"]).collect();
+    assert_eq!(
+        made,
+        [
+            &json!(["deep"]),
+            &json!(["deep", "er"]),
+            &json!(["deep", "er", "est"])
+        ]
+    );
+    assert_eq!(types(&events), ["namespace.created"; 3]);
+    assert_eq!(events[0]["data"]["properties"], json!({}));
+    app.create_namespace(&["deep", "er", "other"]).await;
+    let events = next_events(&mut feed, 1).await;
+    assert_eq!(events[0]["namespace"], json!(["deep", "er", "other"]));
+    assert_no_event(&mut feed, Duration::from_millis(300)).await;
 }
 
 async fn failed_and_replayed_changes_have_no_event(backend: Backend) {

@@ -48,31 +48,46 @@ async fn namespace_lifecycle(backend: Backend) {
         &json!({"namespace": ["sales", "eu", "de"]}),
     )
     .await;
-    // Like the Java reference: a child may come before its parent (the parent is not made),
-    // listing under the missing parent fails, and once the parent exists it holds the child.
+    // Like the Java reference's JDBC catalog, where a namespace exists once one below it
+    // does: creating a child of a missing parent makes the parent (without properties), so it
+    // is listed from the top, loads, cannot be created again and cannot be dropped first.
     let r = app
-        .post("/v1/namespaces", &json!({"namespace": ["ghost", "child"]}))
+        .post(
+            "/v1/namespaces",
+            &json!({"namespace": ["ghost", "mid", "child"], "properties": {"k": "v"}}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let top = app.get("/v1/namespaces").await.json();
-    assert_eq!(top["namespaces"], json!([["bare"], ["sales"]]));
-    app.get("/v1/namespaces?parent=ghost")
+    assert_eq!(top["namespaces"], json!([["bare"], ["ghost"], ["sales"]]));
+    let r = app.get("/v1/namespaces/ghost%1Fmid").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let made = r.json();
+    assert!(
+        made["properties"].is_null() || made["properties"] == json!({}),
+        "{made}"
+    );
+    let r = app.get("/v1/namespaces/ghost%1Fmid%1Fchild").await;
+    assert_eq!(r.json()["properties"], json!({"k": "v"}));
+    let listed = app.get("/v1/namespaces?parent=ghost").await.json();
+    assert_eq!(listed["namespaces"], json!([["ghost", "mid"]]));
+    app.post("/v1/namespaces", &json!({"namespace": ["ghost"]}))
         .await
-        .assert_error(StatusCode::NOT_FOUND, "NoSuchNamespaceException");
-    app.create_namespace(&["ghost"]).await;
-    let orphans = app.get("/v1/namespaces?parent=ghost").await.json();
-    assert_eq!(orphans["namespaces"], json!([["ghost", "child"]]));
+        .assert_error(StatusCode::CONFLICT, "AlreadyExistsException");
     app.delete("/v1/namespaces/ghost")
         .await
         .assert_error(StatusCode::CONFLICT, "NamespaceNotEmptyException");
-    assert_eq!(
-        app.delete("/v1/namespaces/ghost%1Fchild").await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.delete("/v1/namespaces/ghost").await.status,
-        StatusCode::NO_CONTENT
-    );
+    // A sibling under the now existing parents makes nothing more.
+    app.create_namespace(&["ghost", "mid", "sibling"]).await;
+    for ns in [
+        "ghost%1Fmid%1Fchild",
+        "ghost%1Fmid%1Fsibling",
+        "ghost%1Fmid",
+        "ghost",
+    ] {
+        let r = app.delete(&format!("/v1/namespaces/{ns}")).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{ns}: {}", r.text);
+    }
     let children = app.get("/v1/namespaces?parent=sales").await.json();
     assert_eq!(children["namespaces"], json!([["sales", "eu"]]));
     let grandchildren = app.get("/v1/namespaces?parent=sales%1Feu").await.json();

@@ -464,7 +464,84 @@ async fn requirement_failures_speak_java(backend: Backend) {
     }
 }
 
+/// Snapshot summaries keep the key order their writer gave them (Java and PyIceberg show
+/// them so), through later commits, both load modes, a transaction and a register.
+async fn summaries_keep_the_writers_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_namespace(&["ns"]).await;
+    let created = app.create_table("ns", "s", json!({})).await;
+    let written = r#""summary":{"operation":"append","added-files-size":"10","added-data-files":"1","zeta":"z","added-records":"5","alpha":"a"}"#;
+    let commit = |metadata: &Value| {
+        let text = append_commit(metadata, next_snapshot_id()).to_string();
+        assert!(
+            text.contains(r#""summary":{"operation":"append"}"#),
+            "{text}"
+        );
+        text.replace(r#""summary":{"operation":"append"}"#, written)
+    };
+    let r = app
+        .post_text("/v1/namespaces/ns/tables/s", commit(&created["metadata"]))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains(written), "{}", r.text);
+    // A later commit (here, a transaction) leaves the first summary's order alone.
+    let second = commit(&r.json()["metadata"]).replacen(
+        '{',
+        r#"{"identifier":{"namespace":["ns"],"name":"s"},"#,
+        1,
+    );
+    let r = app
+        .post_text(
+            "/v1/transactions/commit",
+            format!(r#"{{"table-changes":[{second}]}}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    for path in [
+        "/v1/namespaces/ns/tables/s",
+        "/v1/namespaces/ns/tables/s?snapshots=refs",
+    ] {
+        let loaded = app.get(path).await;
+        assert_eq!(
+            loaded.text.matches(written).count(),
+            if path.ends_with("refs") { 1 } else { 2 },
+            "{path}: {}",
+            loaded.text
+        );
+    }
+    let loaded = app.get("/v1/namespaces/ns/tables/s").await.json();
+    let file = loaded["metadata-location"].as_str().unwrap();
+    let text = std::fs::read_to_string(file.trim_start_matches("file://")).unwrap();
+    assert_eq!(text.matches(written).count(), 2, "{text}");
+    // Registered elsewhere, the file's order is kept.
+    let r = app
+        .post(
+            "/v1/namespaces/ns/register",
+            &json!({"name": "again", "metadata-location": file}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "the location is taken: {}",
+        r.text
+    );
+    assert_eq!(
+        app.delete("/v1/namespaces/ns/tables/s").await.status,
+        StatusCode::NO_CONTENT
+    );
+    let r = app
+        .post(
+            "/v1/namespaces/ns/register",
+            &json!({"name": "again", "metadata-location": file}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.text.matches(written).count(), 2, "{}", r.text);
+}
+
 both_backends!(
+    summaries_keep_the_writers_order,
     requirement_failures_speak_java,
     specs_bind_like_java,
     fields_survive_every_form,

@@ -213,6 +213,16 @@ impl TestApp {
         self.request(Method::POST, path, Some(body)).await
     }
 
+    /// Posts a JSON body exactly as written (key order included).
+    pub async fn post_text(&self, path: &str, body: String) -> Resp {
+        let req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        Resp::from(req.send().await.expect("request sent")).await
+    }
+
     pub async fn delete(&self, path: &str) -> Resp {
         self.request(Method::DELETE, path, None).await
     }
