@@ -24,6 +24,7 @@
 # Environment knobs (all optional):
 #   CARGO_TARGET_DIR   build dir (default: $HOME/.cache/serac/target, shared with tests/run.sh)
 #   SERAC_KEEP_TMP=1   keep the temp dir (server log, data) after the run
+#   SERAC_BENCH_BIN    a serac binary to benchmark instead of building one (before/after runs)
 #   SERAC_BENCH_LOG_LEVEL  server log level (default info: one JSON line per request,
 #                      as in production; warn leaves the access log out)
 #   SERAC_*            other server settings (e.g. SERAC_DB_MAX_CONNECTIONS=32)
@@ -64,9 +65,14 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 # ------------------------------------------------------------------ build
 log "building serac (release) and the load generator"
-cargo build --release --bin serac
+if [ -n "${SERAC_BENCH_BIN:-}" ]; then
+    # Another build of serac (for example the previous commit's, for a before/after).
+    SERAC_BIN="$SERAC_BENCH_BIN"
+else
+    cargo build --release --bin serac
+    SERAC_BIN="$CARGO_TARGET_DIR/release/serac"
+fi
 cargo bench --bench load --no-run
-SERAC_BIN="$CARGO_TARGET_DIR/release/serac"
 if [ ! -x "$SERAC_BIN" ]; then
     echo "serac binary not found at $SERAC_BIN" >&2
     exit 1

@@ -109,11 +109,17 @@ impl SummaryOrder {
             .unwrap_or_default()
     }
 
-    /// This order, with `later`'s entries taking precedence.
-    pub fn merged(mut self, later: &SummaryOrder) -> Self {
-        self.0
-            .extend(later.0.iter().map(|(id, keys)| (*id, keys.clone())));
-        self
+    /// This order, with `later`'s entries taking precedence, for the snapshots `keep` names
+    /// (those the table still has).
+    pub fn merged(&self, later: &SummaryOrder, keep: impl Fn(i64) -> bool) -> Self {
+        let kept = |(id, keys): (&i64, &Vec<String>)| keep(*id).then(|| (*id, keys.clone()));
+        Self(
+            self.0
+                .iter()
+                .filter_map(kept)
+                .chain(later.0.iter().filter_map(kept))
+                .collect(),
+        )
     }
 
     fn collect<I: IntoIterator<Item = SnapshotKeys>>(
@@ -368,7 +374,8 @@ mod tests {
         let older = SummaryOrder::of_metadata(
             br#"{"snapshots": [{"snapshot-id": 3, "summary": {"b": "1", "a": "2"}}]}"#,
         );
-        let order = older.merged(&order);
+        assert!(!older.merged(&order, |id| id != 3).0.contains_key(&3));
+        let order = older.merged(&order, |_| true);
         let doc = serde_json::json!({"format-version": 2, "snapshots": [
             {"snapshot-id": 3, "summary": {"a": "2", "b": "1"}},
             {"snapshot-id": 7, "summary": {"added-data-files": "1", "added-files-size": "9",

@@ -500,6 +500,7 @@ impl Catalog {
             metadata_location,
             json,
             Arc::new(metadata),
+            Arc::new(order.clone()),
         ));
         self.tables.insert(version.clone());
         Ok(version)
@@ -811,7 +812,11 @@ impl Catalog {
         let actions = request.updates.iter().map(action_name).collect();
         let location = next_metadata_location(Some(&head.metadata_location), &metadata)?;
         // Summaries keep the order their writers gave them.
-        let order = SummaryOrder::of_metadata(current.metadata_json.as_bytes()).merged(order);
+        let order = Arc::new(
+            current
+                .summary_order()
+                .merged(order, |id| metadata.snapshot_by_id(id).is_some()),
+        );
         let json = to_json_ordered(&metadata, &order)?;
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let write = self.metrics.metadata_write_duration.start_timer();
@@ -844,6 +849,7 @@ impl Catalog {
             location,
             json,
             metadata: Arc::new(metadata),
+            order,
             expired_files,
             moved,
         })))
@@ -929,6 +935,7 @@ impl Catalog {
                 p.location.to_string(),
                 p.json,
                 p.metadata,
+                p.order,
             ));
             self.tables.insert(version.clone());
             versions.push(version);
@@ -1255,6 +1262,7 @@ impl Catalog {
                 metadata_location,
                 json,
                 Arc::new(metadata),
+                Arc::new(order),
             ));
             self.tables.insert(version.clone());
             return Ok(version);
@@ -1393,6 +1401,7 @@ struct PreparedCommit {
     location: Location,
     json: String,
     metadata: Arc<TableMetadata>,
+    order: Arc<SummaryOrder>,
     /// Old metadata files to delete once the swap succeeded.
     expired_files: Vec<Location>,
     /// The new table location, when the commit moves the table.

@@ -158,6 +158,11 @@ impl PostgresStore {
     /// Claims of table and view locations take turns across replicas (the lock ends with the
     /// transaction), so two overlapping claims cannot both pass the check.
     const LOCATION_LOCK: &str = "SELECT pg_advisory_xact_lock(5365726164)";
+    /// Audit records are written in the background, after the changes they record, and are
+    /// lost with the process if it dies before a batch is written: their transaction does not
+    /// wait for its WAL flush (PostgreSQL flushes it within `wal_writer_delay`), so it never
+    /// queues behind or delays the flushes of commits that requests wait for.
+    const AUDIT_TX: &str = "SET LOCAL synchronous_commit = off";
     /// Another object at, above ($2: the location and its ancestors, a JSON array) or below
     /// ($3..$4: the range of strings starting with the location and a slash) a location.
     const LOCATION_TAKEN: &str = "SELECT 1 FROM tables WHERE id <> $1 AND \

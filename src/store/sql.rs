@@ -1053,6 +1053,8 @@ macro_rules! sql_store {
             async fn insert_audit_records(&self, records: &[AuditRecord]) -> StoreResult<()> {
                 let _t = self.time("insert_audit_records");
                 let mut conn = self.write_conn().await?;
+                let mut tx = begin(&mut conn).await?;
+                sqlx::query(Self::AUDIT_TX).execute(&mut *tx).await.map_err(map_err)?;
                 // One multi-row statement per chunk (8 parameters a row stay under SQLite's
                 // and PostgreSQL's parameter limits).
                 for chunk in records.chunks(1000) {
@@ -1070,9 +1072,9 @@ macro_rules! sql_store {
                             .push_bind(i32::from(record.status))
                             .push_bind(&record.outcome);
                     });
-                    insert.build().execute(&mut *conn).await.map_err(map_err)?;
+                    insert.build().execute(&mut *tx).await.map_err(map_err)?;
                 }
-                Ok(())
+                tx.commit().await.map_err(map_err)
             }
 
             async fn purge_audit_records(&self, before_ms: i64) -> StoreResult<u64> {

@@ -79,6 +79,8 @@ impl SqliteStore {
     /// SQLite has one writer at a time: claims cannot interleave.
     const LOCATION_LOCK: &str = "SELECT TRUE";
     /// See the PostgreSQL store.
+    const AUDIT_TX: &str = "SELECT TRUE";
+    /// See the PostgreSQL store.
     const LOCATION_TAKEN: &str = "SELECT 1 FROM tables WHERE id <> $1 AND \
          (location IN (SELECT value FROM json_each($2)) \
           OR (location > $3 AND location < $4)) LIMIT 1";

@@ -163,3 +163,86 @@ both_backends!(
     audit_records_past_retention_are_deleted,
     ready_requires_current_migrations
 );
+
+/// The TCP sockets of this process whose local or peer port is `port`, with whether
+/// `TCP_NODELAY` is set on each.
+fn tcp_sockets_on(port: u16) -> Vec<(String, bool)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd") {
+        let Ok(entry) = entry else { continue };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        let port_of = |peer: bool| {
+            // SAFETY: fd is open (listed in /proc/self/fd); the buffers are sized for the call.
+            unsafe {
+                let mut addr: libc::sockaddr_storage = std::mem::zeroed();
+                let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                let ptr = (&raw mut addr).cast::<libc::sockaddr>();
+                let rc = if peer {
+                    libc::getpeername(fd, ptr, &mut len)
+                } else {
+                    libc::getsockname(fd, ptr, &mut len)
+                };
+                (rc == 0 && i32::from(addr.ss_family) == libc::AF_INET).then(|| {
+                    let v4 = *(&raw const addr).cast::<libc::sockaddr_in>();
+                    u16::from_be(v4.sin_port)
+                })
+            }
+        };
+        let (local, peer) = (port_of(false), port_of(true));
+        // Listeners (no peer) pass the option on to accepted sockets only.
+        if peer.is_none() || (local != Some(port) && peer != Some(port)) {
+            continue;
+        }
+        let mut flag: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: as above.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&raw mut flag).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            found.push((format!("fd {fd}: {local:?} -> {peer:?}"), flag != 0));
+        }
+    }
+    found
+}
+
+/// Both ends Serac owns send small writes at once: its connections to PostgreSQL (sqlx 0.9.0
+/// dropped `TCP_NODELAY`; vendor/sqlx-core puts it back) and the HTTP connections it accepts.
+/// Without it a statement or response split over two segments waits 40 ms for a delayed ACK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_disable_nagle() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    app.create_namespace(&["nagle"]).await;
+    let pg_port = url::Url::parse(&app.database_url)
+        .unwrap()
+        .port()
+        .expect("the test cluster listens on TCP");
+    let db = tcp_sockets_on(pg_port);
+    assert!(!db.is_empty(), "no database connection found");
+    assert!(db.iter().all(|(_, nodelay)| *nodelay), "Nagle on: {db:?}");
+    let http_port = url::Url::parse(&app.url("/")).unwrap().port().unwrap();
+    let http: Vec<_> = tcp_sockets_on(http_port);
+    // The server's end of the connection and the test client's.
+    assert!(http.len() >= 2, "{http:?}");
+    assert!(
+        http.iter().all(|(_, nodelay)| *nodelay),
+        "Nagle on: {http:?}"
+    );
+}
