@@ -21,6 +21,11 @@ use futures::future::join_all;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+#[path = "load/connections.rs"]
+mod connections;
+#[path = "load/procfs.rs"]
+mod procfs;
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "load",
@@ -84,6 +89,43 @@ struct Args {
     #[arg(long, default_value_t = 0.0)]
     scrape_every: f64,
 
+    /// Pid of the server when it runs on this machine: its RSS (/proc/<pid>/status) is
+    /// sampled every 0.5 s and read after each row, and its open-file limit checked.
+    #[arg(long)]
+    server_pid: Option<u32>,
+
+    /// commit-history: table history sizes (snapshots) at which commits are timed.
+    #[arg(long, value_delimiter = ',', default_value = "50,500,2000")]
+    history: Vec<usize>,
+
+    /// commit-history: sequential commits timed at each history size.
+    #[arg(long, default_value_t = 50)]
+    history_commits: usize,
+
+    /// connections: concurrent keep-alive HTTP/1.1 connections, each its own socket.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+
+    /// connections: TCP handshakes in flight at once while the connections open (Serac's
+    /// listen backlog is 128: more at once overflow it and cost 1 s SYN retransmits).
+    #[arg(long, default_value_t = 64)]
+    connect_parallel: usize,
+
+    /// list-tables: an existing namespace to list (e.g. one seeded by benches/seed.sh). Setup
+    /// checks that the catalog serves it: it lists it, loads its first table, commits one
+    /// append to that table, creates a table in it and drops that again. Default: setup
+    /// creates a namespace with --list-tables tables through the API.
+    #[arg(long)]
+    list_namespace: Option<String>,
+
+    /// list-tables: tables setup creates in its own namespace (without --list-namespace).
+    #[arg(long, default_value_t = 1000)]
+    list_tables: usize,
+
+    /// A line for the report header (repeatable); run.sh puts the seeding figures here.
+    #[arg(long)]
+    note: Vec<String>,
+
     /// Passed by `cargo bench` when harness = false; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -97,21 +139,30 @@ enum Scenario {
     LoadBig,
     /// GET /v1/namespaces.
     ListNamespaces,
+    /// GET /v1/namespaces/{ns}/tables of a namespace holding 1,000 tables.
+    ListTables,
     /// POST /v1/namespaces with unique names.
     CreateNamespace,
     /// Appends, each client on its own table.
     Commit,
     /// Appends by 16 writers on one table, with retry on 409.
     CommitContended,
+    /// Sequential commits on one table at growing history sizes (--history).
+    CommitHistory,
+    /// GET /v1/config on --connections concurrent keep-alive connections.
+    Connections,
 }
 
-const ALL_SCENARIOS: [Scenario; 6] = [
+const ALL_SCENARIOS: [Scenario; 9] = [
     Scenario::Load,
     Scenario::LoadBig,
     Scenario::ListNamespaces,
+    Scenario::ListTables,
     Scenario::CreateNamespace,
     Scenario::Commit,
     Scenario::CommitContended,
+    Scenario::CommitHistory,
+    Scenario::Connections,
 ];
 
 // ---------------------------------------------------------------------------
@@ -220,6 +271,44 @@ impl Bench {
         body.parse::<TableResponse>()
             .map(|r| r.metadata)
             .map_err(|e| format!("GET {path}: bad body: {e:#}"))
+    }
+
+    /// Lists the tables of `ns`, page after page; returns their names.
+    async fn list_tables(&self, ns: &str) -> Result<Vec<String>, String> {
+        #[derive(Deserialize)]
+        struct Ident {
+            name: String,
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            identifiers: Vec<Ident>,
+            #[serde(default, rename = "next-page-token")]
+            next_page_token: Option<String>,
+        }
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut rb = self.req(reqwest::Method::GET, &format!("namespaces/{ns}/tables"));
+            if let Some(t) = &token {
+                rb = rb.query(&[("pageToken", t)]);
+            }
+            let (status, body) = self.send(rb).await?;
+            if status != 200 {
+                return Err(format!(
+                    "GET namespaces/{ns}/tables: {status} {}",
+                    body.snippet()
+                ));
+            }
+            let page: Page = body
+                .parse()
+                .map_err(|e| format!("GET namespaces/{ns}/tables: bad body: {e:#}"))?;
+            names.extend(page.identifiers.into_iter().map(|i| i.name));
+            match page.next_page_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(names),
+            }
+        }
     }
 
     async fn commit(&self, ns: &str, t: &str, body: &Value) -> Commit {
@@ -387,20 +476,26 @@ fn append_body(st: &TableState) -> (Value, i64, i64) {
     (body, id, ts)
 }
 
+/// What [`fill`] did.
+struct Filled {
+    state: TableState,
+    ids: Vec<i64>,
+    /// Latency of each commit.
+    lat: Vec<Duration>,
+    took: Duration,
+}
+
 /// Append `n` snapshots one commit at a time. Any failure is fatal (setup).
-async fn fill(
-    b: &Bench,
-    ns: &str,
-    t: &str,
-    mut st: TableState,
-    n: usize,
-) -> Result<(TableState, Vec<i64>, Duration)> {
+async fn fill(b: &Bench, ns: &str, t: &str, mut st: TableState, n: usize) -> Result<Filled> {
     let start = Instant::now();
     let mut ids = Vec::with_capacity(n);
+    let mut lat = Vec::with_capacity(n);
     for i in 0..n {
         let (body, id, ts) = append_body(&st);
+        let t0 = Instant::now();
         match b.commit(ns, t, &body).await {
             Commit::Ok(m) => {
+                lat.push(t0.elapsed());
                 let mut next = TableState::from_meta(&m);
                 next.prev_ts = next.prev_ts.max(ts);
                 if next.main != Some(id) {
@@ -423,7 +518,12 @@ async fn fill(
             );
         }
     }
-    Ok((st, ids, start.elapsed()))
+    Ok(Filled {
+        state: st,
+        ids,
+        lat,
+        took: start.elapsed(),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -470,6 +570,10 @@ struct Row {
     errors: u64,
     retries: Option<u64>,
     first_error: Option<String>,
+    /// Server RSS after the row (with --server-pid).
+    rss_kib: Option<u64>,
+    /// Further fields for the JSON output.
+    extra: Map<String, Value>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -521,6 +625,8 @@ fn make_row(
         errors: s.errors,
         retries: with_retries.then_some(s.retries),
         first_error: s.first_error,
+        rss_kib: None,
+        extra: Map::new(),
     };
     (row, s.acked)
 }
@@ -529,6 +635,8 @@ fn make_row(
 #[derive(Clone)]
 enum Op {
     Get(String),
+    /// List the tables of a namespace, following `next-page-token`.
+    ListTables(String),
     CreateNamespace(String),
 }
 
@@ -539,6 +647,7 @@ async fn simple_worker(b: Arc<Bench>, op: Op, worker: usize, deadline: Instant) 
         let t0 = Instant::now();
         let r = match &op {
             Op::Get(path) => b.get_ok(path).await.map(|_| ()),
+            Op::ListTables(ns) => b.list_tables(ns).await.map(|_| ()),
             // Worker + counter + a random suffix: unique across levels and runs.
             Op::CreateNamespace(prefix) => {
                 let rnd = &uuid::Uuid::new_v4().simple().to_string()[..8];
@@ -649,6 +758,133 @@ async fn contended_writer(
     st
 }
 
+/// Creates the tables `names` in `ns`, 8 at a time; returns how long it took.
+async fn create_tables(b: &Arc<Bench>, ns: &str, names: Vec<String>) -> Result<Duration> {
+    const PARALLEL: usize = 8;
+    let start = Instant::now();
+    let names = Arc::new(names);
+    let tasks = (0..PARALLEL).map(|w| {
+        let (b, ns, names) = (b.clone(), ns.to_string(), names.clone());
+        tokio::spawn(async move {
+            for t in names.iter().skip(w).step_by(PARALLEL) {
+                b.create_table(&ns, t)
+                    .await
+                    .with_context(|| format!("setup: create {ns}.{t}"))?;
+            }
+            anyhow::Ok(())
+        })
+    });
+    for done in join_all(tasks).await {
+        done.context("setup: a create task panicked")??;
+    }
+    Ok(start.elapsed())
+}
+
+/// Checks that the catalog serves an existing namespace (one seeded into its database, say):
+/// lists it, loads its first table, commits one append to that table and creates a table in
+/// it. Returns a line for the report.
+async fn check_namespace(b: &Bench, ns: &str, run_id: &str) -> Result<String> {
+    let names = b.list_tables(ns).await.map_err(|e| anyhow!(e))?;
+    let first = names
+        .first()
+        .ok_or_else(|| anyhow!("namespace {ns} holds no table"))?;
+    let bytes = b
+        .get_ok(&format!("namespaces/{ns}/tables/{first}"))
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let m = b
+        .load_table(ns, first, Some("refs"))
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let commit = fill(b, ns, first, TableState::from_meta(&m), 1)
+        .await
+        .with_context(|| format!("commit to {ns}.{first}"))?;
+    // Created and dropped again: the namespace keeps the tables it had for list-tables.
+    let created = format!("bench_{run_id}");
+    b.create_table(ns, &created).await?;
+    let path = format!("namespaces/{ns}/tables/{created}");
+    let (status, body) = b
+        .send(b.req(reqwest::Method::DELETE, &path))
+        .await
+        .map_err(|e| anyhow!(e))?;
+    if !(200..300).contains(&status) {
+        bail!("DELETE {path}: {status} {}", body.snippet());
+    }
+    Ok(format!(
+        "{ns}: listed {} tables, loaded {first} ({bytes} bytes), committed an append to it \
+         ({:.1} ms), created and dropped {ns}.{created}",
+        names.len(),
+        commit.took.as_secs_f64() * 1000.0
+    ))
+}
+
+/// commit-history: one table is filled to each size of --history (untimed), then
+/// --history-commits sequential appends are timed there (one row per size). Returns the
+/// number of acknowledged commits missing from the table afterwards.
+async fn commit_history(
+    b: &Bench,
+    ns: &str,
+    args: &Args,
+    report: &mut dyn FnMut(Row),
+    info: &mut Vec<String>,
+) -> Result<usize> {
+    let t = "t_history";
+    let mut state = b.create_table(ns, t).await?;
+    let mut have = 0;
+    let mut acked = Vec::new();
+    let mut sizes = args.history.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    for size in sizes {
+        if size > have {
+            let filled = fill(b, ns, t, state, size - have)
+                .await
+                .with_context(|| format!("filling {t} to {size} snapshots"))?;
+            let msg = format!(
+                "commit-history: filled {t} to {size} snapshots in {:.2} s",
+                filled.took.as_secs_f64()
+            );
+            eprintln!("  {msg}");
+            info.push(msg);
+            state = filled.state;
+            acked.extend(filled.ids);
+            have = size;
+        }
+        let bytes = b
+            .get_ok(&format!("namespaces/{ns}/tables/{t}"))
+            .await
+            .map_err(|e| anyhow!(e))?;
+        let msg = format!("commit-history: at {have} snapshots, loading {t} answers {bytes} bytes");
+        eprintln!("  {msg}");
+        info.push(msg);
+        let timed = fill(b, ns, t, state, args.history_commits)
+            .await
+            .with_context(|| format!("timed commits at {have} snapshots"))?;
+        acked.extend(timed.ids.iter().copied());
+        let stats = Stats {
+            lat: timed.lat,
+            acked: timed.ids,
+            ..Stats::default()
+        };
+        let label = format!("commit @{} snaps", format_count(have));
+        let (mut row, _) = make_row(&label, 1, stats, timed.took, true);
+        row.extra.insert("snapshots".into(), json!(have));
+        row.extra.insert("metadata_bytes".into(), json!(bytes));
+        report(row);
+        state = timed.state;
+        have += args.history_commits;
+    }
+    let v = verify(b, ns, t, &acked).await.context("verify")?;
+    let msg = format!(
+        "commit-history: {} acknowledged, lost commits: {}",
+        v.acked,
+        v.lost()
+    );
+    eprintln!("verify: {msg}");
+    info.push(msg);
+    Ok(v.lost())
+}
+
 // ---------------------------------------------------------------------------
 // Verification
 
@@ -709,7 +945,8 @@ fn ms(d: Duration) -> String {
 }
 
 fn render_table(rows: &[Row]) -> String {
-    let header = [
+    let with_rss = rows.iter().any(|r| r.rss_kib.is_some());
+    let mut header = vec![
         "scenario",
         "conc",
         "ops",
@@ -720,10 +957,13 @@ fn render_table(rows: &[Row]) -> String {
         "errors",
         "409 retries",
     ];
+    if with_rss {
+        header.push("rss MiB");
+    }
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            vec![
+            let mut cells = vec![
                 r.scenario.clone(),
                 r.concurrency.to_string(),
                 r.ops.to_string(),
@@ -735,7 +975,11 @@ fn render_table(rows: &[Row]) -> String {
                 r.retries
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "-".into()),
-            ]
+            ];
+            if with_rss {
+                cells.push(r.rss_kib.map_or_else(|| "-".into(), procfs::mib));
+            }
+            cells
         })
         .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -758,7 +1002,7 @@ fn render_table(rows: &[Row]) -> String {
         }
         s.trim_end().to_string() + "\n"
     };
-    let mut out = line(header.to_vec());
+    let mut out = line(header);
     out += &line(
         widths
             .iter()
@@ -772,7 +1016,7 @@ fn render_table(rows: &[Row]) -> String {
 }
 
 fn row_json(r: &Row) -> Value {
-    json!({
+    let mut row = json!({
         "scenario": r.scenario,
         "concurrency": r.concurrency,
         "ops": r.ops,
@@ -784,7 +1028,12 @@ fn row_json(r: &Row) -> Value {
         "errors": r.errors,
         "retries_409": r.retries,
         "first_error": r.first_error,
-    })
+        "rss_mib": r.rss_kib.map(|k| k as f64 / 1024.0),
+    });
+    if let Value::Object(fields) = &mut row {
+        fields.extend(r.extra.clone());
+    }
+    row
 }
 
 // ---------------------------------------------------------------------------
@@ -829,6 +1078,40 @@ async fn run(args: Args) -> Result<usize> {
     let want = |s: Scenario| scenarios.contains(&s);
     let dur = Duration::from_secs_f64(args.duration);
     let max_conc = *args.concurrency.iter().max().unwrap();
+    if want(Scenario::CommitHistory) && (args.history.is_empty() || args.history_commits == 0) {
+        bail!("--history needs at least one size and --history-commits must be positive");
+    }
+    let mut info: Vec<String> = args.note.clone();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut connections_ok = want(Scenario::Connections);
+    if connections_ok {
+        if args.connections == 0 {
+            bail!("--connections must be positive");
+        }
+        match connections::check_limits(args.connections, args.server_pid) {
+            Ok(notes) => {
+                for n in notes {
+                    eprintln!("connections: {n}");
+                    match n.strip_prefix("WARNING: ") {
+                        Some(w) => warnings.push(w.to_string()),
+                        None => info.push(format!("connections: {n}")),
+                    }
+                }
+            }
+            // Asked for by name: fail; part of the default set: skip it and say why.
+            Err(msg) if args.scenarios.is_some() => bail!("connections: {msg}"),
+            Err(msg) => {
+                eprintln!("connections: skipped: {msg}");
+                warnings.push(format!("connections scenario skipped: {msg}"));
+                connections_ok = false;
+            }
+        }
+    }
+    // Sampling starts before anything is sent: the first reading is the idle server.
+    let memory = args
+        .server_pid
+        .map(|pid| procfs::Memory::start(pid, Duration::from_millis(500)))
+        .transpose()?;
 
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.pool)
@@ -866,8 +1149,6 @@ async fn run(args: Args) -> Result<usize> {
     });
 
     // --- setup -------------------------------------------------------------
-    let mut info: Vec<String> = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
     let config_path = match &args.prefix {
         Some(_) => format!("{uri}/v1/config"),
         None => b.url("config"),
@@ -897,9 +1178,10 @@ async fn run(args: Args) -> Result<usize> {
             .create_table(&ns, "t_small")
             .await
             .context("setup: create t_small")?;
-        let (_, _, took) = fill(&b, &ns, "t_small", st, args.snapshots)
+        let took = fill(&b, &ns, "t_small", st, args.snapshots)
             .await
-            .context("setup: fill t_small")?;
+            .context("setup: fill t_small")?
+            .took;
         let msg = format!(
             "filled t_small with {} snapshots in {:.2} s ({:.0} commits/s)",
             args.snapshots,
@@ -918,9 +1200,10 @@ async fn run(args: Args) -> Result<usize> {
             "setup: filling t_big with {} snapshots ...",
             args.big_snapshots
         );
-        let (_, _, took) = fill(&b, &ns, "t_big", st, args.big_snapshots)
+        let took = fill(&b, &ns, "t_big", st, args.big_snapshots)
             .await
-            .context("setup: fill t_big")?;
+            .context("setup: fill t_big")?
+            .took;
         let msg = format!(
             "filled t_big with {} snapshots in {:.2} s ({:.0} commits/s)",
             args.big_snapshots,
@@ -958,16 +1241,55 @@ async fn run(args: Args) -> Result<usize> {
             }
         }
     }
+    let mut list_target = None;
+    if want(Scenario::ListTables) {
+        let list_ns = match &args.list_namespace {
+            Some(list_ns) => {
+                let msg = check_namespace(&b, list_ns, &run_id)
+                    .await
+                    .with_context(|| format!("setup: check namespace {list_ns}"))?;
+                eprintln!("setup: {msg}");
+                info.push(msg);
+                list_ns.clone()
+            }
+            None => {
+                let list_ns = format!("{ns}_list");
+                b.create_namespace(&list_ns)
+                    .await
+                    .map_err(|e| anyhow!(e))
+                    .context("setup: create the namespace to list")?;
+                eprintln!("setup: creating {} tables in {list_ns}", args.list_tables);
+                let names = (0..args.list_tables).map(|i| format!("t_{i:05}")).collect();
+                let took = create_tables(&b, &list_ns, names).await?;
+                let msg = format!(
+                    "created {} tables in {list_ns} in {:.2} s",
+                    args.list_tables,
+                    took.as_secs_f64()
+                );
+                eprintln!("setup: {msg}");
+                info.push(msg);
+                list_ns
+            }
+        };
+        let listed = b
+            .list_tables(&list_ns)
+            .await
+            .map_err(|e| anyhow!(e))
+            .context("setup: list tables")?
+            .len();
+        if args.list_namespace.is_none() && listed != args.list_tables {
+            warnings.push(format!(
+                "GET namespaces/{list_ns}/tables listed {listed} tables, expected {}",
+                args.list_tables
+            ));
+        }
+        list_target = Some((list_ns, listed));
+    }
     let mut own_tables = Vec::new();
     if want(Scenario::Commit) {
         eprintln!("setup: creating {max_conc} tables for uncontended commits");
-        for i in 0..max_conc {
-            let t = format!("t_own_{i}");
-            b.create_table(&ns, &t)
-                .await
-                .with_context(|| format!("setup: create {t}"))?;
-            own_tables.push(t);
-        }
+        own_tables = (0..max_conc).map(|i| format!("t_own_{i}")).collect();
+        create_tables(&b, &ns, own_tables.clone()).await?;
     }
     if want(Scenario::CommitContended) {
         b.create_table(&ns, "t_shared")
@@ -978,58 +1300,65 @@ async fn run(args: Args) -> Result<usize> {
     // --- scenarios ---------------------------------------------------------
     let mut rows: Vec<Row> = Vec::new();
     let mut lost_total = 0usize;
-    let report = |row: Row, rows: &mut Vec<Row>| {
+    let report = |mut row: Row, rows: &mut Vec<Row>| {
+        if row.rss_kib.is_none() {
+            row.rss_kib = memory.as_ref().and_then(procfs::Memory::rss_kib);
+        }
         eprintln!(
-            "  {:<28} conc {:>4}: {:>8} ops  {:>10.1} req/s  p50 {:>8} ms  p99 {:>8} ms  errors {}",
+            "  {:<28} conc {:>4}: {:>8} ops  {:>10.1} req/s  p50 {:>8} ms  p99 {:>8} ms  errors {}{}",
             row.scenario,
             row.concurrency,
             row.ops,
             row.rate,
             ms(row.p50),
             ms(row.p99),
-            row.errors
+            row.errors,
+            row.rss_kib
+                .map(|k| format!("  rss {} MiB", procfs::mib(k)))
+                .unwrap_or_default()
         );
         rows.push(row);
     };
 
-    let simple: Vec<(Scenario, &str, Op)> = vec![
+    let big = format_count(args.big_snapshots);
+    let mut simple: Vec<(Scenario, String, Op)> = vec![
         (
             Scenario::Load,
-            "load table (50 snaps)",
+            format!("load table ({} snaps)", args.snapshots),
             Op::Get(format!("namespaces/{ns}/tables/t_small")),
         ),
         (
             Scenario::LoadBig,
-            "load 2k snaps, refs",
+            format!("load {big} snaps, refs"),
             Op::Get(format!("namespaces/{ns}/tables/t_big?snapshots=refs")),
         ),
         (
             Scenario::LoadBig,
-            "load 2k snaps, all",
+            format!("load {big} snaps, all"),
             Op::Get(format!("namespaces/{ns}/tables/t_big?snapshots=all")),
         ),
         (
             Scenario::ListNamespaces,
-            "list namespaces",
+            "list namespaces".into(),
             Op::Get("namespaces".into()),
         ),
-        (
-            Scenario::CreateNamespace,
-            "create namespace",
-            Op::CreateNamespace(format!("{ns}_n")),
-        ),
     ];
+    if let Some((list_ns, listed)) = &list_target {
+        simple.push((
+            Scenario::ListTables,
+            format!("list tables ({})", format_count(*listed)),
+            Op::ListTables(list_ns.clone()),
+        ));
+    }
+    simple.push((
+        Scenario::CreateNamespace,
+        "create namespace".into(),
+        Op::CreateNamespace(format!("{ns}_n")),
+    ));
     for (sc, label, op) in simple {
         if !want(sc) {
             continue;
         }
-        let label = if sc == Scenario::LoadBig {
-            label.replace("2k", &format_count(args.big_snapshots))
-        } else if sc == Scenario::Load {
-            label.replace("50", &args.snapshots.to_string())
-        } else {
-            label.to_string()
-        };
         eprintln!("scenario: {label}");
         for &c in &args.concurrency {
             let (b2, op2) = (b.clone(), op.clone());
@@ -1132,6 +1461,91 @@ async fn run(args: Args) -> Result<usize> {
         lost_total += v.lost();
     }
 
+    if want(Scenario::CommitHistory) {
+        eprintln!(
+            "scenario: commit history, {} commits at {:?} snapshots",
+            args.history_commits, args.history
+        );
+        let mut add = |row: Row| report(row, &mut rows);
+        match commit_history(&b, &ns, &args, &mut add, &mut info).await {
+            Ok(lost) => lost_total += lost,
+            Err(e) => {
+                eprintln!("commit-history failed: {e:#}");
+                warnings.push(format!("commit-history failed: {e:#}"));
+            }
+        }
+    }
+
+    if connections_ok {
+        // Close the pooled connections of the other scenarios first: they would count
+        // against the server's connection limit (--max-connections, 10,000 by default).
+        drop(b);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let n = args.connections;
+        eprintln!("scenario: {n} connections, GET /v1/config on each");
+        let settings = connections::Settings {
+            uri: uri.clone(),
+            token: args.token.clone(),
+            connections: n,
+            parallel: args.connect_parallel,
+            duration: dur,
+            timeout: Duration::from_secs_f64(args.timeout),
+            server_pid: args.server_pid,
+        };
+        match connections::run(settings).await {
+            Ok(o) => {
+                if let Some(m) = &memory {
+                    o.rss_open_kib
+                        .into_iter()
+                        .chain(o.rss_end_kib)
+                        .for_each(|k| m.observe(k));
+                }
+                let mut msg = format!(
+                    "connections: opened {} of {n} in {:.2} s, {} failed",
+                    o.opened,
+                    o.open_time.as_secs_f64(),
+                    o.failed
+                );
+                if let Some(e) = &o.first_open_error {
+                    let _ = write!(msg, " (first: {e})");
+                }
+                if let Some(kib) = o.rss_open_kib {
+                    let _ = write!(msg, "; server RSS with all open {} MiB", procfs::mib(kib));
+                }
+                if let Some(files) = o.server_files_open {
+                    let _ = write!(msg, ", {files} open files");
+                }
+                eprintln!("{msg}");
+                info.push(msg);
+                let label = format!("config, {} conns", format_count(n));
+                let (mut row, _) = make_row(&label, o.opened, o.stats, o.elapsed, false);
+                row.rss_kib = o.rss_end_kib;
+                row.extra.insert("connections".into(), json!(n));
+                row.extra.insert("opened".into(), json!(o.opened));
+                row.extra.insert("open_failed".into(), json!(o.failed));
+                row.extra
+                    .insert("open_s".into(), json!(o.open_time.as_secs_f64()));
+                row.extra.insert(
+                    "rss_all_open_mib".into(),
+                    json!(o.rss_open_kib.map(|k| k as f64 / 1024.0)),
+                );
+                row.extra
+                    .insert("server_open_files".into(), json!(o.server_files_open));
+                report(row, &mut rows);
+            }
+            Err(e) => {
+                eprintln!("connections failed: {e:#}");
+                warnings.push(format!("connections failed: {e:#}"));
+            }
+        }
+    }
+
+    let memory = memory.map(procfs::Memory::finish);
+    if let Some(m) = &memory {
+        eprintln!("{}", m.line());
+        info.push(m.line());
+    }
+
     // --- output ------------------------------------------------------------
     let mut text = String::new();
     let _ = writeln!(
@@ -1174,6 +1588,7 @@ async fn run(args: Args) -> Result<usize> {
             "info": info,
             "warnings": warnings,
             "results": rows.iter().map(row_json).collect::<Vec<_>>(),
+            "server_memory": memory.as_ref().map(procfs::MemoryReport::json),
             "lost_commits": lost_total,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -8,9 +8,12 @@
 #    switches it back to realistic durability (fsync, synchronous_commit and
 #    full_page_writes on; pg.sh turns them off for tests) and creates a
 #    database; with --sqlite the embedded SQLite backend is used instead;
+#    with --seed-scale the database is first filled by benches/seed.sh;
 # 3. starts `serac serve` on a free port with its data in a temp dir and
 #    waits for GET /v1/config = 200;
-# 4. runs the load generator against it; every argument not listed here is
+# 4. runs the load generator against it, with --server-pid so that it
+#    reports the server's memory (RSS sampled every 0.5 s, after each row,
+#    peak, VmHWM, idle and at the end); every argument not listed here is
 #    passed through, e.g. --duration 5 --concurrency 1,16,64 --json
 #    (see `cargo bench --bench load -- --help`);
 # 5. stops everything, also on failure or Ctrl-C.
@@ -19,6 +22,11 @@
 #   --sqlite     benchmark the embedded SQLite backend instead of PostgreSQL
 #   --pg-fast    keep pg.sh's test settings (fsync=off, ...) instead of
 #                turning durability back on
+#   --seed-scale NAMESPACES,TABLES[,LIST]
+#                PostgreSQL only: before the server starts, seed the database
+#                with NAMESPACES namespaces and TABLES tables (benches/seed.sh,
+#                e.g. 100000,1000000) plus the namespace seed_list holding LIST
+#                tables (default 1000), which the list-tables scenario lists
 #   -h, --help   show this help
 #
 # Environment knobs (all optional):
@@ -41,11 +49,15 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0
 
 BACKEND=postgres
 PG_FAST=0
+SEED_SCALE=""
 LOAD_ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --sqlite) BACKEND=sqlite ;;
         --pg-fast) PG_FAST=1 ;;
+        --seed-scale)
+            [ $# -ge 2 ] || { echo "--seed-scale needs NAMESPACES,TABLES[,LIST]" >&2; exit 2; }
+            SEED_SCALE="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) LOAD_ARGS+=("$1") ;;
     esac
@@ -62,6 +74,24 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
 fi
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+SEED_ARGS=()
+if [ -n "$SEED_SCALE" ]; then
+    if [ "$BACKEND" != postgres ]; then
+        echo "--seed-scale seeds PostgreSQL only" >&2
+        exit 2
+    fi
+    IFS=, read -r seed_ns seed_tables seed_list extra <<<"$SEED_SCALE"
+    if ! [[ "$seed_ns" =~ ^[0-9]+$ && "$seed_tables" =~ ^[0-9]+$ && "${seed_list:-1000}" =~ ^[0-9]+$ ]] || [ -n "${extra:-}" ]; then
+        echo "--seed-scale NAMESPACES,TABLES[,LIST]: got '$SEED_SCALE'" >&2
+        exit 2
+    fi
+    SEED_ARGS=(--namespaces "$seed_ns" --tables "$seed_tables" --list-tables "${seed_list:-1000}")
+fi
+
+# The connections scenario holds thousands of sockets in both processes: give the server
+# and the load generator the hard open-file limit (the load generator checks it too).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ------------------------------------------------------------------ build
 log "building serac (release) and the load generator"
@@ -133,6 +163,24 @@ if [ "$BACKEND" = postgres ]; then
     PSQL="$SERAC_PG_BINDIR/psql"
     [ -x "$PSQL" ] || PSQL="$(command -v psql)"
     psql_q() { "$PSQL" "$SERAC_TEST_PG_URL" -v ON_ERROR_STOP=1 -qAtX "$@"; }
+    psql_q -c "CREATE DATABASE serac_bench" >/dev/null
+    DB_URL="postgres://postgres@127.0.0.1:${SERAC_PG_PORT}/serac_bench"
+
+    if [ "${#SEED_ARGS[@]}" -gt 0 ]; then
+        # Seeded before durability is turned on (a bulk load; the CHECKPOINT below writes
+        # it all out before the server starts).
+        log "seeding: ${SEED_ARGS[*]}"
+        mkdir -p "$WORK/data"
+        seeded="$(PSQL="$PSQL" "$ROOT/benches/seed.sh" --database-url "$DB_URL" "${SEED_ARGS[@]}" \
+            --serac "$SERAC_BIN" --warehouse-location "file://$WORK/data/warehouse")"
+        log "$seeded"
+        # seeded namespaces=N tables=T list_tables=L insert_s=S analyze_s=S db_bytes=B
+        declare -A seed=()
+        for kv in ${seeded#seeded }; do seed[${kv%%=*}]="${kv#*=}"; done
+        LOAD_ARGS=(--list-namespace seed_list
+            --note "seeded ${seed[namespaces]} namespaces and ${seed[tables]} tables (+ seed_list with ${seed[list_tables]}) by SQL in ${seed[insert_s]} s, VACUUM ANALYZE ${seed[analyze_s]} s; database size $((seed[db_bytes] / 1048576)) MiB"
+            "${LOAD_ARGS[@]}")
+    fi
 
     if [ "$PG_FAST" = 1 ]; then
         want=off
@@ -150,14 +198,14 @@ if [ "$BACKEND" = postgres ]; then
             sleep 0.1
         done
     fi
+    # Nothing the setup wrote (the seed above) is left for a checkpoint during the run.
+    psql_q -c "CHECKPOINT" >/dev/null
     settings="$(psql_q -F ' ' -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')")"
     if [ "$want" = on ] && [ "$(psql_q -c 'SHOW fsync')" != on ]; then
         echo "could not turn fsync on ($settings)" >&2
         exit 1
     fi
     version="$(psql_q -c 'SHOW server_version' | cut -d' ' -f1)"
-    psql_q -c "CREATE DATABASE serac_bench" >/dev/null
-    DB_URL="postgres://postgres@127.0.0.1:${SERAC_PG_PORT}/serac_bench"
     SERVE_DB_ARGS=(--database-url "$DB_URL")
     LABEL="backend: PostgreSQL $version ($settings)"
 else
@@ -190,7 +238,9 @@ fi
 # ------------------------------------------------------------------ load
 log "running the load generator"
 rc=0
-cargo bench --bench load -q -- --uri "$URI" --label "$LABEL" "${LOAD_ARGS[@]}" || rc=$?
+MEM_ARGS=()
+if [ -r "/proc/$SERAC_PID/status" ]; then MEM_ARGS=(--server-pid "$SERAC_PID"); fi
+cargo bench --bench load -q -- --uri "$URI" --label "$LABEL" "${MEM_ARGS[@]}" "${LOAD_ARGS[@]}" || rc=$?
 if [ "$rc" != 0 ]; then
     echo "load generator exited with $rc; last lines of the server log:" >&2
     tail -n 30 "$WORK/serac.log" >&2 || true
