@@ -204,6 +204,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SERAC_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Length of the listen backlog: connections the kernel completes before the server
+    /// accepts them. A burst of more new connections than this loses SYNs, and those clients
+    /// retry a second later. The kernel caps it at `net.core.somaxconn`.
+    #[arg(long, env = "SERAC_LISTEN_BACKLOG", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub listen_backlog: u32,
+
     /// Origins (`https://ui.example.com`, comma-separated; `*`: any) whose pages may open the
     /// change feed. Unset: only pages served from the host the request names in `Host`.
     /// Clients that send no `Origin` (every non-browser client) are always allowed.

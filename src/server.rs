@@ -106,8 +106,7 @@ impl Server {
             .ensure_default_warehouse(&location)
             .await
             .map_err(|e| format!("default warehouse: {e}"))?;
-        let listener = TcpListener::bind(args.bind)
-            .await
+        let listener = listen(args.bind, args.listen_backlog)
             .map_err(|e| format!("SERAC_BIND: cannot listen on {}: {e}", args.bind))?;
         let lifecycle = Arc::new(Lifecycle::default());
         let state = AppState {
@@ -316,4 +315,16 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// A listening socket on `addr` with a backlog of `backlog` (tokio's `bind` uses 128).
+fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
