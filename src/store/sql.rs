@@ -345,12 +345,29 @@ macro_rules! sql_store {
                 tx.commit()
                     .await
                     .map_err(|e| StoreError::OutcomeUnknown(e.to_string()))?;
+                self.committed(change);
+                Ok(true)
+            }
+
+            /// After a change committed: counts its events and wakes the change feed.
+            fn committed(&self, change: &Change<'_>) {
                 if !change.events.is_empty() {
                     let count = u64::try_from(change.events.len()).unwrap_or(u64::MAX);
                     self.metrics.events_published.inc_by(count);
                     self.signals.committed();
                 }
-                Ok(true)
+            }
+
+            /// The error of a change made in one statement: once the statement was sent, a
+            /// lost connection leaves unknown whether it committed.
+            fn one_statement_error(err: sqlx::Error) -> StoreError {
+                match err {
+                    sqlx::Error::Io(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed => StoreError::OutcomeUnknown(err.to_string()),
+                    other => map_err(other),
+                }
             }
         }
 
@@ -469,11 +486,45 @@ macro_rules! sql_store {
             ) -> StoreResult<NamespaceRow> {
                 let _t = self.time("create_namespace");
                 let mut conn = self.write_conn().await?;
+                let now = now_ms();
+                if let (Some(sql), None, [event]) = (
+                    Self::CREATE_NAMESPACE_ONE_STATEMENT,
+                    change.idempotency,
+                    change.events.as_slice(),
+                ) {
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let created: i64 = sqlx::query_scalar(sql)
+                        .bind(&id)
+                        .bind(warehouse_id)
+                        .bind(join_levels(levels))
+                        .bind(join_levels(&levels[..levels.len() - 1]))
+                        .bind(properties_json(properties))
+                        .bind(now)
+                        .bind(event.event_type)
+                        .bind(&event.warehouse)
+                        .bind(join_levels(&event.namespace))
+                        .bind(event.name.as_deref())
+                        .bind(event.request_id.as_deref())
+                        .bind(event.actor.as_deref())
+                        .bind(&event.data)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(Self::one_statement_error)?;
+                    if created > 0 {
+                        self.committed(change);
+                        return Ok(NamespaceRow {
+                            id,
+                            levels: levels.to_vec(),
+                            properties: properties.clone(),
+                            version: 0,
+                        });
+                    }
+                    // The parent is missing: made below with its ancestors.
+                }
                 let mut tx = begin_change(&mut conn, change).await?;
                 // Like a JDBC catalog of the Java reference, where a namespace exists as soon as
                 // one below it does, creating `a.b.c` makes `a` and `a.b` when they are missing:
                 // the hierarchy stays whole, listable from the top and droppable bottom-up.
-                let now = now_ms();
                 let mut change = change.clone();
                 let mut parent_id: Option<String> = None;
                 let mut made = 0;
@@ -515,17 +566,6 @@ macro_rules! sql_store {
                 .bind(join_levels(&levels[..levels.len() - 1]))
                 .bind(properties_json(properties))
                 .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                // Namespaces an earlier version let exist without their parent join it now.
-                sqlx::query(
-                    "UPDATE namespaces SET parent_id = $1 \
-                     WHERE warehouse_id = $2 AND parent = $3 AND parent_id IS NULL",
-                )
-                .bind(&id)
-                .bind(warehouse_id)
-                .bind(join_levels(levels))
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -734,6 +774,34 @@ macro_rules! sql_store {
             ) -> StoreResult<bool> {
                 let _t = self.time("swap_tables_metadata");
                 let mut conn = self.write_conn().await?;
+                if let (Some(sql), [swap], None, [event]) = (
+                    Self::SWAP_ONE_STATEMENT,
+                    swaps,
+                    change.idempotency,
+                    change.events.as_slice(),
+                ) && swap.new_object_location.is_none()
+                {
+                    let swapped: i64 = sqlx::query_scalar(sql)
+                        .bind(swap.new_location)
+                        .bind(swap.new_metadata)
+                        .bind(now_ms())
+                        .bind(swap.table_id)
+                        .bind(swap.expected_location)
+                        .bind(event.event_type)
+                        .bind(&event.warehouse)
+                        .bind(join_levels(&event.namespace))
+                        .bind(event.name.as_deref())
+                        .bind(event.request_id.as_deref())
+                        .bind(event.actor.as_deref())
+                        .bind(&event.data)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(Self::one_statement_error)?;
+                    if swapped > 0 {
+                        self.committed(change);
+                    }
+                    return Ok(swapped > 0);
+                }
                 let mut tx = begin_change(&mut conn, change).await?;
                 for swap in swaps {
                     let done = swap_query(swap).execute(&mut *tx).await.map_err(map_err)?;

@@ -80,6 +80,10 @@ impl SqliteStore {
     const LOCATION_LOCK: &str = "SELECT TRUE";
     /// See the PostgreSQL store.
     const AUDIT_TX: &str = "SELECT TRUE";
+    /// SQLite runs in the process (no round trips to save) and has no data-modifying CTEs:
+    /// changes take the transaction path.
+    const SWAP_ONE_STATEMENT: Option<&str> = None;
+    const CREATE_NAMESPACE_ONE_STATEMENT: Option<&str> = None;
     /// See the PostgreSQL store.
     const LOCATION_TAKEN: &str = "SELECT 1 FROM tables WHERE id <> $1 AND \
          (location IN (SELECT value FROM json_each($2)) \
