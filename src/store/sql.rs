@@ -70,6 +70,23 @@ pub(super) use event_columns;
 pub(super) const NAMESPACE_ID: &str =
     "SELECT id FROM namespaces WHERE warehouse_id = $1 AND name = $2";
 
+/// Binds an event's fields after the query's own, in the order of `INSERT_EVENT`'s columns
+/// from `event_type` on.
+macro_rules! bind_event {
+    ($query:expr, $event:expr) => {
+        $query
+            .bind($event.event_type)
+            .bind(&$event.warehouse)
+            .bind(join_levels(&$event.namespace))
+            .bind($event.name.as_deref())
+            .bind($event.request_id.as_deref())
+            .bind($event.actor.as_deref())
+            .bind(&$event.data)
+    };
+}
+
+pub(super) use bind_event;
+
 /// Selects `$columns` of the table or view named by warehouse ($1), namespace ($2), name
 /// ($3) and kind ($4).
 macro_rules! object_by_name {
@@ -96,8 +113,8 @@ macro_rules! sql_store {
         use sqlx::Row as _;
 
         use $crate::store::sql::{
-            INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, OBJECT_HEAD, OBJECT_ROW, TABLE_ID, map_err,
-            page_limit, parse_properties, properties_json,
+            INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, OBJECT_HEAD, OBJECT_ROW, TABLE_ID, bind_event,
+            map_err, page_limit, parse_properties, properties_json,
         };
         use $crate::store::{
             AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
@@ -194,15 +211,7 @@ macro_rules! sql_store {
         ) -> StoreResult<()> {
             let now = now_ms();
             for event in &change.events {
-                sqlx::query(INSERT_EVENT)
-                    .bind(now)
-                    .bind(event.event_type)
-                    .bind(&event.warehouse)
-                    .bind(join_levels(&event.namespace))
-                    .bind(event.name.as_deref())
-                    .bind(event.request_id.as_deref())
-                    .bind(event.actor.as_deref())
-                    .bind(&event.data)
+                bind_event!(sqlx::query(INSERT_EVENT).bind(now), event)
                     .execute(&mut **tx)
                     .await
                     .map_err(map_err)?;
@@ -493,20 +502,14 @@ macro_rules! sql_store {
                     change.events.as_slice(),
                 ) {
                     let id = uuid::Uuid::now_v7().to_string();
-                    let created: i64 = sqlx::query_scalar(sql)
+                    let query = sqlx::query_scalar(sql)
                         .bind(&id)
                         .bind(warehouse_id)
                         .bind(join_levels(levels))
                         .bind(join_levels(&levels[..levels.len() - 1]))
                         .bind(properties_json(properties))
-                        .bind(now)
-                        .bind(event.event_type)
-                        .bind(&event.warehouse)
-                        .bind(join_levels(&event.namespace))
-                        .bind(event.name.as_deref())
-                        .bind(event.request_id.as_deref())
-                        .bind(event.actor.as_deref())
-                        .bind(&event.data)
+                        .bind(now);
+                    let created: i64 = bind_event!(query, event)
                         .fetch_one(&mut *conn)
                         .await
                         .map_err(Self::one_statement_error)?;
@@ -781,19 +784,13 @@ macro_rules! sql_store {
                     change.events.as_slice(),
                 ) && swap.new_object_location.is_none()
                 {
-                    let swapped: i64 = sqlx::query_scalar(sql)
+                    let query = sqlx::query_scalar(sql)
                         .bind(swap.new_location)
                         .bind(swap.new_metadata)
                         .bind(now_ms())
                         .bind(swap.table_id)
-                        .bind(swap.expected_location)
-                        .bind(event.event_type)
-                        .bind(&event.warehouse)
-                        .bind(join_levels(&event.namespace))
-                        .bind(event.name.as_deref())
-                        .bind(event.request_id.as_deref())
-                        .bind(event.actor.as_deref())
-                        .bind(&event.data)
+                        .bind(swap.expected_location);
+                    let swapped: i64 = bind_event!(query, event)
                         .fetch_one(&mut *conn)
                         .await
                         .map_err(Self::one_statement_error)?;
