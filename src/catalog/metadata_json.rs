@@ -41,19 +41,146 @@ pub(crate) fn to_json_ordered(
         CatalogError::Internal(format!("table metadata failed to serialize: {e}"))
     };
     let mut doc = serde_json::to_value(metadata).map_err(failed)?;
+    as_java_writes(&mut doc, metadata)?;
+    write(&doc, order).map_err(failed)
+}
+
+/// Puts into the crate's document what Java writes and the crate does not: v1 refs, commit
+/// and id order, shortest float defaults.
+fn as_java_writes(doc: &mut Value, metadata: &TableMetadata) -> CatalogResult<()> {
     if metadata.format_version() == FormatVersion::V1
         && let Some(refs) = v1_refs(metadata)?
     {
         doc["refs"] = refs;
     }
-    in_commit_order(&mut doc);
+    in_commit_order(doc);
     if let Some(Value::Array(schemas)) = doc.get_mut("schemas") {
         schemas.iter_mut().for_each(shortest_float_defaults);
     }
     if let Some(schema) = doc.get_mut("schema") {
         shortest_float_defaults(schema);
     }
-    write(&doc, order).map_err(failed)
+    Ok(())
+}
+
+/// [`to_json_ordered`] for the next version of a table whose current document is
+/// `previous`. A snapshot never changes once written, so the snapshots both versions hold
+/// are copied from `previous` as they stand there instead of being rebuilt: the cost of a
+/// commit then grows far less with the table's history. The document is the same as
+/// [`to_json_ordered`]'s (which it falls back to on anything unexpected).
+pub(crate) fn to_json_next(
+    metadata: &TableMetadata,
+    order: &SummaryOrder,
+    previous: &str,
+) -> CatalogResult<String> {
+    match next_document(metadata, order, previous) {
+        Ok(Some(json)) => Ok(json),
+        _ => to_json_ordered(metadata, order),
+    }
+}
+
+/// The sort key and id of a snapshot, read off its JSON.
+#[derive(Deserialize)]
+struct SnapshotPlace {
+    #[serde(rename = "snapshot-id")]
+    id: i64,
+    #[serde(rename = "sequence-number", default)]
+    sequence: i64,
+    #[serde(rename = "timestamp-ms", default)]
+    timestamp: i64,
+}
+
+fn next_document(
+    metadata: &TableMetadata,
+    order: &SummaryOrder,
+    previous: &str,
+) -> Result<Option<String>, serde_json::Error> {
+    use serde_json::value::RawValue;
+    let text = serde_json::to_string(metadata)?;
+    let top: std::collections::BTreeMap<&str, &RawValue> = serde_json::from_str(&text)?;
+    // Snapshots as the previous document wrote them, when it had the same format version.
+    #[derive(Deserialize)]
+    struct Previous<'a> {
+        #[serde(rename = "format-version")]
+        format_version: u8,
+        #[serde(borrow, default)]
+        snapshots: Vec<&'a RawValue>,
+    }
+    let previous: Previous = serde_json::from_str(previous)?;
+    let mut written: HashMap<i64, &str> = HashMap::new();
+    if previous.format_version == metadata.format_version() as u8 {
+        for snapshot in previous.snapshots {
+            let place: SnapshotPlace = serde_json::from_str(snapshot.get())?;
+            written.insert(place.id, snapshot.get());
+        }
+    }
+    // Everything but the snapshots and their log, as `to_json_ordered` makes it.
+    let mut doc = Map::new();
+    for (key, value) in &top {
+        if !matches!(*key, "snapshots" | "snapshot-log") {
+            doc.insert((*key).to_owned(), serde_json::from_str(value.get())?);
+        }
+    }
+    let mut doc = Value::Object(doc);
+    if as_java_writes(&mut doc, metadata).is_err() {
+        return Ok(None);
+    }
+    let Value::Object(doc) = doc else {
+        return Ok(None);
+    };
+    // The snapshots in commit order: copied when written before, else written now.
+    let mut snapshots: Vec<(SnapshotPlace, &RawValue)> = match top.get("snapshots") {
+        Some(raw) => serde_json::from_str::<Vec<&RawValue>>(raw.get())?
+            .into_iter()
+            .map(|s| Ok((serde_json::from_str(s.get())?, s)))
+            .collect::<Result<_, serde_json::Error>>()?,
+        None => Vec::new(),
+    };
+    snapshots.sort_by_key(|(p, _)| (p.sequence, p.timestamp, p.id));
+    let mut listed = String::with_capacity(top.get("snapshots").map_or(0, |r| r.get().len()));
+    listed.push('[');
+    for (i, (place, raw)) in snapshots.iter().enumerate() {
+        if i > 0 {
+            listed.push(',');
+        }
+        match written.get(&place.id) {
+            Some(text) => listed.push_str(text),
+            None => {
+                let snapshot: Value = serde_json::from_str(raw.get())?;
+                listed.push_str(&write_snapshot(&snapshot, order)?);
+            }
+        }
+    }
+    listed.push(']');
+    // The object, keys in order as a `Map` would write them.
+    let mut keys: Vec<&str> = doc.keys().map(String::as_str).collect();
+    keys.extend(
+        ["snapshots", "snapshot-log"]
+            .into_iter()
+            .filter(|k| top.contains_key(k)),
+    );
+    keys.sort_unstable();
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    out.push('{');
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key)?);
+        out.push(':');
+        match *key {
+            "snapshots" => out.push_str(&listed),
+            "snapshot-log" => out.push_str(top[key].get()),
+            _ => out.push_str(&serde_json::to_string(&doc[*key])?),
+        }
+    }
+    out.push('}');
+    Ok(Some(out))
+}
+
+/// One snapshot as [`write`] writes it within a document.
+fn write_snapshot(snapshot: &Value, order: &SummaryOrder) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&SnapshotInOrder(snapshot, order))
 }
 
 /// Writes a metadata document with its snapshot summaries in `order`.
@@ -196,18 +323,28 @@ impl Serialize for OrderedSnapshots<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut out = serializer.serialize_seq(Some(self.0.len()))?;
         for snapshot in self.0 {
-            let keys = snapshot
-                .get("snapshot-id")
-                .and_then(Value::as_i64)
-                .and_then(|id| self.1.0.get(&id));
-            match (snapshot, keys) {
-                (Value::Object(fields), Some(keys)) => {
-                    out.serialize_element(&OrderedSnapshot(fields, keys))?;
-                }
-                _ => out.serialize_element(snapshot)?,
-            }
+            out.serialize_element(&SnapshotInOrder(snapshot, self.1))?;
         }
         out.end()
+    }
+}
+
+/// A snapshot whose summary is written in the order `order` holds for it, if any.
+struct SnapshotInOrder<'a>(&'a Value, &'a SummaryOrder);
+
+impl Serialize for SnapshotInOrder<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let keys = self
+            .0
+            .get("snapshot-id")
+            .and_then(Value::as_i64)
+            .and_then(|id| self.1.0.get(&id));
+        match (self.0, keys) {
+            (Value::Object(fields), Some(keys)) => {
+                OrderedSnapshot(fields, keys).serialize(serializer)
+            }
+            _ => self.0.serialize(serializer),
+        }
     }
 }
 
@@ -364,6 +501,100 @@ fn shorten(map: &mut Map<String, Value>, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table metadata document with `count` snapshots on main (and a tag on the first).
+    fn document(version: u8, count: i64) -> String {
+        let snapshots: Vec<Value> = (1..=count)
+            .map(|i| {
+                let mut s = serde_json::json!({
+                    "snapshot-id": 1000 + i, "timestamp-ms": 1_700_000_000_000_i64 + i,
+                    "manifest-list": format!("file:///wh/t/metadata/snap-{i}.avro"),
+                    "summary": {"operation": "append", "zeta": "1", "added-files-size": "9",
+                                "alpha": i.to_string()},
+                    "schema-id": 0});
+                if version > 1 {
+                    s["sequence-number"] = serde_json::json!(i);
+                }
+                if i > 1 {
+                    s["parent-snapshot-id"] = serde_json::json!(999 + i);
+                }
+                s
+            })
+            .collect();
+        let log: Vec<Value> = (1..=count)
+            .map(|i| serde_json::json!({"snapshot-id": 1000 + i, "timestamp-ms": 1_700_000_000_000_i64 + i}))
+            .collect();
+        let mut doc = serde_json::json!({
+            "format-version": version, "table-uuid": "9c12d441-03fe-4693-9a96-a0705ddf69c1",
+            "location": "file:///wh/t", "last-updated-ms": 1_700_000_000_000_i64 + count,
+            "last-column-id": 2, "current-schema-id": 0,
+            "schemas": [{"type": "struct", "schema-id": 0, "fields": [
+                {"id": 1, "name": "id", "required": true, "type": "long"},
+                {"id": 2, "name": "f", "required": false, "type": "float"}]}],
+            "default-spec-id": 0, "partition-specs": [{"spec-id": 0, "fields": []}],
+            "last-partition-id": 999, "default-sort-order-id": 0,
+            "sort-orders": [{"order-id": 0, "fields": []}],
+            "properties": {"b": "2", "a": "1", "write.format.default": "parquet"},
+            "current-snapshot-id": 1000 + count, "snapshots": snapshots, "snapshot-log": log,
+            "metadata-log": [{"metadata-file": "file:///wh/t/metadata/00000-a.metadata.json",
+                              "timestamp-ms": 1_700_000_000_000_i64}],
+            "refs": {"main": {"snapshot-id": 1000 + count, "type": "branch"},
+                     "first": {"snapshot-id": 1001, "type": "tag"}}});
+        if version == 1 {
+            doc["schema"] = doc["schemas"][0].clone();
+            doc["partition-spec"] = serde_json::json!([]);
+        } else {
+            doc["last-sequence-number"] = serde_json::json!(count);
+        }
+        doc.to_string()
+    }
+
+    #[test]
+    fn next_documents_equal_full_ones() {
+        for version in [1, 2] {
+            let before = parse(document(version, 20).as_bytes()).unwrap();
+            let after = parse(document(version, 25).as_bytes()).unwrap();
+            let order = SummaryOrder::of_metadata(document(version, 25).as_bytes());
+            assert_eq!(order.0.len(), 25);
+            let previous = to_json_ordered(&before, &order).unwrap();
+            let full = to_json_ordered(&after, &order).unwrap();
+            assert!(full.contains(r#""refs":{"first""#), "{full}");
+            assert_eq!(
+                to_json_next(&after, &order, &previous).unwrap(),
+                full,
+                "v{version}"
+            );
+            // Nothing to reuse: another format version, a document without snapshots.
+            let other = to_json_ordered(
+                &parse(document(3 - version, 20).as_bytes()).unwrap(),
+                &order,
+            )
+            .unwrap();
+            assert_eq!(to_json_next(&after, &order, &other).unwrap(), full);
+            assert_eq!(
+                next_document(&after, &order, "{\"format-version\": 2}")
+                    .unwrap()
+                    .unwrap(),
+                full
+            );
+        }
+        // A previous snapshot's text is taken as it stands (it never changes).
+        let before = parse(document(2, 3).as_bytes()).unwrap();
+        let after = parse(document(2, 4).as_bytes()).unwrap();
+        let order = SummaryOrder::default();
+        let previous = to_json_ordered(&before, &order).unwrap();
+        let marked = previous.replace(
+            r#""manifest-list":"file:///wh/t/metadata/snap-2.avro""#,
+            r#""manifest-list":"file:///wh/t/metadata/snap-2.avro" "#,
+        );
+        assert_ne!(marked, previous);
+        let next = to_json_next(&after, &order, &marked).unwrap();
+        assert!(next.contains(r#"snap-2.avro" "#));
+        assert_eq!(
+            serde_json::from_str::<Value>(&next).unwrap(),
+            serde_json::from_str::<Value>(&to_json_ordered(&after, &order).unwrap()).unwrap()
+        );
+    }
 
     #[test]
     fn summaries_keep_the_writers_order() {

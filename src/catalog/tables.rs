@@ -22,7 +22,7 @@ use super::locations::{
     metadata_file, namespace_dir, new_object_dir, object_location,
 };
 pub(super) use super::metadata_json::to_json;
-use super::metadata_json::{SummaryOrder, to_json_ordered};
+use super::metadata_json::{SummaryOrder, to_json_next, to_json_ordered};
 use super::page::{PageRequest, Paged};
 use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
 use super::{fresh_ids, validate};
@@ -817,7 +817,7 @@ impl Catalog {
                 .summary_order()
                 .merged(order, |id| metadata.snapshot_by_id(id).is_some()),
         );
-        let json = to_json_ordered(&metadata, &order)?;
+        let json = to_json_next(&metadata, &order, &current.metadata_json)?;
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let write = self.metrics.metadata_write_duration.start_timer();
         self.storage
