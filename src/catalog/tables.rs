@@ -1286,6 +1286,29 @@ impl Catalog {
     }
 }
 
+/// Whether a ref is a `branch` or a `tag` (the crate's metadata does not say). `main` is
+/// always a branch; other refs are looked up in the document with a skim that builds nothing
+/// but the refs (this runs under the table's commit turn, on every conflicting commit).
+fn ref_kind(name: &str, metadata_json: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Ref {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Refs {
+        #[serde(default)]
+        refs: HashMap<String, Ref>,
+    }
+    if name == "main" {
+        return "branch".into();
+    }
+    serde_json::from_str::<Refs>(metadata_json)
+        .ok()
+        .and_then(|mut doc| doc.refs.remove(name))
+        .map_or_else(|| "branch".into(), |r| r.kind)
+}
+
 /// Why a requirement does not hold, in the Java reference's words (clients match on them).
 fn requirement_failure(
     requirement: &TableRequirement,
@@ -1303,14 +1326,7 @@ fn requirement_failure(
         ),
         TableRequirement::RefSnapshotIdMatch { r#ref, snapshot_id } => {
             let current = metadata.snapshot_for_ref(r#ref).map(|s| s.snapshot_id());
-            let kind = serde_json::from_str::<serde_json::Value>(metadata_json)
-                .ok()
-                .and_then(|doc| {
-                    doc["refs"][r#ref.as_str()]["type"]
-                        .as_str()
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| "branch".into());
+            let kind = ref_kind(r#ref, metadata_json);
             match (snapshot_id, current) {
                 (None, Some(_)) => {
                     format!("Requirement failed: {kind} {ref} was created concurrently", ref = r#ref)

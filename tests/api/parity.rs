@@ -430,7 +430,25 @@ async fn requirement_failures_speak_java(backend: Backend) {
     let snapshot_id = r.json()["metadata"]["current-snapshot-id"]
         .as_i64()
         .unwrap();
+    for (name, kind) in [("v1", "tag"), ("dev", "branch")] {
+        let r = app
+            .post(
+                "/v1/namespaces/ns/tables/t",
+                &json!({"requirements": [], "updates": [{"action": "set-snapshot-ref",
+                    "ref-name": name, "type": kind, "snapshot-id": snapshot_id}]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
     for (requirement, expected) in [
+        (
+            json!({"type": "assert-ref-snapshot-id", "ref": "v1", "snapshot-id": 2}),
+            format!("Requirement failed: tag v1 has changed: expected id 2 != {snapshot_id}"),
+        ),
+        (
+            json!({"type": "assert-ref-snapshot-id", "ref": "dev", "snapshot-id": 3}),
+            format!("Requirement failed: branch dev has changed: expected id 3 != {snapshot_id}"),
+        ),
         (
             json!({"type": "assert-default-spec-id", "default-spec-id": 7}),
             "Requirement failed: default partition spec changed: expected id 7 != 0".to_owned(),
