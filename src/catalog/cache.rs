@@ -2,13 +2,10 @@
 //! never touches object storage and rarely parses JSON. An entry is served only after one
 //! indexed lookup confirmed its metadata location is still the current one.
 
-use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use iceberg::spec::TableMetadata;
-use serde_json::Value;
 
-use super::metadata_json::SummaryOrder;
 use super::{CatalogError, CatalogResult};
 
 /// One version of a table's metadata.
@@ -19,7 +16,6 @@ pub struct TableVersion {
     /// The metadata document as stored and written to the metadata file.
     pub metadata_json: String,
     parsed: OnceLock<Arc<TableMetadata>>,
-    summary_order: OnceLock<Arc<SummaryOrder>>,
     refs_only_json: OnceLock<String>,
     /// Responses rendered from this version by the layer above, kept for the next load.
     rendered: [OnceLock<bytes::Bytes>; RENDERED_SLOTS],
@@ -35,7 +31,6 @@ impl TableVersion {
             metadata_location,
             metadata_json,
             parsed: OnceLock::new(),
-            summary_order: OnceLock::new(),
             refs_only_json: OnceLock::new(),
             rendered: Default::default(),
         }
@@ -47,19 +42,10 @@ impl TableVersion {
         metadata_location: String,
         metadata_json: String,
         parsed: Arc<TableMetadata>,
-        summary_order: Arc<SummaryOrder>,
     ) -> Self {
         let version = Self::new(table_id, metadata_location, metadata_json);
         let _ = version.parsed.set(parsed);
-        let _ = version.summary_order.set(summary_order);
         version
-    }
-
-    /// The key order of this version's snapshot summaries (read once from the document).
-    pub fn summary_order(&self) -> Arc<SummaryOrder> {
-        self.summary_order
-            .get_or_init(|| Arc::new(SummaryOrder::of_metadata(self.metadata_json.as_bytes())))
-            .clone()
     }
 
     pub fn metadata(&self) -> CatalogResult<Arc<TableMetadata>> {
@@ -81,7 +67,7 @@ impl TableVersion {
         if let Some(json) = self.refs_only_json.get() {
             return Ok(json);
         }
-        let json = refs_only(&self.metadata_json, &self.summary_order()).map_err(|e| {
+        let json = super::metadata_json::refs_only(&self.metadata_json).map_err(|e| {
             CatalogError::Internal(format!(
                 "stored metadata of table {} could not be reduced to referenced snapshots: {e}",
                 self.table_id
@@ -100,28 +86,6 @@ impl TableVersion {
         let bytes = self.metadata_json.len() * 5 + self.metadata_location.len() + 256;
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
-}
-
-fn refs_only(metadata_json: &str, order: &SummaryOrder) -> Result<String, serde_json::Error> {
-    let mut doc: Value = serde_json::from_str(metadata_json)?;
-    let mut keep: HashSet<i64> = HashSet::new();
-    if let Some(refs) = doc.get("refs").and_then(Value::as_object) {
-        keep.extend(
-            refs.values()
-                .filter_map(|r| r.get("snapshot-id").and_then(Value::as_i64)),
-        );
-    }
-    if let Some(current) = doc.get("current-snapshot-id").and_then(Value::as_i64) {
-        keep.insert(current);
-    }
-    if let Some(Value::Array(snapshots)) = doc.get_mut("snapshots") {
-        snapshots.retain(|s| {
-            s.get("snapshot-id")
-                .and_then(Value::as_i64)
-                .is_some_and(|id| keep.contains(&id))
-        });
-    }
-    super::metadata_json::write(&doc, order)
 }
 
 /// Current table versions by table id, bounded by an approximate byte size.
@@ -153,29 +117,5 @@ impl TableCache {
 
     pub fn remove(&self, table_id: &str) {
         self.entries.invalidate(table_id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refs_only_keeps_referenced_snapshots() {
-        let doc = serde_json::json!({
-            "current-snapshot-id": 3,
-            "refs": {"main": {"snapshot-id": 3, "type": "branch"}, "t": {"snapshot-id": 1, "type": "tag"}},
-            "snapshots": [{"snapshot-id": 1}, {"snapshot-id": 2}, {"snapshot-id": 3}],
-        });
-        let out: Value =
-            serde_json::from_str(&refs_only(&doc.to_string(), &SummaryOrder::default()).unwrap())
-                .unwrap();
-        let ids: Vec<i64> = out["snapshots"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["snapshot-id"].as_i64().unwrap())
-            .collect();
-        assert_eq!(ids, vec![1, 3]);
     }
 }

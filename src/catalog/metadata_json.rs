@@ -15,12 +15,14 @@
 //!   before `added-data-files`, ...), and clients show them so. The order is read off the
 //!   commit request and the previous document ([`SummaryOrder`]) and written back.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use iceberg::spec::{FormatVersion, SnapshotReference, TableMetadata, TableMetadataBuilder};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{CatalogError, CatalogResult};
@@ -64,10 +66,11 @@ fn as_java_writes(doc: &mut Value, metadata: &TableMetadata) -> CatalogResult<()
 }
 
 /// [`to_json_ordered`] for the next version of a table whose current document is
-/// `previous`. A snapshot never changes once written, so the snapshots both versions hold
-/// are copied from `previous` as they stand there instead of being rebuilt: the cost of a
-/// commit then grows far less with the table's history. The document is the same as
-/// [`to_json_ordered`]'s (which it falls back to on anything unexpected).
+/// `previous`, `order` holding the summaries of the snapshots the commit adds. A snapshot
+/// never changes once written, so the snapshots both versions hold are copied from
+/// `previous` as they stand there instead of being rebuilt: the cost of a commit then grows
+/// far less with the table's history. The document is the same as [`to_json_ordered`]'s
+/// (which it falls back to on anything unexpected, and when the format version changed).
 pub(crate) fn to_json_next(
     metadata: &TableMetadata,
     order: &SummaryOrder,
@@ -75,7 +78,11 @@ pub(crate) fn to_json_next(
 ) -> CatalogResult<String> {
     match next_document(metadata, order, previous) {
         Ok(Some(json)) => Ok(json),
-        _ => to_json_ordered(metadata, order),
+        // Every snapshot is written anew: the old ones keep the order `previous` gave them.
+        _ => to_json_ordered(
+            metadata,
+            &SummaryOrder::of_metadata(previous.as_bytes()).merged(order),
+        ),
     }
 }
 
@@ -95,9 +102,8 @@ fn next_document(
     order: &SummaryOrder,
     previous: &str,
 ) -> Result<Option<String>, serde_json::Error> {
-    use serde_json::value::RawValue;
     let text = serde_json::to_string(metadata)?;
-    let top: std::collections::BTreeMap<&str, &RawValue> = serde_json::from_str(&text)?;
+    let top: BTreeMap<&str, &RawValue> = serde_json::from_str(&text)?;
     // Snapshots as the previous document wrote them, when it had the same format version.
     #[derive(Deserialize)]
     struct Previous<'a> {
@@ -107,12 +113,13 @@ fn next_document(
         snapshots: Vec<&'a RawValue>,
     }
     let previous: Previous = serde_json::from_str(previous)?;
+    if previous.format_version != metadata.format_version() as u8 {
+        return Ok(None);
+    }
     let mut written: HashMap<i64, &str> = HashMap::new();
-    if previous.format_version == metadata.format_version() as u8 {
-        for snapshot in previous.snapshots {
-            let place: SnapshotPlace = serde_json::from_str(snapshot.get())?;
-            written.insert(place.id, snapshot.get());
-        }
+    for snapshot in previous.snapshots {
+        let place: SnapshotPlace = serde_json::from_str(snapshot.get())?;
+        written.insert(place.id, snapshot.get());
     }
     // Everything but the snapshots and their log, as `to_json_ordered` makes it.
     let mut doc = Map::new();
@@ -152,30 +159,71 @@ fn next_document(
         }
     }
     listed.push(']');
-    // The object, keys in order as a `Map` would write them.
-    let mut keys: Vec<&str> = doc.keys().map(String::as_str).collect();
-    keys.extend(
-        ["snapshots", "snapshot-log"]
-            .into_iter()
-            .filter(|k| top.contains_key(k)),
-    );
-    keys.sort_unstable();
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut parts: BTreeMap<&str, Cow<str>> = doc
+        .iter()
+        .map(|(key, value)| Ok((key.as_str(), Cow::Owned(serde_json::to_string(value)?))))
+        .collect::<Result<_, serde_json::Error>>()?;
+    if top.contains_key("snapshots") {
+        parts.insert("snapshots", Cow::Owned(listed));
+    }
+    if let Some(log) = top.get("snapshot-log") {
+        parts.insert("snapshot-log", Cow::Borrowed(log.get()));
+    }
+    write_object(&parts).map(Some)
+}
+
+/// A JSON object of already written values, keys in order as a `Map` writes them.
+fn write_object(parts: &BTreeMap<&str, Cow<str>>) -> Result<String, serde_json::Error> {
+    let mut out = String::with_capacity(parts.values().map(|v| v.len() + 32).sum());
     out.push('{');
-    for (i, key) in keys.iter().enumerate() {
+    for (i, (key, value)) in parts.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str(&serde_json::to_string(key)?);
         out.push(':');
-        match *key {
-            "snapshots" => out.push_str(&listed),
-            "snapshot-log" => out.push_str(top[key].get()),
-            _ => out.push_str(&serde_json::to_string(&doc[*key])?),
-        }
+        out.push_str(value);
     }
     out.push('}');
-    Ok(Some(out))
+    Ok(out)
+}
+
+/// A stored metadata document with only the snapshots that branches, tags and the current
+/// snapshot point at (the spec's `snapshots=refs` mode). Everything is copied as written.
+pub(crate) fn refs_only(json: &str) -> Result<String, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Ref {
+        #[serde(rename = "snapshot-id")]
+        snapshot_id: i64,
+    }
+    let top: BTreeMap<&str, &RawValue> = serde_json::from_str(json)?;
+    let mut keep: HashSet<i64> = HashSet::new();
+    if let Some(refs) = top.get("refs") {
+        let refs: HashMap<String, Ref> = serde_json::from_str(refs.get())?;
+        keep.extend(refs.values().map(|r| r.snapshot_id));
+    }
+    if let Some(current) = top.get("current-snapshot-id") {
+        keep.extend(serde_json::from_str::<Option<i64>>(current.get())?);
+    }
+    let mut parts: BTreeMap<&str, Cow<str>> = top
+        .iter()
+        .map(|(key, value)| (*key, Cow::Borrowed(value.get())))
+        .collect();
+    if let Some(snapshots) = top.get("snapshots") {
+        let mut listed = String::from("[");
+        for snapshot in serde_json::from_str::<Vec<&RawValue>>(snapshots.get())? {
+            let place: SnapshotPlace = serde_json::from_str(snapshot.get())?;
+            if keep.contains(&place.id) {
+                if listed.len() > 1 {
+                    listed.push(',');
+                }
+                listed.push_str(snapshot.get());
+            }
+        }
+        listed.push(']');
+        parts.insert("snapshots", Cow::Owned(listed));
+    }
+    write_object(&parts)
 }
 
 /// One snapshot as [`write`] writes it within a document.
@@ -184,7 +232,7 @@ fn write_snapshot(snapshot: &Value, order: &SummaryOrder) -> Result<String, serd
 }
 
 /// Writes a metadata document with its snapshot summaries in `order`.
-pub(crate) fn write(doc: &Value, order: &SummaryOrder) -> Result<String, serde_json::Error> {
+fn write(doc: &Value, order: &SummaryOrder) -> Result<String, serde_json::Error> {
     if order.0.is_empty() {
         return serde_json::to_string(doc);
     }
@@ -236,17 +284,11 @@ impl SummaryOrder {
             .unwrap_or_default()
     }
 
-    /// This order, with `later`'s entries taking precedence, for the snapshots `keep` names
-    /// (those the table still has).
-    pub fn merged(&self, later: &SummaryOrder, keep: impl Fn(i64) -> bool) -> Self {
-        let kept = |(id, keys): (&i64, &Vec<String>)| keep(*id).then(|| (*id, keys.clone()));
-        Self(
-            self.0
-                .iter()
-                .filter_map(kept)
-                .chain(later.0.iter().filter_map(kept))
-                .collect(),
-        )
+    /// This order, with `later`'s entries taking precedence.
+    fn merged(mut self, later: &SummaryOrder) -> Self {
+        self.0
+            .extend(later.0.iter().map(|(id, keys)| (*id, keys.clone())));
+        self
     }
 
     fn collect<I: IntoIterator<Item = SnapshotKeys>>(
@@ -571,10 +613,27 @@ mod tests {
             )
             .unwrap();
             assert_eq!(to_json_next(&after, &order, &other).unwrap(), full);
+            // A commit knows the order of the snapshots it adds only; the others keep theirs
+            // from the previous document, copied or (across format versions) read off it.
+            let added = SummaryOrder(
+                order
+                    .0
+                    .iter()
+                    .filter(|(id, _)| **id > 1020)
+                    .map(|(i, k)| (*i, k.clone()))
+                    .collect(),
+            );
+            assert_eq!(added.0.len(), 5);
+            assert_eq!(to_json_next(&after, &added, &previous).unwrap(), full);
+            assert_eq!(to_json_next(&after, &added, &other).unwrap(), full);
             assert_eq!(
-                next_document(&after, &order, "{\"format-version\": 2}")
-                    .unwrap()
-                    .unwrap(),
+                next_document(
+                    &after,
+                    &order,
+                    &format!("{{\"format-version\": {version}}}")
+                )
+                .unwrap()
+                .unwrap(),
                 full
             );
         }
@@ -597,6 +656,23 @@ mod tests {
     }
 
     #[test]
+    fn refs_only_keeps_referenced_snapshots() {
+        let doc = serde_json::json!({
+            "current-snapshot-id": 3,
+            "refs": {"main": {"snapshot-id": 3, "type": "branch"}, "t": {"snapshot-id": 1, "type": "tag"}},
+            "snapshots": [{"snapshot-id": 1}, {"snapshot-id": 2}, {"snapshot-id": 3}],
+        });
+        let out: Value = serde_json::from_str(&refs_only(&doc.to_string()).unwrap()).unwrap();
+        let ids: Vec<i64> = out["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["snapshot-id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![1, 3]);
+    }
+
+    #[test]
     fn summaries_keep_the_writers_order() {
         let body = br#"{"updates": [{"action": "add-snapshot", "snapshot": {"snapshot-id": 7,
             "summary": {"operation": "append", "added-files-size": "9", "added-data-files": "1",
@@ -605,8 +681,7 @@ mod tests {
         let older = SummaryOrder::of_metadata(
             br#"{"snapshots": [{"snapshot-id": 3, "summary": {"b": "1", "a": "2"}}]}"#,
         );
-        assert!(!older.merged(&order, |id| id != 3).0.contains_key(&3));
-        let order = older.merged(&order, |_| true);
+        let order = older.merged(&order);
         let doc = serde_json::json!({"format-version": 2, "snapshots": [
             {"snapshot-id": 3, "summary": {"a": "2", "b": "1"}},
             {"snapshot-id": 7, "summary": {"added-data-files": "1", "added-files-size": "9",

@@ -500,7 +500,6 @@ impl Catalog {
             metadata_location,
             json,
             Arc::new(metadata),
-            Arc::new(order.clone()),
         ));
         self.tables.insert(version.clone());
         Ok(version)
@@ -811,13 +810,7 @@ impl Catalog {
             .map(|l| claim(&l));
         let actions = request.updates.iter().map(action_name).collect();
         let location = next_metadata_location(Some(&head.metadata_location), &metadata)?;
-        // Summaries keep the order their writers gave them.
-        let order = Arc::new(
-            current
-                .summary_order()
-                .merged(order, |id| metadata.snapshot_by_id(id).is_some()),
-        );
-        let json = to_json_next(&metadata, &order, &current.metadata_json)?;
+        let json = to_json_next(&metadata, order, &current.metadata_json)?;
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let write = self.metrics.metadata_write_duration.start_timer();
         self.storage
@@ -849,7 +842,6 @@ impl Catalog {
             location,
             json,
             metadata: Arc::new(metadata),
-            order,
             expired_files,
             moved,
         })))
@@ -935,7 +927,6 @@ impl Catalog {
                 p.location.to_string(),
                 p.json,
                 p.metadata,
-                p.order,
             ));
             self.tables.insert(version.clone());
             versions.push(version);
@@ -1262,7 +1253,6 @@ impl Catalog {
                 metadata_location,
                 json,
                 Arc::new(metadata),
-                Arc::new(order),
             ));
             self.tables.insert(version.clone());
             return Ok(version);
@@ -1417,7 +1407,6 @@ struct PreparedCommit {
     location: Location,
     json: String,
     metadata: Arc<TableMetadata>,
-    order: Arc<SummaryOrder>,
     /// Old metadata files to delete once the swap succeeded.
     expired_files: Vec<Location>,
     /// The new table location, when the commit moves the table.
