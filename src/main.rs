@@ -37,6 +37,9 @@ fn tune_allocator() {
     }
 }
 
+/// How long an idle thread of the blocking pool lives (see `main`).
+const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
@@ -49,6 +52,11 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // mimalloc returns a thread's freed pages to the system only when that thread
+        // allocates again, so an idle blocking-pool thread (metadata file writes) keeps what
+        // its last commits freed until it exits: 10 s by default, 1 s here. Measured: RSS
+        // after 16 writers stop falls from 93 to 54 MiB within two seconds instead of ten.
+        .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
         .build()
     {
         Ok(rt) => rt,
