@@ -6,7 +6,6 @@
 pub mod api;
 pub mod catalog;
 pub mod config;
-pub mod context;
 pub mod metrics;
 pub mod server;
 pub mod storage;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use serac::catalog::{Catalog, CatalogSettings};
+use serac::catalog::{Caller, Catalog, CatalogSettings};
 use serac::config::{Cli, Command, FunctionCommand, WarehouseCommand};
 use serac::server::{Server, open_store, shutdown_signal};
 use serac::storage::Storage;
@@ -76,14 +76,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), String> {
     // Changes made from the command line are attributed to it in change events.
-    let context = serac::context::RequestContext {
-        request_id: None,
-        actor: "serac-cli".into(),
-    };
-    serac::context::scope(context, run_command(command)).await
-}
-
-async fn run_command(command: Command) -> Result<(), String> {
+    let caller = Caller::command_line();
     match command {
         Command::Serve(args) => {
             let server = Server::build(&args).await?;
@@ -101,7 +94,7 @@ async fn run_command(command: Command) -> Result<(), String> {
         }) => {
             let catalog = admin_catalog(&database).await?;
             let warehouse = catalog
-                .create_warehouse(&name, &location)
+                .create_warehouse(&caller, &name, &location)
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
@@ -132,7 +125,7 @@ async fn run_command(command: Command) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let ident = iceberg::TableIdent::new(levels, name);
             let function = catalog
-                .create_function(&warehouse, &ident, document)
+                .create_function(&caller, &warehouse, &ident, document)
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
@@ -143,7 +136,11 @@ async fn run_command(command: Command) -> Result<(), String> {
         }
         Command::Warehouse(WarehouseCommand::List { database }) => {
             let catalog = admin_catalog(&database).await?;
-            for w in catalog.list_warehouses().await.map_err(|e| e.to_string())? {
+            for w in catalog
+                .list_warehouses(&caller)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 println!("{}\t{}", w.name, w.location);
             }
             Ok(())

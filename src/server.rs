@@ -115,6 +115,7 @@ impl Server {
             access_log: args.access_log,
             feed_origins: args.allowed_origins.clone().into(),
             api_origins: args.cors_allowed_origins.clone().into(),
+            principal: crate::catalog::Principal::anonymous(),
         };
         let app = with_middleware(api::router(state.clone()), args, state);
         Ok(Self {

@@ -71,6 +71,7 @@ impl From<CatalogError> for ApiError {
                 "UnprocessableEntityException",
             ),
             E::NoSuchWarehouse(_) => (StatusCode::NOT_FOUND, "NoSuchWarehouseException"),
+            E::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
             E::NoSuchNamespace(_) => (StatusCode::NOT_FOUND, "NoSuchNamespaceException"),
             E::NoSuchTable(_) => (StatusCode::NOT_FOUND, "NoSuchTableException"),
             E::NoSuchView(_) => (StatusCode::NOT_FOUND, "NoSuchViewException"),

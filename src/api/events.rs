@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiQuery, parse_namespace};
+use crate::catalog::Caller;
 use crate::catalog::events::{EventFilter, Subscription};
 use crate::config::{AllowedOrigin, serialize_origin};
 
@@ -35,6 +36,7 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn stream(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StreamQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -62,12 +64,9 @@ pub async fn stream(
                 .collect()
         }),
     };
-    if let Some(warehouse) = &filter.warehouse {
-        state.catalog.warehouse(Some(warehouse)).await?;
-    }
     let subscription = state
         .catalog
-        .subscribe(filter, query.cursor.as_deref())
+        .subscribe(&caller, filter, query.cursor.as_deref())
         .await?;
     let upgrade = upgrade.map_err(|e| {
         ApiError::bad_request(format!(

@@ -9,6 +9,7 @@ use iceberg::NamespaceIdent;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::catalog::Caller;
 
 /// A JSON body, parsed with a message that says where it is wrong.
 pub struct ApiJson<T>(pub T);
@@ -150,6 +151,19 @@ fn body_error(rejection: BytesRejection) -> ApiError {
         "the request body could not be read: {}",
         rejection.body_text()
     ))
+}
+
+/// The caller of a request, as the request middleware found it (see `record_request`).
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::from(crate::catalog::CatalogError::Internal(
+                "the request reached its handler without a caller".into(),
+            ))
+        })
+    }
 }
 
 /// Path parameters, decoded.

@@ -9,6 +9,7 @@ use super::AppState;
 use super::error::{ApiResult, json, json_response};
 use super::extract::{ApiPath, ApiQuery, parse_namespace};
 use super::tables::{ListQuery, NamespacePath, table_result_body};
+use crate::catalog::Caller;
 use crate::catalog::LoadedFunction;
 
 #[derive(serde::Deserialize)]
@@ -39,6 +40,7 @@ pub(super) fn function_result(function: &LoadedFunction) -> Response {
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<NamespacePath>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
@@ -46,7 +48,7 @@ pub async fn list(
     let namespace = parse_namespace(&path.namespace)?;
     let paged = state
         .catalog
-        .list_functions(&warehouse, &namespace, &query.page())
+        .list_functions(&caller, &warehouse, &namespace, &query.page())
         .await?;
     let body = ListFunctionsResponse {
         identifiers: paged
@@ -65,10 +67,14 @@ pub async fn list(
 
 pub async fn load(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<FunctionPath>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = iceberg::TableIdent::new(parse_namespace(&path.namespace)?, path.function);
-    let function = state.catalog.load_function(&warehouse, &ident).await?;
+    let function = state
+        .catalog
+        .load_function(&caller, &warehouse, &ident)
+        .await?;
     Ok(function_result(&function))
 }

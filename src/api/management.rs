@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::{ApiResult, json};
 use super::extract::{ApiJson, ApiPath, parse_namespace};
+use crate::catalog::Caller;
 use crate::catalog::Warehouse;
 
 pub fn routes() -> Router<AppState> {
@@ -53,6 +54,7 @@ struct AuditEntry {
 /// 1000), newest first, including every mutation this replica answered so far.
 async fn audit(
     State(state): State<AppState>,
+    caller: Caller,
     super::extract::ApiQuery(query): super::extract::ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
     let limit = query.limit.unwrap_or(100);
@@ -63,7 +65,7 @@ async fn audit(
     }
     let records: Vec<AuditEntry> = state
         .catalog
-        .audit_records(limit)
+        .audit_records(&caller, limit)
         .await?
         .into_iter()
         .map(|r| AuditEntry {
@@ -97,6 +99,7 @@ struct CreateFunction {
 /// Adds a function after validating its metadata (the REST spec has no create operation).
 async fn create_function(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<FunctionsPath>,
     ApiJson(request): ApiJson<CreateFunction>,
 ) -> ApiResult<Response> {
@@ -104,7 +107,7 @@ async fn create_function(
     let ident = iceberg::TableIdent::new(parse_namespace(&path.namespace)?, request.name);
     let function = state
         .catalog
-        .create_function(&warehouse, &ident, request.metadata)
+        .create_function(&caller, &warehouse, &ident, request.metadata)
         .await?;
     let mut response = super::functions::function_result(&function);
     *response.status_mut() = StatusCode::CREATED;
@@ -142,11 +145,12 @@ struct WarehouseList<'a> {
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<CreateWarehouse>,
 ) -> ApiResult<Response> {
     let warehouse = state
         .catalog
-        .create_warehouse(&request.name, &request.location)
+        .create_warehouse(&caller, &request.name, &request.location)
         .await?;
     Ok(json(
         StatusCode::CREATED,
@@ -154,8 +158,8 @@ async fn create(
     ))
 }
 
-async fn list(State(state): State<AppState>) -> ApiResult<Response> {
-    let warehouses = state.catalog.list_warehouses().await?;
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let warehouses = state.catalog.list_warehouses(&caller).await?;
     let body = WarehouseList {
         warehouses: warehouses.iter().map(WarehouseBody::from).collect(),
     };

@@ -27,12 +27,14 @@ use error::json_response;
 pub use error::{ApiError, ApiResult};
 use extract::ApiQuery;
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Caller, Catalog, Principal};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: Arc<Catalog>,
+    /// The principal of every request (authentication is off).
+    pub principal: Arc<Principal>,
     pub lifecycle: Arc<Lifecycle>,
     /// Whether each request is logged.
     pub access_log: bool,
@@ -274,21 +276,7 @@ async fn config(
     let requested = query.warehouse.as_deref().filter(|w| !w.is_empty());
     let warehouse = match requested {
         None => state.catalog.warehouse(None).await?,
-        Some(name) => match state.catalog.warehouse(Some(name)).await {
-            Ok(w) => w,
-            Err(CatalogError::NoSuchWarehouse(msg)) => {
-                let location = name.trim_end_matches('/');
-                let by_location = state
-                    .catalog
-                    .list_warehouses()
-                    .await?
-                    .into_iter()
-                    .find(|w| w.location == location || w.root.to_string() == location)
-                    .ok_or(CatalogError::NoSuchWarehouse(msg))?;
-                state.catalog.warehouse(Some(&by_location.name)).await?
-            }
-            Err(e) => return Err(e.into()),
-        },
+        Some(requested) => state.catalog.warehouse_named_or_at(requested).await?,
     };
     let body = CatalogConfig {
         defaults: BTreeMap::new(),
@@ -363,13 +351,13 @@ pub async fn record_request(
         .map(|c| c.0.ip());
     let audited =
         (matched.is_some() && is_mutation(&method, route)).then(|| request.uri().path().to_owned());
-    let context = crate::context::RequestContext {
-        request_id,
-        actor: ANONYMOUS.into(),
-    };
-    let actor = audited.as_ref().map(|_| context.clone());
+    let caller = Caller::new(state.principal.clone(), request_id);
+    let actor = audited.as_ref().map(|_| caller.clone());
+    let principal = caller.principal.clone();
+    let mut request = request;
+    request.extensions_mut().insert(caller);
     let in_flight = InFlight::enter(&metrics.http_in_flight);
-    let response = crate::context::scope(context, next.run(request)).await;
+    let response = next.run(request).await;
     drop(in_flight);
     let elapsed = started.elapsed();
     metrics
@@ -392,15 +380,15 @@ pub async fn record_request(
             status = status.as_u16(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             client = client.map(tracing::field::display),
-            principal = ANONYMOUS,
+            principal = principal.name.as_str(),
             "request"
         );
     }
-    if let (Some(object), Some(context)) = (audited, actor) {
+    if let (Some(object), Some(caller)) = (audited, actor) {
         state.catalog.audit(crate::catalog::AuditRecord {
             at_ms: chrono::Utc::now().timestamp_millis(),
-            request_id: context.request_id,
-            actor: context.actor.into_owned(),
+            request_id: caller.request_id,
+            actor: caller.principal.name.clone(),
             client: client.map(|c| c.to_string()),
             operation: format!("{method} {route}"),
             object,
@@ -451,8 +439,6 @@ impl Drop for InFlight<'_> {
 }
 
 /// The principal of unauthenticated requests.
-const ANONYMOUS: &str = "anonymous";
-
 /// Whether a request may change the catalog (and so is audited). Planning a scan, fetching
 /// its tasks and reporting metrics change nothing although they are POSTs.
 fn is_mutation(method: &Method, route: &str) -> bool {

@@ -16,6 +16,7 @@ use super::error::{ApiResult, json};
 use super::extract::{ApiJson, ApiPath, ApiQuery, parse_namespace};
 use super::idempotency::Mutation;
 use super::tables::{NamespacePath, PrefixPath};
+use crate::catalog::Caller;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -28,6 +29,7 @@ pub struct ListQuery {
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<PrefixPath>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
@@ -44,7 +46,7 @@ pub async fn list(
     };
     let paged = state
         .catalog
-        .list_namespaces(&warehouse, parent.as_ref(), &page)
+        .list_namespaces(&caller, &warehouse, parent.as_ref(), &page)
         .await?;
     Ok(json(
         StatusCode::OK,
@@ -57,12 +59,14 @@ pub async fn list(
 
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<PrefixPath>,
     mutation: Mutation,
     ApiJson(request): ApiJson<CreateNamespaceRequest>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let catalog = &state.catalog;
+    let caller = &caller;
     let CreateNamespaceRequest {
         namespace,
         properties,
@@ -74,12 +78,19 @@ pub async fn create(
             StatusCode::OK,
             |record| async move {
                 let ns = catalog
-                    .create_namespace(warehouse, namespace, properties, record.as_ref())
+                    .create_namespace(
+                        &caller.with_idempotency(record),
+                        warehouse,
+                        namespace,
+                        properties,
+                    )
                     .await?;
                 Ok(json(StatusCode::OK, &NamespaceResponse::from(&ns)))
             },
             || async {
-                let ns = catalog.load_namespace(warehouse, namespace).await?;
+                let ns = catalog
+                    .load_namespace(caller, warehouse, namespace)
+                    .await?;
                 Ok(json(StatusCode::OK, &NamespaceResponse::from(&ns)))
             },
         )
@@ -88,37 +99,47 @@ pub async fn create(
 
 pub async fn load(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<NamespacePath>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
-    let ns = state.catalog.load_namespace(&warehouse, &namespace).await?;
+    let ns = state
+        .catalog
+        .load_namespace(&caller, &warehouse, &namespace)
+        .await?;
     Ok(json(StatusCode::OK, &NamespaceResponse::from(&ns)))
 }
 
 pub async fn exists(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<NamespacePath>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
-    state.catalog.load_namespace(&warehouse, &namespace).await?;
+    state
+        .catalog
+        .load_namespace(&caller, &warehouse, &namespace)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn drop(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<NamespacePath>,
     mutation: Mutation,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
     let catalog = &state.catalog;
+    let caller = &caller;
     let warehouse = &warehouse;
     mutation
         .run_no_content(|record| async move {
             catalog
-                .drop_namespace(warehouse, &namespace, record.as_ref())
+                .drop_namespace(&caller.with_idempotency(record), warehouse, &namespace)
                 .await
         })
         .await
@@ -126,6 +147,7 @@ pub async fn drop(
 
 pub async fn update_properties(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<NamespacePath>,
     mutation: Mutation,
     ApiJson(request): ApiJson<UpdateNamespacePropertiesRequest>,
@@ -133,6 +155,7 @@ pub async fn update_properties(
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
     let catalog = &state.catalog;
+    let caller = &caller;
     let removals = request.removals.unwrap_or_default();
     let updates: HashMap<String, String> = request.updates;
     let replayed = UpdateNamespacePropertiesResponse {
@@ -147,11 +170,11 @@ pub async fn update_properties(
             |record| async move {
                 let change = catalog
                     .update_namespace_properties(
+                        &caller.with_idempotency(record),
                         warehouse,
                         &namespace,
                         removals,
                         updates,
-                        record.as_ref(),
                     )
                     .await?;
                 Ok(json(

@@ -10,6 +10,7 @@ use super::AppState;
 use super::error::{ApiResult, json};
 use super::extract::{ApiJson, ApiPath};
 use super::tables::TablePath;
+use crate::catalog::Caller;
 use crate::catalog::{PlanResult, PlanTableScanRequest, ScanTasks};
 
 #[derive(Deserialize)]
@@ -48,6 +49,7 @@ fn respond(body: Value) -> Response {
 
 pub async fn plan(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
     ApiJson(request): ApiJson<PlanTableScanRequest>,
 ) -> ApiResult<Response> {
@@ -55,7 +57,7 @@ pub async fn plan(
     let ident = path.ident()?;
     let (plan_id, result) = state
         .catalog
-        .plan_table_scan(&warehouse, &ident, request)
+        .plan_table_scan(&caller, &warehouse, &ident, request)
         .await?;
     Ok(respond(result_json(
         result,
@@ -65,6 +67,7 @@ pub async fn plan(
 
 pub async fn fetch_result(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<PlanPath>,
 ) -> ApiResult<Response> {
     let warehouse = state
@@ -74,13 +77,14 @@ pub async fn fetch_result(
     let ident = path.table.ident()?;
     let result = state
         .catalog
-        .fetch_planning_result(&warehouse, &ident, &path.plan_id)
+        .fetch_planning_result(&caller, &warehouse, &ident, &path.plan_id)
         .await?;
     Ok(respond(result_json(result, json!({"status": "completed"}))))
 }
 
 pub async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<PlanPath>,
 ) -> ApiResult<Response> {
     let warehouse = state
@@ -90,13 +94,14 @@ pub async fn cancel(
     let ident = path.table.ident()?;
     state
         .catalog
-        .cancel_planning(&warehouse, &ident, &path.plan_id)
+        .cancel_planning(&caller, &warehouse, &ident, &path.plan_id)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn fetch_tasks(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
     ApiJson(request): ApiJson<FetchScanTasksRequest>,
 ) -> ApiResult<Response> {
@@ -104,7 +109,7 @@ pub async fn fetch_tasks(
     let ident = path.ident()?;
     let tasks = state
         .catalog
-        .fetch_scan_tasks(&warehouse, &ident, &request.plan_task)
+        .fetch_scan_tasks(&caller, &warehouse, &ident, &request.plan_task)
         .await?;
     Ok(respond(tasks_json(tasks, json!({}))))
 }

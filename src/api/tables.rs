@@ -16,6 +16,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, json, json_response};
 use super::extract::{ApiJson, ApiJsonWithBody, ApiPath, ApiQuery, parse_namespace};
 use super::idempotency::Mutation;
+use crate::catalog::Caller;
 use crate::catalog::{
     Catalog, DropTable, PageRequest, Paged, SummaryOrder, TableVersion, Warehouse,
 };
@@ -192,6 +193,7 @@ fn matches_if_none_match(headers: &HeaderMap, tag: &str) -> bool {
 
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<NamespacePath>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
@@ -199,7 +201,7 @@ pub async fn list(
     let namespace = parse_namespace(&path.namespace)?;
     let paged = state
         .catalog
-        .list_tables(&warehouse, &namespace, &query.page())
+        .list_tables(&caller, &warehouse, &namespace, &query.page())
         .await?;
     Ok(identifiers_page(paged))
 }
@@ -217,6 +219,7 @@ pub(super) fn identifiers_page(paged: Paged<TableIdent>) -> Response {
 
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<NamespacePath>,
     mutation: Mutation,
     ApiJson(request): ApiJson<CreateTableRequest>,
@@ -224,6 +227,7 @@ pub async fn create(
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
     let catalog = &state.catalog;
+    let caller = &caller;
     let ident = TableIdent::new(namespace.clone(), request.name.clone());
     // A staged create changes nothing, so it needs no key.
     let mutation = if request.stage_create == Some(true) {
@@ -237,7 +241,12 @@ pub async fn create(
             StatusCode::OK,
             |record| async move {
                 let created = catalog
-                    .create_table(warehouse, &namespace, request, record.as_ref())
+                    .create_table(
+                        &caller.with_idempotency(record),
+                        warehouse,
+                        &namespace,
+                        request,
+                    )
                     .await?;
                 Ok(json_response(
                     StatusCode::OK,
@@ -248,23 +257,25 @@ pub async fn create(
                     ),
                 ))
             },
-            || replay_load(catalog, warehouse, &ident, load_result),
+            || replay_load(catalog, caller, warehouse, &ident, load_result),
         )
         .await
 }
 
 async fn replay_load(
     catalog: &Catalog,
+    caller: &Caller,
     warehouse: &Warehouse,
     ident: &TableIdent,
     respond: fn(&TableVersion) -> Response,
 ) -> ApiResult<Response> {
-    let version = catalog.load_table(warehouse, ident).await?;
+    let version = catalog.load_table(caller, warehouse, ident).await?;
     Ok(respond(&version))
 }
 
 pub async fn load(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
     ApiQuery(query): ApiQuery<LoadQuery>,
     headers: HeaderMap,
@@ -272,7 +283,10 @@ pub async fn load(
     let mode = Snapshots::parse(query.snapshots.as_deref())?;
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = path.ident()?;
-    let head = state.catalog.table_head(&warehouse, &ident).await?;
+    let head = state
+        .catalog
+        .table_head(&caller, &warehouse, &ident)
+        .await?;
     let tag = etag(&head.metadata_location, mode);
     let mut response = if matches_if_none_match(&headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -303,15 +317,20 @@ pub async fn load(
 
 pub async fn exists(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
-    state.catalog.table_head(&warehouse, &path.ident()?).await?;
+    state
+        .catalog
+        .table_head(&caller, &warehouse, &path.ident()?)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn commit(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
     mutation: Mutation,
     ApiJsonWithBody(request, body): ApiJsonWithBody<CommitTableRequest>,
@@ -320,23 +339,31 @@ pub async fn commit(
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = &path.ident()?;
     let catalog = &state.catalog;
+    let caller = &caller;
     let warehouse = &warehouse;
     mutation
         .run(
             StatusCode::OK,
             |record| async move {
                 let version = catalog
-                    .commit_table(warehouse, ident, request, order, record.as_ref())
+                    .commit_table(
+                        &caller.with_idempotency(record),
+                        warehouse,
+                        ident,
+                        request,
+                        order,
+                    )
                     .await?;
                 Ok(commit_result(&version))
             },
-            || replay_load(catalog, warehouse, ident, commit_result),
+            || replay_load(catalog, caller, warehouse, ident, commit_result),
         )
         .await
 }
 
 pub async fn drop(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
     ApiQuery(query): ApiQuery<DropQuery>,
     mutation: Mutation,
@@ -345,11 +372,12 @@ pub async fn drop(
     let ident = path.ident()?;
     let mode = query.mode()?;
     let catalog = &state.catalog;
+    let caller = &caller;
     let warehouse = &warehouse;
     mutation
         .run_no_content(|record| async move {
             catalog
-                .drop_table(warehouse, &ident, mode, record.as_ref())
+                .drop_table(&caller.with_idempotency(record), warehouse, &ident, mode)
                 .await
                 .map(|_| ())
         })
@@ -359,12 +387,14 @@ pub async fn drop(
 /// Removes the table from the catalog, keeps its files, and answers with its last version.
 pub async fn unregister(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
     mutation: Mutation,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = path.ident()?;
     let catalog = &state.catalog;
+    let caller = &caller;
     let key = mutation.key().map(str::to_owned);
     let (warehouse, ident) = (&warehouse, &ident);
     mutation
@@ -372,7 +402,7 @@ pub async fn unregister(
             StatusCode::OK,
             |record| async move {
                 let version = catalog
-                    .unregister_table(warehouse, ident, record.as_ref())
+                    .unregister_table(&caller.with_idempotency(record), warehouse, ident)
                     .await?;
                 let body = table_result_body(
                     Some(&version.metadata_location),
@@ -407,6 +437,7 @@ pub struct CommitTransactionRequest {
 /// Commits changes to several tables atomically.
 pub async fn commit_transaction(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<PrefixPath>,
     mutation: Mutation,
     ApiJsonWithBody(request, body): ApiJsonWithBody<CommitTransactionRequest>,
@@ -414,11 +445,17 @@ pub async fn commit_transaction(
     let order = &SummaryOrder::of_commit(&body);
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let catalog = &state.catalog;
+    let caller = &caller;
     let warehouse = &warehouse;
     mutation
         .run_no_content(|record| async move {
             catalog
-                .commit_transaction(warehouse, request.table_changes, order, record.as_ref())
+                .commit_transaction(
+                    &caller.with_idempotency(record),
+                    warehouse,
+                    request.table_changes,
+                    order,
+                )
                 .await
         })
         .await
@@ -426,21 +463,23 @@ pub async fn commit_transaction(
 
 pub async fn rename(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<PrefixPath>,
     mutation: Mutation,
     ApiJson(request): ApiJson<RenameTableRequest>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let catalog = &state.catalog;
+    let caller = &caller;
     let warehouse = &warehouse;
     mutation
         .run_no_content(|record| async move {
             catalog
                 .rename_table(
+                    &caller.with_idempotency(record),
                     warehouse,
                     &request.source,
                     &request.destination,
-                    record.as_ref(),
                 )
                 .await
         })
@@ -449,6 +488,7 @@ pub async fn rename(
 
 pub async fn register(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<NamespacePath>,
     mutation: Mutation,
     ApiJson(request): ApiJson<RegisterTableRequest>,
@@ -457,17 +497,23 @@ pub async fn register(
     let namespace = parse_namespace(&path.namespace)?;
     let ident = TableIdent::new(namespace.clone(), request.name.clone());
     let catalog = &state.catalog;
+    let caller = &caller;
     let warehouse = &warehouse;
     mutation
         .run(
             StatusCode::OK,
             |record| async move {
                 let version = catalog
-                    .register_table(warehouse, &namespace, request, record.as_ref())
+                    .register_table(
+                        &caller.with_idempotency(record),
+                        warehouse,
+                        &namespace,
+                        request,
+                    )
                     .await?;
                 Ok(load_result(&version))
             },
-            || replay_load(catalog, warehouse, &ident, load_result),
+            || replay_load(catalog, caller, warehouse, &ident, load_result),
         )
         .await
 }
@@ -476,10 +522,14 @@ pub async fn register(
 /// (`file://`), so the list is empty; the table must exist.
 pub async fn load_credentials(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
-    state.catalog.table_head(&warehouse, &path.ident()?).await?;
+    state
+        .catalog
+        .table_head(&caller, &warehouse, &path.ident()?)
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         r#"{"storage-credentials":[]}"#,
@@ -489,12 +539,16 @@ pub async fn load_credentials(
 /// Metrics reports are accepted, logged and counted; they change nothing in the catalog.
 pub async fn report_metrics(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
     ApiJson(report): ApiJson<serde_json::Value>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let ident = path.ident()?;
-    state.catalog.table_head(&warehouse, &ident).await?;
+    state
+        .catalog
+        .table_head(&caller, &warehouse, &ident)
+        .await?;
     let kind = report
         .get("report-type")
         .and_then(|v| v.as_str())

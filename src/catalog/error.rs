@@ -13,6 +13,9 @@ pub enum CatalogError {
     Unprocessable(String),
     #[error("{0}")]
     NoSuchWarehouse(String),
+    /// The caller's principal lacks a privilege the operation needs.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NoSuchNamespace(String),
     #[error("{0}")]

@@ -10,7 +10,6 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Catalog, CatalogError, CatalogResult, Warehouse};
-use crate::context;
 use crate::store::{AuditRecord, EventPosition, EventRow, NewEvent, Store, now_ms};
 
 /// Every event type. A subscriber's `types` filter may name these or a kind (`table`).
@@ -244,6 +243,7 @@ impl Catalog {
     /// An event of a change about to be written, attributed to the current request.
     pub(super) fn event(
         &self,
+        caller: &super::Caller,
         event_type: &'static str,
         warehouse: &Warehouse,
         namespace: &[String],
@@ -251,24 +251,33 @@ impl Catalog {
         data: serde_json::Value,
     ) -> NewEvent {
         debug_assert!(EVENT_TYPES.contains(&event_type));
-        let context = context::current();
         NewEvent {
             event_type,
             warehouse: warehouse.name.clone(),
             namespace: namespace.to_vec(),
             name: name.map(str::to_owned),
             data: data.to_string(),
-            request_id: context.as_ref().and_then(|c| c.request_id.clone()),
-            actor: context.map(|c| c.actor.into_owned()),
+            request_id: caller.request_id.clone(),
+            actor: Some(caller.principal.name.clone()),
         }
     }
 
     /// Subscribes to the feed after `cursor`, or from now on without one.
     pub async fn subscribe(
         &self,
+        caller: &super::Caller,
         filter: EventFilter,
         cursor: Option<&str>,
     ) -> CatalogResult<Subscription> {
+        let warehouse = match &filter.warehouse {
+            Some(name) => Some(self.warehouse(Some(name)).await?),
+            None => None,
+        };
+        let target = match &warehouse {
+            Some(warehouse) => super::authz::Target::Warehouse(warehouse),
+            None => super::authz::Target::Server,
+        };
+        self.authorize(caller, super::Privilege::Read, target)?;
         filter.validate()?;
         let signal = self.store.event_signal();
         let mut past = std::collections::HashSet::new();
@@ -332,7 +341,16 @@ impl Catalog {
     }
 
     /// The newest audit records, newest first, after a flush.
-    pub async fn audit_records(&self, limit: usize) -> CatalogResult<Vec<AuditRecord>> {
+    pub async fn audit_records(
+        &self,
+        caller: &super::Caller,
+        limit: usize,
+    ) -> CatalogResult<Vec<AuditRecord>> {
+        self.authorize(
+            caller,
+            super::Privilege::Admin,
+            super::authz::Target::Server,
+        )?;
         self.flush_audit().await;
         Ok(self.store.audit_records(limit).await?)
     }

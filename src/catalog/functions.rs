@@ -10,11 +10,12 @@ use iceberg::{NamespaceIdent, TableIdent};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::authz::{Privilege, Target};
 use super::ident::{validate_namespace, validate_table_name};
 use super::locations::metadata_file;
 use super::page::{PageRequest, Paged};
 use super::tables::{Insert, InsertError, display_ident, no_such_namespace};
-use super::{Catalog, CatalogError, CatalogResult, Warehouse};
+use super::{Caller, Catalog, CatalogError, CatalogResult, Warehouse};
 use crate::store::Change;
 
 #[derive(Debug, Deserialize)]
@@ -274,18 +275,26 @@ fn no_such_function(ident: &TableIdent) -> CatalogError {
 impl Catalog {
     pub async fn list_functions(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
+        self.authorize(
+            caller,
+            Privilege::Read,
+            Target::Namespace(warehouse, namespace),
+        )?;
         self.list_objects(None, warehouse, namespace, page).await
     }
 
     pub async fn load_function(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<LoadedFunction> {
+        self.authorize(caller, Privilege::Read, Target::Function(warehouse, ident))?;
         validate_namespace(ident.namespace())?;
         let row = self
             .store
@@ -311,10 +320,16 @@ impl Catalog {
     /// Validates a function metadata document, writes its metadata file and stores it.
     pub async fn create_function(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         mut document: Value,
     ) -> CatalogResult<LoadedFunction> {
+        self.authorize(
+            caller,
+            Privilege::Create,
+            Target::Namespace(warehouse, ident.namespace()),
+        )?;
         validate_namespace(ident.namespace())?;
         validate_table_name(ident.name())?;
         let metadata = validate(&document).map_err(CatalogError::BadRequest)?;
@@ -328,6 +343,7 @@ impl Catalog {
         let metadata_file = metadata_file(&location, None, false);
         let metadata_location = metadata_file.to_string();
         let event = self.event(
+            caller,
             "function.created",
             warehouse,
             ident.namespace(),

@@ -1,7 +1,9 @@
 //! The rules of Iceberg: warehouses, the namespace hierarchy, table lifecycles and the commit
 //! algorithm. This layer knows neither HTTP nor SQL: it talks to a [`Store`] and a [`Storage`].
 
+mod authz;
 mod cache;
+mod caller;
 mod error;
 pub mod events;
 mod fresh_ids;
@@ -24,7 +26,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use authz::Privilege;
 pub use cache::TableVersion;
+pub use caller::{ANONYMOUS, COMMAND_LINE, Caller, Principal};
 pub use error::{CatalogError, CatalogResult};
 pub use functions::LoadedFunction;
 pub use metadata_json::SummaryOrder;
@@ -236,7 +240,10 @@ impl Catalog {
             found => return found,
         }
         let name = self.settings.default_warehouse.clone();
-        match self.create_warehouse(&name, location).await {
+        match self
+            .create_warehouse(&Caller::server(), &name, location)
+            .await
+        {
             // Another replica created it meanwhile.
             Err(CatalogError::AlreadyExists(_)) => self.warehouse(None).await,
             created => created,
@@ -245,9 +252,11 @@ impl Catalog {
 
     pub async fn create_warehouse(
         &self,
+        caller: &Caller,
         name: &str,
         location: &str,
     ) -> CatalogResult<Arc<Warehouse>> {
+        self.authorize(caller, Privilege::Admin, authz::Target::Server)?;
         ident::validate_warehouse_name(name)?;
         let root = self.storage.warehouse_root(location)?;
         let location = root.to_string();
@@ -271,6 +280,7 @@ impl Catalog {
         };
         let warehouse = Warehouse::try_from(row.clone())?;
         let event = self.event(
+            caller,
             "warehouse.created",
             &warehouse,
             &[],
@@ -279,7 +289,7 @@ impl Catalog {
         );
         match self
             .store
-            .create_warehouse(&row, &Change::new(None, vec![event]))
+            .create_warehouse(&row, &Change::new(caller.idempotency(), vec![event]))
             .await
         {
             Ok(()) => {}
@@ -295,7 +305,29 @@ impl Catalog {
         Ok(warehouse)
     }
 
-    pub async fn list_warehouses(&self) -> CatalogResult<Vec<Warehouse>> {
+    /// The warehouse a client's `warehouse` setting names: by name, else by its location.
+    pub async fn warehouse_named_or_at(&self, requested: &str) -> CatalogResult<Arc<Warehouse>> {
+        match self.warehouse(Some(requested)).await {
+            Err(CatalogError::NoSuchWarehouse(msg)) => {
+                let location = requested.trim_end_matches('/');
+                let by_location = self
+                    .store
+                    .list_warehouses()
+                    .await?
+                    .into_iter()
+                    .map(Warehouse::try_from)
+                    .collect::<CatalogResult<Vec<_>>>()?
+                    .into_iter()
+                    .find(|w| w.location == location || w.root.to_string() == location)
+                    .ok_or(CatalogError::NoSuchWarehouse(msg))?;
+                self.warehouse(Some(&by_location.name)).await
+            }
+            found => found,
+        }
+    }
+
+    pub async fn list_warehouses(&self, caller: &Caller) -> CatalogResult<Vec<Warehouse>> {
+        self.authorize(caller, Privilege::Admin, authz::Target::Server)?;
         self.store
             .list_warehouses()
             .await?

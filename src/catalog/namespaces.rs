@@ -5,9 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use iceberg::{Namespace, NamespaceIdent};
 
+use super::authz::{Privilege, Target};
 use super::ident::{display_namespace, validate_namespace};
 use super::page::{PageRequest, Paged};
-use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
+use super::{Caller, Catalog, CatalogError, CatalogResult, Warehouse};
 use crate::store::{Change, NamespaceRow, PageQuery, StoreError};
 
 /// How many times a property update is retried when another update raced it.
@@ -28,6 +29,15 @@ fn no_such_namespace(namespace: &[String]) -> CatalogError {
     ))
 }
 
+/// What creating `namespace` needs `create` on: its parent namespace, or the warehouse for a
+/// top-level one. The parent is named by `levels` borrowed from `namespace`.
+fn parent_target<'a>(warehouse: &'a Warehouse, parent: &'a Option<NamespaceIdent>) -> Target<'a> {
+    match parent {
+        Some(parent) => Target::Namespace(warehouse, parent),
+        None => Target::Warehouse(warehouse),
+    }
+}
+
 fn to_namespace(row: NamespaceRow) -> CatalogResult<Namespace> {
     let ident = NamespaceIdent::from_vec(row.levels)
         .map_err(|e| CatalogError::Internal(format!("stored namespace has no name: {e}")))?;
@@ -37,10 +47,19 @@ fn to_namespace(row: NamespaceRow) -> CatalogResult<Namespace> {
 impl Catalog {
     pub async fn list_namespaces(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         parent: Option<&NamespaceIdent>,
         page: &PageRequest,
     ) -> CatalogResult<Paged<NamespaceIdent>> {
+        self.authorize(
+            caller,
+            Privilege::Read,
+            match parent {
+                Some(parent) => Target::Namespace(warehouse, parent),
+                None => Target::Warehouse(warehouse),
+            },
+        )?;
         let page = page.parse()?;
         let parent_levels: &[String] = match parent {
             Some(parent) => {
@@ -77,11 +96,13 @@ impl Catalog {
 
     pub async fn create_namespace(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         properties: HashMap<String, String>,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Namespace> {
+        let parent = namespace.parent();
+        self.authorize(caller, Privilege::Create, parent_target(warehouse, &parent))?;
         validate_namespace(namespace)?;
         self.check_namespace_properties(warehouse, &properties)?;
         match self
@@ -91,8 +112,9 @@ impl Catalog {
                 namespace,
                 &properties,
                 &Change::new(
-                    idempotency,
+                    caller.idempotency(),
                     vec![self.event(
+                        caller,
                         "namespace.created",
                         warehouse,
                         namespace,
@@ -102,6 +124,7 @@ impl Catalog {
                 ),
                 &|ancestor| {
                     self.event(
+                        caller,
                         "namespace.created",
                         warehouse,
                         ancestor,
@@ -123,9 +146,15 @@ impl Catalog {
 
     pub async fn load_namespace(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
     ) -> CatalogResult<Namespace> {
+        self.authorize(
+            caller,
+            Privilege::Read,
+            Target::Namespace(warehouse, namespace),
+        )?;
         validate_namespace(namespace)?;
         let row = self
             .store
@@ -137,10 +166,15 @@ impl Catalog {
 
     pub async fn drop_namespace(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
+        self.authorize(
+            caller,
+            Privilege::Drop,
+            Target::Namespace(warehouse, namespace),
+        )?;
         validate_namespace(namespace)?;
         match self
             .store
@@ -148,8 +182,9 @@ impl Catalog {
                 &warehouse.id,
                 namespace,
                 &Change::new(
-                    idempotency,
+                    caller.idempotency(),
                     vec![self.event(
+                        caller,
                         "namespace.dropped",
                         warehouse,
                         namespace,
@@ -173,12 +208,17 @@ impl Catalog {
     /// Sets and removes properties in one step. A key may not be both set and removed.
     pub async fn update_namespace_properties(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         removals: Vec<String>,
         updates: HashMap<String, String>,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<PropertiesChange> {
+        self.authorize(
+            caller,
+            Privilege::Write,
+            Target::Namespace(warehouse, namespace),
+        )?;
         validate_namespace(namespace)?;
         let removals: BTreeSet<String> = removals.into_iter().collect();
         let both: Vec<&String> = removals
@@ -213,6 +253,7 @@ impl Catalog {
             properties.extend(updates.clone());
             self.check_namespace_properties(warehouse, &properties)?;
             let event = self.event(
+                caller,
                 "namespace.updated",
                 warehouse,
                 namespace,
@@ -225,7 +266,7 @@ impl Catalog {
                     &row.id,
                     row.version,
                     &properties,
-                    &Change::new(idempotency, vec![event]),
+                    &Change::new(caller.idempotency(), vec![event]),
                 )
                 .await?
             {

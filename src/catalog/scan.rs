@@ -19,9 +19,10 @@ use iceberg::table::Table;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::authz::{Privilege, Target};
 use super::ident::validate_table_ident;
 use super::tables::display_ident;
-use super::{Catalog, CatalogError, CatalogResult, Warehouse};
+use super::{Caller, Catalog, CatalogError, CatalogResult, Warehouse};
 
 /// `POST .../plan`.
 #[derive(Debug, Clone, Deserialize)]
@@ -483,17 +484,19 @@ impl Catalog {
     /// Plans a scan of a table's current (or given) snapshot.
     pub async fn plan_table_scan(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         request: PlanTableScanRequest,
     ) -> CatalogResult<(String, PlanResult)> {
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
         validate_table_ident(ident)?;
         if request.start_snapshot_id.is_some() || request.end_snapshot_id.is_some() {
             return Err(bad(
                 "incremental scan planning (start-snapshot-id, end-snapshot-id) is not supported yet; plan a snapshot instead",
             ));
         }
-        let head = self.table_head(warehouse, ident).await?;
+        let head = self.lookup_head(warehouse, ident).await?;
         let version = self.table_version(&head).await?;
         let metadata = version.metadata()?;
         if let Some(id) = request.snapshot_id
@@ -647,11 +650,13 @@ impl Catalog {
     /// The result of a plan that was split: its plan tasks.
     pub async fn fetch_planning_result(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         plan_id: &str,
     ) -> CatalogResult<PlanResult> {
-        self.table_head(warehouse, ident).await?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.lookup_head(warehouse, ident).await?;
         let plan = self
             .plans
             .plans
@@ -668,11 +673,13 @@ impl Catalog {
     /// Forgets a plan; later fetches of it answer 404.
     pub async fn cancel_planning(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         plan_id: &str,
     ) -> CatalogResult<()> {
-        self.table_head(warehouse, ident).await?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.lookup_head(warehouse, ident).await?;
         self.plans.plans.invalidate(plan_id);
         Ok(())
     }
@@ -680,11 +687,13 @@ impl Catalog {
     /// The file scan tasks of one plan task.
     pub async fn fetch_scan_tasks(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         plan_task: &str,
     ) -> CatalogResult<ScanTasks> {
-        self.table_head(warehouse, ident).await?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.lookup_head(warehouse, ident).await?;
         let missing = || no_such_plan(&format!("plan task '{plan_task}'"));
         let (plan_id, index) = plan_task.rsplit_once(':').ok_or_else(missing)?;
         let index: usize = index.parse().map_err(|_| missing())?;

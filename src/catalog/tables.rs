@@ -13,6 +13,7 @@ use iceberg::spec::{FormatVersion, TableMetadata, TableMetadataBuilder};
 use iceberg::{NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate};
 use iceberg_catalog_rest::{CommitTableRequest, CreateTableRequest, RegisterTableRequest};
 
+use super::authz::{Privilege, Target};
 use super::cache::TableVersion;
 use super::ident::{
     display_namespace, validate_namespace, validate_table_ident, validate_table_name,
@@ -24,7 +25,7 @@ use super::locations::{
 pub(super) use super::metadata_json::to_json;
 use super::metadata_json::{SummaryOrder, to_json_next, to_json_ordered};
 use super::page::{PageRequest, Paged};
-use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
+use super::{Caller, Catalog, CatalogError, CatalogResult, Warehouse};
 use super::{fresh_ids, validate};
 use crate::metrics::CommitOutcome;
 use crate::storage::Location;
@@ -226,10 +227,16 @@ pub(super) fn apply_commit(
 impl Catalog {
     pub async fn list_tables(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
+        self.authorize(
+            caller,
+            Privilege::Read,
+            Target::Namespace(warehouse, namespace),
+        )?;
         self.list_objects(Some(ObjectKind::Table), warehouse, namespace, page)
             .await
     }
@@ -273,15 +280,28 @@ impl Catalog {
     /// the cache when the database confirms it is current, else from the database.
     pub async fn load_table(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<Arc<TableVersion>> {
-        let head = self.table_head(warehouse, ident).await?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        let head = self.lookup_head(warehouse, ident).await?;
         self.table_version(&head).await
     }
 
     /// The table's id and current metadata location: enough to answer "is it still the same?".
     pub async fn table_head(
+        &self,
+        caller: &Caller,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+    ) -> CatalogResult<TableHead> {
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.lookup_head(warehouse, ident).await
+    }
+
+    /// [`Self::table_head`] for operations that authorized their caller already.
+    pub(super) async fn lookup_head(
         &self,
         warehouse: &Warehouse,
         ident: &TableIdent,
@@ -362,11 +382,16 @@ impl Catalog {
 
     pub async fn create_table(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         request: CreateTableRequest,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<CreatedTable> {
+        self.authorize(
+            caller,
+            Privilege::Create,
+            Target::Namespace(warehouse, namespace),
+        )?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         validate_table_ident(&ident)?;
         let limits = &self.settings.limits;
@@ -413,12 +438,12 @@ impl Catalog {
 
         let version = self
             .insert_new_table(
+                caller,
                 warehouse,
                 &ident,
                 metadata,
                 &location,
                 &SummaryOrder::default(),
-                idempotency,
             )
             .await
             .map_err(|e| match e {
@@ -437,21 +462,21 @@ impl Catalog {
     /// Writes the first metadata file of a table and inserts its row.
     async fn insert_new_table(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         metadata: TableMetadata,
         location: &Location,
         order: &SummaryOrder,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Arc<TableVersion>, InsertError> {
         let metadata_location = next_metadata_location(None, &metadata)?;
         self.insert_table_at(
+            caller,
             warehouse,
             ident,
             (metadata, order),
             (location, &metadata_location),
             true,
-            idempotency,
         )
         .await
     }
@@ -459,18 +484,19 @@ impl Catalog {
     /// Inserts a table whose table location and metadata file are `at`.
     async fn insert_table_at(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         (metadata, order): (TableMetadata, &SummaryOrder),
         at: (&Location, &Location),
         write_file: bool,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Arc<TableVersion>, InsertError> {
         let (location, metadata_file) = at;
         let metadata_location = metadata_file.to_string();
         let json = to_json_ordered(&metadata, order)?;
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let event = self.event(
+            caller,
             "table.created",
             warehouse,
             ident.namespace(),
@@ -492,7 +518,7 @@ impl Catalog {
                     write_file,
                     claim: Some(&claim(location)),
                 },
-                Change::new(idempotency, vec![event]),
+                Change::new(caller.idempotency(), vec![event]),
             )
             .await?;
         let version = Arc::new(TableVersion::with_parsed(
@@ -580,13 +606,14 @@ impl Catalog {
     /// row swapped by compare-and-set. Retries lost races up to the configured bound.
     pub async fn commit_table(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         request: CommitTableRequest,
         order: &SummaryOrder,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
-        self.measured_commit(self.commit_table_once(warehouse, ident, request, order, idempotency))
+        self.authorize(caller, Privilege::Write, Target::Table(warehouse, ident))?;
+        self.measured_commit(self.commit_table_once(caller, warehouse, ident, request, order))
             .await
     }
 
@@ -608,11 +635,11 @@ impl Catalog {
 
     async fn commit_table_once(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         request: CommitTableRequest,
         order: &SummaryOrder,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
         validate_table_ident(ident)?;
         if let Some(body_ident) = &request.identifier
@@ -640,18 +667,14 @@ impl Catalog {
             {
                 Prepared::Missing if creates => {
                     return self
-                        .create_table_from_commit(warehouse, ident, &request, order, idempotency)
+                        .create_table_from_commit(caller, warehouse, ident, &request, order)
                         .await;
                 }
                 Prepared::Missing => return Err(no_such_table(ident)),
                 Prepared::Unchanged(current) => return Ok(current),
                 Prepared::Changed(change) => *change,
             };
-            if let Some(version) = self
-                .swap(warehouse, vec![prepared], idempotency)
-                .await?
-                .pop()
-            {
+            if let Some(version) = self.swap(caller, warehouse, vec![prepared]).await?.pop() {
                 return Ok(version);
             }
             self.metrics.commit(CommitOutcome::Retried);
@@ -668,21 +691,24 @@ impl Catalog {
     /// none do.
     pub async fn commit_transaction(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         changes: Vec<CommitTableRequest>,
         order: &SummaryOrder,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
-        self.measured_commit(self.commit_transaction_once(warehouse, changes, order, idempotency))
+        for ident in changes.iter().filter_map(|c| c.identifier.as_ref()) {
+            self.authorize(caller, Privilege::Write, Target::Table(warehouse, ident))?;
+        }
+        self.measured_commit(self.commit_transaction_once(caller, warehouse, changes, order))
             .await
     }
 
     async fn commit_transaction_once(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         changes: Vec<CommitTableRequest>,
         order: &SummaryOrder,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
         if changes.is_empty() {
             return Err(CatalogError::BadRequest(
@@ -744,11 +770,7 @@ impl Catalog {
             if prepared.is_empty() {
                 return Ok(());
             }
-            if !self
-                .swap(warehouse, prepared, idempotency)
-                .await?
-                .is_empty()
-            {
+            if !self.swap(caller, warehouse, prepared).await?.is_empty() {
                 return Ok(());
             }
             self.metrics.commit(CommitOutcome::Retried);
@@ -851,9 +873,9 @@ impl Catalog {
     /// changed meanwhile (the new files are deleted again); else the new versions.
     async fn swap(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         prepared: Vec<PreparedCommit>,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Vec<Arc<TableVersion>>> {
         #[cfg(feature = "failpoints")]
         if self
@@ -881,6 +903,7 @@ impl Catalog {
             .iter()
             .map(|p| {
                 self.event(
+                    caller,
                     "table.updated",
                     warehouse,
                     p.ident.namespace(),
@@ -896,7 +919,7 @@ impl Catalog {
             .collect();
         let swapped = self
             .store
-            .swap_tables_metadata(&swaps, &Change::new(idempotency, events))
+            .swap_tables_metadata(&swaps, &Change::new(caller.idempotency(), events))
             .await;
         drop(swaps);
         match swapped {
@@ -944,25 +967,31 @@ impl Catalog {
     /// Removes a table from the catalog and keeps every file; returns its last version.
     pub async fn unregister_table(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
+        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, ident))?;
         // Taking the table's turn orders the unregister after commits in flight here.
         let _turn = self.commit_locks.lock(&warehouse.id, ident).await;
-        self.drop_table(warehouse, ident, DropTable::KeepFiles, idempotency)
+        self.drop_table(caller, warehouse, ident, DropTable::KeepFiles)
             .await
     }
 
     /// Commits a staged create: the updates carry the whole table definition.
     async fn create_table_from_commit(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         request: &CommitTableRequest,
         summary_order: &SummaryOrder,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
+        self.authorize(
+            caller,
+            Privilege::Create,
+            Target::Namespace(warehouse, ident.namespace()),
+        )?;
         for requirement in &request.requirements {
             if !matches!(requirement, TableRequirement::NotExist) {
                 return Err(CatalogError::CommitFailed(format!(
@@ -1020,12 +1049,12 @@ impl Catalog {
         // The updates may have moved it (set-location after the creation's own).
         let location = object_location(warehouse, metadata.location(), "set-location")?;
         self.insert_new_table(
+            caller,
             warehouse,
             ident,
             metadata,
             &location,
             summary_order,
-            idempotency,
         )
         .await
             .map_err(|e| match e {
@@ -1039,11 +1068,12 @@ impl Catalog {
 
     pub async fn drop_table(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         mode: DropTable,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
+        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, ident))?;
         validate_table_ident(ident)?;
         let row = self
             .store
@@ -1053,8 +1083,9 @@ impl Catalog {
                 ident.namespace(),
                 ident.name(),
                 &Change::new(
-                    idempotency,
+                    caller.idempotency(),
                     vec![self.event(
+                        caller,
                         "table.dropped",
                         warehouse,
                         ident.namespace(),
@@ -1108,33 +1139,34 @@ impl Catalog {
 
     pub async fn rename_table(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         source: &TableIdent,
         destination: &TableIdent,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
-        self.rename_object(
-            ObjectKind::Table,
-            warehouse,
-            source,
-            destination,
-            idempotency,
-        )
-        .await
+        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, source))?;
+        self.authorize(
+            caller,
+            Privilege::Create,
+            Target::Namespace(warehouse, destination.namespace()),
+        )?;
+        self.rename_object(caller, ObjectKind::Table, warehouse, source, destination)
+            .await
     }
 
     /// Moves a table or view; the destination name may be taken by neither.
     pub(super) async fn rename_object(
         &self,
+        caller: &Caller,
         kind: ObjectKind,
         warehouse: &Warehouse,
         source: &TableIdent,
         destination: &TableIdent,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
         validate_table_ident(source)?;
         validate_table_ident(destination)?;
         let event = self.event(
+            caller,
             match kind {
                 ObjectKind::Table => "table.renamed",
                 ObjectKind::View => "view.renamed",
@@ -1156,7 +1188,7 @@ impl Catalog {
                 &warehouse.id,
                 (source.namespace(), source.name()),
                 (destination.namespace(), destination.name()),
-                &Change::new(idempotency, vec![event]),
+                &Change::new(caller.idempotency(), vec![event]),
             )
             .await
         {
@@ -1177,11 +1209,16 @@ impl Catalog {
     /// that name is pointed at the file instead.
     pub async fn register_table(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         request: RegisterTableRequest,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<Arc<TableVersion>> {
+        self.authorize(
+            caller,
+            Privilege::Create,
+            Target::Namespace(warehouse, namespace),
+        )?;
         validate_namespace(namespace)?;
         validate_table_name(&request.name)?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
@@ -1212,6 +1249,7 @@ impl Catalog {
         {
             let json = to_json_ordered(&metadata, &order)?;
             let event = self.event(
+                caller,
                 "table.updated",
                 warehouse,
                 namespace,
@@ -1233,7 +1271,7 @@ impl Catalog {
             };
             let swapped = self
                 .store
-                .swap_tables_metadata(&[swap], &Change::new(idempotency, vec![event]))
+                .swap_tables_metadata(&[swap], &Change::new(caller.idempotency(), vec![event]))
                 .await
                 .map_err(|e| match e {
                     StoreError::LocationTaken => CatalogError::AlreadyExists(format!(
@@ -1258,12 +1296,12 @@ impl Catalog {
             return Ok(version);
         }
         self.insert_table_at(
+            caller,
             warehouse,
             &ident,
             (metadata, &order),
             (&location, &metadata_file),
             false,
-            idempotency,
         )
         .await
         .map_err(|e| match e {

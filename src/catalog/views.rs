@@ -11,13 +11,14 @@ use iceberg::spec::{Schema, ViewMetadata, ViewMetadataBuilder, ViewVersion};
 use iceberg::{NamespaceIdent, TableIdent, ViewCreation, ViewUpdate};
 use serde::Deserialize;
 
+use super::authz::{Privilege, Target};
 use super::ident::{validate_namespace, validate_table_ident, validate_table_name};
 use super::locations::{check_property_count, claim, confine, metadata_file, object_location};
 use super::page::{PageRequest, Paged};
 use super::tables::{
     Insert, InsertError, check_metadata_size, display_ident, invalid, keeps_files,
 };
-use super::{Catalog, CatalogError, CatalogResult, IdempotencyRecord, Warehouse};
+use super::{Caller, Catalog, CatalogError, CatalogResult, Warehouse};
 use crate::storage::Location;
 use crate::store::{Change, ObjectKind, StoreError, TableRow, TableSwap};
 
@@ -125,21 +126,32 @@ fn check_view_updates(
 impl Catalog {
     pub async fn list_views(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
+        self.authorize(
+            caller,
+            Privilege::Read,
+            Target::Namespace(warehouse, namespace),
+        )?;
         self.list_objects(Some(ObjectKind::View), warehouse, namespace, page)
             .await
     }
 
     pub async fn create_view(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         request: CreateViewRequest,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<LoadedView> {
+        self.authorize(
+            caller,
+            Privilege::Create,
+            Target::Namespace(warehouse, namespace),
+        )?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         validate_table_ident(&ident)?;
         check_property_count(&self.settings.limits, request.properties.len(), "the view")?;
@@ -162,19 +174,19 @@ impl Catalog {
             .map_err(|e| invalid("invalid view definition", e))?
             .metadata;
         check_view_metadata(&self.settings.limits, &metadata)?;
-        self.insert_view(warehouse, &ident, &metadata, &location, None, idempotency)
+        self.insert_view(caller, warehouse, &ident, &metadata, &location, None)
             .await
     }
 
     /// Writes (unless registering an existing file) and inserts a view.
     async fn insert_view(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         metadata: &ViewMetadata,
         location: &Location,
         existing_file: Option<Location>,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<LoadedView> {
         let json = to_json(metadata)?;
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
@@ -183,6 +195,7 @@ impl Catalog {
             .unwrap_or_else(|| super::locations::metadata_file(location, None, false));
         let metadata_location = metadata_file.to_string();
         let event = self.event(
+            caller,
             "view.created",
             warehouse,
             ident.namespace(),
@@ -203,7 +216,7 @@ impl Catalog {
                 write_file: existing_file.is_none(),
                 claim: Some(&claim(location)),
             },
-            Change::new(idempotency, vec![event]),
+            Change::new(caller.idempotency(), vec![event]),
         )
         .await
         .map_err(|e| match e {
@@ -221,9 +234,11 @@ impl Catalog {
 
     pub async fn load_view(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<LoadedView> {
+        self.authorize(caller, Privilege::Read, Target::View(warehouse, ident))?;
         validate_table_ident(ident)?;
         let row = self.view_row(warehouse, ident).await?;
         Ok(LoadedView {
@@ -235,9 +250,11 @@ impl Catalog {
     /// Whether a view exists (without reading its metadata).
     pub async fn view_exists(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<()> {
+        self.authorize(caller, Privilege::Read, Target::View(warehouse, ident))?;
         validate_table_ident(ident)?;
         self.store
             .table_head(
@@ -267,11 +284,12 @@ impl Catalog {
     /// swapped by compare-and-set, lost races retried.
     pub async fn replace_view(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         request: CommitViewRequest,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<LoadedView> {
+        self.authorize(caller, Privilege::Write, Target::View(warehouse, ident))?;
         validate_table_ident(ident)?;
         if let Some(body_ident) = &request.identifier
             && body_ident != ident
@@ -328,6 +346,7 @@ impl Catalog {
                 new_object_location: moved.as_ref(),
             };
             let event = self.event(
+                caller,
                 "view.updated",
                 warehouse,
                 ident.namespace(),
@@ -340,7 +359,7 @@ impl Catalog {
             );
             match self
                 .store
-                .swap_tables_metadata(&[swap], &Change::new(idempotency, vec![event]))
+                .swap_tables_metadata(&[swap], &Change::new(caller.idempotency(), vec![event]))
                 .await
             {
                 Ok(true) => {
@@ -372,10 +391,11 @@ impl Catalog {
 
     pub async fn drop_view(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
+        self.authorize(caller, Privilege::Drop, Target::View(warehouse, ident))?;
         validate_table_ident(ident)?;
         self.store
             .drop_table(
@@ -384,8 +404,9 @@ impl Catalog {
                 ident.namespace(),
                 ident.name(),
                 &Change::new(
-                    idempotency,
+                    caller.idempotency(),
                     vec![self.event(
+                        caller,
                         "view.dropped",
                         warehouse,
                         ident.namespace(),
@@ -401,28 +422,33 @@ impl Catalog {
 
     pub async fn rename_view(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         source: &TableIdent,
         destination: &TableIdent,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<()> {
-        self.rename_object(
-            ObjectKind::View,
-            warehouse,
-            source,
-            destination,
-            idempotency,
-        )
-        .await
+        self.authorize(caller, Privilege::Drop, Target::View(warehouse, source))?;
+        self.authorize(
+            caller,
+            Privilege::Create,
+            Target::Namespace(warehouse, destination.namespace()),
+        )?;
+        self.rename_object(caller, ObjectKind::View, warehouse, source, destination)
+            .await
     }
 
     pub async fn register_view(
         &self,
+        caller: &Caller,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         request: RegisterViewRequest,
-        idempotency: Option<&IdempotencyRecord>,
     ) -> CatalogResult<LoadedView> {
+        self.authorize(
+            caller,
+            Privilege::Create,
+            Target::Namespace(warehouse, namespace),
+        )?;
         validate_namespace(namespace)?;
         validate_table_name(&request.name)?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
@@ -433,14 +459,7 @@ impl Catalog {
         })?;
         let location = object_location(warehouse, metadata.location(), "the view location")?;
         check_view_metadata(&self.settings.limits, &metadata)?;
-        self.insert_view(
-            warehouse,
-            &ident,
-            &metadata,
-            &location,
-            Some(file),
-            idempotency,
-        )
-        .await
+        self.insert_view(caller, warehouse, &ident, &metadata, &location, Some(file))
+            .await
     }
 }

@@ -1,0 +1,87 @@
+//! Who is asking: every catalog operation takes a [`Caller`] first and starts with an
+//! authorization decision about it (see `authz.rs`). The HTTP layer makes one per request
+//! from what authentication found; the command line and background work make their own.
+
+use std::sync::Arc;
+
+use super::IdempotencyRecord;
+
+/// The principal a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The name shown in change events, audit rows and the access log.
+    pub name: String,
+    /// Whether every decision allows it: authentication is off (`--auth none`), or the
+    /// caller is the server's own command line.
+    pub unrestricted: bool,
+}
+
+/// The principal of requests when authentication is off.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The principal of what the server does on its own.
+pub const SERVER: &str = "serac";
+
+/// The principal of changes made from the command line.
+pub const COMMAND_LINE: &str = "serac-cli";
+
+impl Principal {
+    /// The principal of every request when authentication is off: allowed everything.
+    pub fn anonymous() -> Arc<Self> {
+        Arc::new(Self {
+            name: ANONYMOUS.to_owned(),
+            unrestricted: true,
+        })
+    }
+}
+
+/// One request's caller: its principal, its request id, and the idempotency record of a
+/// mutation sent with an `Idempotency-Key` (written in the same transaction as the change).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Arc<Principal>,
+    pub request_id: Option<String>,
+    idempotency: Option<IdempotencyRecord>,
+}
+
+impl Caller {
+    pub fn new(principal: Arc<Principal>, request_id: Option<String>) -> Self {
+        Self {
+            principal,
+            request_id,
+            idempotency: None,
+        }
+    }
+
+    /// The server's own command line (`serac warehouse create`, ...): unrestricted.
+    pub fn command_line() -> Self {
+        Self::unrestricted(COMMAND_LINE)
+    }
+
+    /// The server itself, for what it does on its own at start (the default warehouse).
+    pub fn server() -> Self {
+        Self::unrestricted(SERVER)
+    }
+
+    fn unrestricted(name: &str) -> Self {
+        Self::new(
+            Arc::new(Principal {
+                name: name.to_owned(),
+                unrestricted: true,
+            }),
+            None,
+        )
+    }
+
+    /// The same caller carrying the idempotency record of the mutation it is about to make.
+    pub fn with_idempotency(&self, record: Option<IdempotencyRecord>) -> Self {
+        Self {
+            idempotency: record,
+            ..self.clone()
+        }
+    }
+
+    pub fn idempotency(&self) -> Option<&IdempotencyRecord> {
+        self.idempotency.as_ref()
+    }
+}
