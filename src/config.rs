@@ -45,6 +45,39 @@ pub enum Command {
     /// Manage user-defined functions.
     #[command(subcommand)]
     Function(FunctionCommand),
+    /// Manage the principals that obtain tokens (--auth oauth2), directly in the database.
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// Add a principal; prints its client id and secret (the secret is shown only now).
+    Create {
+        name: String,
+        /// Allowed everything, server-wide (warehouses, principals, audit log).
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List the principals (never their secrets).
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Give a principal a new secret; the old one stops working for new tokens at once.
+    RotateSecret {
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Remove a principal.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +249,34 @@ pub struct ServeArgs {
     #[arg(long, env = "SERAC_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub allowed_origins: Vec<AllowedOrigin>,
 
+    /// Authentication: `oauth2` (bearer tokens from POST /v1/oauth/tokens) or `none` (every
+    /// request is `anonymous` and may do anything). Without a setting, Serac runs without
+    /// authentication only when it listens on a loopback address.
+    #[arg(long, env = "SERAC_AUTH", value_enum)]
+    pub auth: Option<crate::auth::AuthMode>,
+
+    /// How long a token issued by POST /v1/oauth/tokens is valid.
+    #[arg(long, env = "SERAC_TOKEN_LIFETIME", default_value = "1h", value_parser = parse_positive_duration)]
+    pub token_lifetime: Duration,
+
+    /// A file holding the key (at least 32 bytes) that signs issued tokens. Without it, a key
+    /// is made at first start and stored in the database, shared by every replica.
+    #[arg(long, env = "SERAC_TOKEN_SIGNING_KEY_FILE")]
+    pub token_signing_key_file: Option<PathBuf>,
+
+    /// With authentication on, whether GET /metrics needs a token too.
+    #[arg(long, env = "SERAC_METRICS_REQUIRE_TOKEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub metrics_require_token: bool,
+
+    /// The client id of the admin principal made at first start with authentication on
+    /// (ignored once any principal exists).
+    #[arg(long, env = "SERAC_BOOTSTRAP_CLIENT_ID", hide_env_values = true)]
+    pub bootstrap_client_id: Option<String>,
+
+    /// The client secret of that principal (at least 16 characters).
+    #[arg(long, env = "SERAC_BOOTSTRAP_CLIENT_SECRET", hide_env_values = true)]
+    pub bootstrap_client_secret: Option<String>,
+
     /// Origins (comma-separated; `*`: any) whose pages may call the REST API (CORS).
     /// Unset: no CORS headers at all, so browsers keep other sites out.
     #[arg(long, env = "SERAC_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
@@ -262,6 +323,40 @@ impl DatabaseArgs {
 }
 
 impl ServeArgs {
+    /// Authentication as configured. With no `--auth`, `none` is chosen only for a loopback
+    /// address: anywhere else the choice must be explicit.
+    pub fn auth_settings(&self) -> Result<crate::auth::AuthSettings, String> {
+        use crate::auth::AuthMode;
+        let mode = match self.auth {
+            Some(mode) => mode,
+            None if self.bind.ip().is_loopback() => AuthMode::None,
+            None => {
+                return Err(format!(
+                    "listening on {} without authentication: set --auth oauth2 (SERAC_AUTH=oauth2) \
+                     to require tokens, or --auth none (SERAC_AUTH=none) to allow every request",
+                    self.bind
+                ));
+            }
+        };
+        let bootstrap = match (&self.bootstrap_client_id, &self.bootstrap_client_secret) {
+            (Some(id), Some(secret)) => Some((id.clone(), secret.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "SERAC_BOOTSTRAP_CLIENT_ID and SERAC_BOOTSTRAP_CLIENT_SECRET go \
+                            together: set both or neither"
+                        .into(),
+                );
+            }
+        };
+        Ok(crate::auth::AuthSettings {
+            mode,
+            token_lifetime: self.token_lifetime,
+            signing_key_file: self.token_signing_key_file.clone(),
+            bootstrap,
+        })
+    }
+
     /// The caps on one request's work.
     pub fn limits(&self) -> crate::catalog::Limits {
         crate::catalog::Limits {

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use serac::catalog::{Caller, Catalog, CatalogSettings};
-use serac::config::{Cli, Command, FunctionCommand, WarehouseCommand};
+use serac::config::{Cli, Command, FunctionCommand, PrincipalCommand, WarehouseCommand};
 use serac::server::{Server, open_store, shutdown_signal};
 use serac::storage::Storage;
 
@@ -134,6 +134,7 @@ async fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Principal(command) => principal_command(command).await,
         Command::Warehouse(WarehouseCommand::List { database }) => {
             let catalog = admin_catalog(&database).await?;
             for w in catalog
@@ -146,6 +147,55 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
+    use serac::auth::principals;
+    let metrics = serac::metrics::DbMetrics::unregistered();
+    let show = |c: principals::Credentials| {
+        println!("principal:     {}", c.name);
+        println!("client id:     {}", c.client_id);
+        println!("client secret: {}", c.client_secret);
+        println!(
+            "(the secret is shown only now; clients use credential=<client id>:<client secret>)"
+        );
+    };
+    match command {
+        PrincipalCommand::Create {
+            name,
+            admin,
+            database,
+        } => {
+            let store = open_store(&database, metrics).await?;
+            show(principals::create(store.as_ref(), &name, admin).await?);
+        }
+        PrincipalCommand::List { database } => {
+            let store = open_store(&database, metrics).await?;
+            println!("name\tclient id\tadmin\tcreated");
+            for p in store.list_principals().await.map_err(|e| e.to_string())? {
+                let created = chrono::DateTime::from_timestamp_millis(p.created_at_ms)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default();
+                println!("{}\t{}\t{}\t{created}", p.name, p.client_id, p.admin);
+            }
+        }
+        PrincipalCommand::RotateSecret { name, database } => {
+            let store = open_store(&database, metrics).await?;
+            show(principals::rotate_secret(store.as_ref(), &name).await?);
+        }
+        PrincipalCommand::Delete { name, database } => {
+            let store = open_store(&database, metrics).await?;
+            if !store
+                .delete_principal(&name)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("principal '{name}' does not exist"));
+            }
+            println!("deleted principal '{name}'");
+        }
+    }
+    Ok(())
 }
 
 async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog, String> {

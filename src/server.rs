@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 use connections::{ConnectionSettings, HttpServer};
 
 use crate::api::{self, ApiError, AppState, Lifecycle};
+use crate::auth::{AuthMode, Authenticator};
 use crate::catalog::{Catalog, CatalogSettings};
 use crate::config::{AllowedOrigin, Database, DatabaseArgs, ServeArgs, redact};
 use crate::metrics::{DbMetrics, Metrics};
@@ -74,8 +75,13 @@ pub struct Server {
 
 impl Server {
     pub async fn build(args: &ServeArgs) -> Result<Self, String> {
+        let auth_settings = args.auth_settings()?;
         let metrics = Arc::new(Metrics::new());
         let store = open_store(&args.database, metrics.db.clone()).await?;
+        let auth = Arc::new(Authenticator::start(store.clone(), &auth_settings).await?);
+        if auth.mode() == AuthMode::None {
+            tracing::warn!("authentication is off (--auth none): every request may do anything");
+        }
         let settings = CatalogSettings {
             default_warehouse: args.database.default_warehouse.clone(),
             commit_retries: args.commit_retries,
@@ -115,7 +121,8 @@ impl Server {
             access_log: args.access_log,
             feed_origins: args.allowed_origins.clone().into(),
             api_origins: args.cors_allowed_origins.clone().into(),
-            principal: crate::catalog::Principal::anonymous(),
+            auth,
+            metrics_require_token: args.metrics_require_token,
         };
         let app = with_middleware(api::router(state.clone()), args, state);
         Ok(Self {

@@ -2,6 +2,8 @@
 
 mod common;
 
+#[path = "api/auth.rs"]
+mod auth;
 #[path = "api/commits.rs"]
 mod commits;
 #[path = "api/config.rs"]

@@ -1,6 +1,7 @@
 //! The HTTP face of Serac: routes, request parsing and the mapping of errors to the spec's
 //! error model. Handlers are thin: they parse, call the catalog, and shape the response.
 
+mod auth;
 mod error;
 mod events;
 mod extract;
@@ -27,14 +28,16 @@ use error::json_response;
 pub use error::{ApiError, ApiResult};
 use extract::ApiQuery;
 
-use crate::catalog::{Caller, Catalog, Principal};
+use crate::catalog::Catalog;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: Arc<Catalog>,
-    /// The principal of every request (authentication is off).
-    pub principal: Arc<Principal>,
+    /// Turns bearer tokens into principals, and issues tokens.
+    pub auth: Arc<crate::auth::Authenticator>,
+    /// With authentication on, whether `/metrics` needs a token.
+    pub metrics_require_token: bool,
     pub lifecycle: Arc<Lifecycle>,
     /// Whether each request is logged.
     pub access_log: bool,
@@ -237,6 +240,7 @@ fn catalog_routes() -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/config", get(config))
+        .route(auth::TOKEN_PATH, post(auth::issue_token))
         .nest("/v1/{prefix}", catalog_routes())
         .nest("/v1", catalog_routes())
         .route("/v1/events/stream", get(events::stream))
@@ -249,6 +253,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             refuse_cross_site_changes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
         ))
         .with_state(state)
 }
@@ -351,11 +359,6 @@ pub async fn record_request(
         .map(|c| c.0.ip());
     let audited =
         (matched.is_some() && is_mutation(&method, route)).then(|| request.uri().path().to_owned());
-    let caller = Caller::new(state.principal.clone(), request_id);
-    let actor = audited.as_ref().map(|_| caller.clone());
-    let principal = caller.principal.clone();
-    let mut request = request;
-    request.extensions_mut().insert(caller);
     let in_flight = InFlight::enter(&metrics.http_in_flight);
     let response = next.run(request).await;
     drop(in_flight);
@@ -380,15 +383,15 @@ pub async fn record_request(
             status = status.as_u16(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             client = client.map(tracing::field::display),
-            principal = principal.name.as_str(),
+            principal = auth::principal_name(&response),
             "request"
         );
     }
-    if let (Some(object), Some(caller)) = (audited, actor) {
+    if let Some(object) = audited {
         state.catalog.audit(crate::catalog::AuditRecord {
             at_ms: chrono::Utc::now().timestamp_millis(),
-            request_id: caller.request_id,
-            actor: caller.principal.name.clone(),
+            request_id,
+            actor: auth::principal_name(&response).to_owned(),
             client: client.map(|c| c.to_string()),
             operation: format!("{method} {route}"),
             object,

@@ -88,9 +88,7 @@ pub async fn create(
                 Ok(json(StatusCode::OK, &NamespaceResponse::from(&ns)))
             },
             || async {
-                let ns = catalog
-                    .load_namespace(caller, warehouse, namespace)
-                    .await?;
+                let ns = catalog.load_namespace(caller, warehouse, namespace).await?;
                 Ok(json(StatusCode::OK, &NamespaceResponse::from(&ns)))
             },
         )

@@ -239,6 +239,25 @@ pub struct EventBatch {
     pub held_back: bool,
 }
 
+/// A principal of authentication, with its client secret's argon2 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRow {
+    pub id: String,
+    pub name: String,
+    pub client_id: String,
+    pub secret_hash: String,
+    pub admin: bool,
+    pub created_at_ms: i64,
+}
+
+/// A key that signs issued tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub secret: String,
+    pub created_at_ms: i64,
+}
+
 /// One mutating request, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -481,6 +500,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn audit_records(&self, limit: usize) -> StoreResult<Vec<AuditRecord>>;
     /// Deletes audit records made before the given time; returns how many went.
     async fn purge_audit_records(&self, before_ms: i64) -> StoreResult<u64>;
+
+    // --- authentication ---------------------------------------------------------------------
+    /// Inserts a principal (`AlreadyExists` for a taken name or client id). With
+    /// `only_if_none`, nothing is inserted when any principal exists (`Ok(false)`).
+    async fn create_principal(&self, row: &PrincipalRow, only_if_none: bool) -> StoreResult<bool>;
+    async fn principal_by_client_id(&self, client_id: &str) -> StoreResult<Option<PrincipalRow>>;
+    async fn list_principals(&self) -> StoreResult<Vec<PrincipalRow>>;
+    /// Replaces a principal's secret hash; `false` if there is no such principal.
+    async fn set_principal_secret(&self, name: &str, secret_hash: &str) -> StoreResult<bool>;
+    /// `false` if there is no such principal.
+    async fn delete_principal(&self, name: &str) -> StoreResult<bool>;
+    /// Every signing key, newest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>>;
+    async fn add_signing_key(&self, row: &SigningKeyRow) -> StoreResult<()>;
 }
 
 /// Joins namespace levels for storage.

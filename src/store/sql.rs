@@ -119,7 +119,7 @@ macro_rules! sql_store {
         use $crate::store::{
             AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
             IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery,
-            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow,
+            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow,
             join_levels, now_ms, split_levels,
         };
 
@@ -234,6 +234,17 @@ macro_rules! sql_store {
                 request_id: row.try_get("request_id").map_err(map_err)?,
                 actor: row.try_get("actor").map_err(map_err)?,
                 data: row.try_get("data").map_err(map_err)?,
+            })
+        }
+
+        fn principal_from_row(row: &$row) -> StoreResult<PrincipalRow> {
+            Ok(PrincipalRow {
+                id: row.try_get("id").map_err(map_err)?,
+                name: row.try_get("name").map_err(map_err)?,
+                client_id: row.try_get("client_id").map_err(map_err)?,
+                secret_hash: row.try_get("secret_hash").map_err(map_err)?,
+                admin: row.try_get("admin").map_err(map_err)?,
+                created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
             })
         }
 
@@ -1160,6 +1171,110 @@ macro_rules! sql_store {
                         return Ok(deleted);
                     }
                 }
+            }
+
+            async fn create_principal(
+                &self,
+                row: &PrincipalRow,
+                only_if_none: bool,
+            ) -> StoreResult<bool> {
+                let _t = self.time("create_principal");
+                let sql = if only_if_none {
+                    "INSERT INTO principals (id, name, client_id, secret_hash, admin, created_at_ms) \
+                     SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM principals)"
+                } else {
+                    "INSERT INTO principals (id, name, client_id, secret_hash, admin, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)"
+                };
+                let done = sqlx::query(sql)
+                    .bind(&row.id)
+                    .bind(&row.name)
+                    .bind(&row.client_id)
+                    .bind(&row.secret_hash)
+                    .bind(row.admin)
+                    .bind(row.created_at_ms)
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn principal_by_client_id(&self, client_id: &str) -> StoreResult<Option<PrincipalRow>> {
+                let _t = self.time("principal_by_client_id");
+                let row = sqlx::query(
+                    "SELECT id, name, client_id, secret_hash, admin, created_at_ms FROM principals \
+                     WHERE client_id = $1",
+                )
+                .bind(client_id)
+                .fetch_optional(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(principal_from_row).transpose()
+            }
+
+            async fn list_principals(&self) -> StoreResult<Vec<PrincipalRow>> {
+                let _t = self.time("list_principals");
+                let rows = sqlx::query(
+                    "SELECT id, name, client_id, secret_hash, admin, created_at_ms FROM principals \
+                     ORDER BY name",
+                )
+                .fetch_all(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                rows.iter().map(principal_from_row).collect()
+            }
+
+            async fn set_principal_secret(&self, name: &str, secret_hash: &str) -> StoreResult<bool> {
+                let _t = self.time("set_principal_secret");
+                let done = sqlx::query("UPDATE principals SET secret_hash = $1 WHERE name = $2")
+                    .bind(secret_hash)
+                    .bind(name)
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_principal(&self, name: &str) -> StoreResult<bool> {
+                let _t = self.time("delete_principal");
+                let done = sqlx::query("DELETE FROM principals WHERE name = $1")
+                    .bind(name)
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>> {
+                let _t = self.time("signing_keys");
+                let rows = sqlx::query(
+                    "SELECT kid, secret, created_at_ms FROM signing_keys \
+                     ORDER BY created_at_ms DESC, kid",
+                )
+                .fetch_all(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(SigningKeyRow {
+                            kid: row.try_get("kid").map_err(map_err)?,
+                            secret: row.try_get("secret").map_err(map_err)?,
+                            created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_signing_key(&self, row: &SigningKeyRow) -> StoreResult<()> {
+                let _t = self.time("add_signing_key");
+                sqlx::query("INSERT INTO signing_keys (kid, secret, created_at_ms) VALUES ($1, $2, $3)")
+                    .bind(&row.kid)
+                    .bind(&row.secret)
+                    .bind(row.created_at_ms)
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
             }
 
             async fn audit_records(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {

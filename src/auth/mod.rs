@@ -1,0 +1,428 @@
+//! Authentication: turns a request's bearer token into the [`Principal`] it acts for, and
+//! issues tokens by the OAuth2 client credentials flow (`POST /v1/oauth/tokens`).
+//!
+//! Tokens are JWTs signed with HS256 by a key every replica shares: from a file
+//! (`--token-signing-key-file`) or made at first start and stored in the database. A token
+//! names its key (`kid`), so keys can be added while older tokens stay valid; an unknown
+//! `kid` makes the verifier reload the stored keys once. Verifying a token costs a few
+//! microseconds and no database round trip; the principal's name and admin flag travel in
+//! the token. Client secrets are stored only as argon2id hashes ([`secrets`]).
+
+pub mod secrets;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Principal;
+use crate::store::{PrincipalRow, SigningKeyRow, Store, StoreError, now_ms};
+
+/// `--auth`: whether requests must carry a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// No authentication: every request acts as `anonymous`, allowed everything.
+    None,
+    /// Bearer tokens issued by `POST /v1/oauth/tokens` (client credentials).
+    Oauth2,
+}
+
+/// The issuer and audience of Serac's own tokens.
+const ISSUER: &str = "serac";
+
+/// Settings of authentication, from the configuration.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    pub token_lifetime: Duration,
+    pub signing_key_file: Option<PathBuf>,
+    /// `SERAC_BOOTSTRAP_CLIENT_ID` and `SERAC_BOOTSTRAP_CLIENT_SECRET`.
+    pub bootstrap: Option<(String, String)>,
+}
+
+/// Why a request's credentials were not accepted (a 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("this request needs a bearer token (Authorization: Bearer <token>)")]
+    Missing,
+    #[error("the bearer token is not valid: {0}")]
+    Invalid(String),
+    #[error("the bearer token has expired; obtain a new one")]
+    Expired,
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Why a token request failed, in OAuth2's words (RFC 6749, section 5.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the client id or secret is wrong")]
+    InvalidClient,
+    #[error("grant type '{0}' is not supported; use client_credentials")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A token just issued.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    /// The principal's id.
+    sub: String,
+    /// The principal's name.
+    name: String,
+    #[serde(default)]
+    admin: bool,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
+
+struct Keys {
+    /// The key new tokens are signed with.
+    signing: (String, EncodingKey),
+    by_kid: HashMap<String, DecodingKey>,
+}
+
+/// Issues and verifies tokens.
+pub struct Authenticator {
+    mode: AuthMode,
+    store: Arc<dyn Store>,
+    token_lifetime: Duration,
+    keys: RwLock<Keys>,
+    /// A key from a file is the only key: nothing is reloaded from the database.
+    from_file: bool,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Prepares authentication: the signing key (read, or made and stored at first start)
+    /// and the bootstrap principal.
+    pub async fn start(store: Arc<dyn Store>, settings: &AuthSettings) -> Result<Self, String> {
+        let (keys, from_file) = match &settings.signing_key_file {
+            Some(path) => {
+                let secret = std::fs::read(path).map_err(|e| {
+                    format!(
+                        "--token-signing-key-file: cannot read '{}': {e}",
+                        path.display()
+                    )
+                })?;
+                let secret = trim_ascii_end(&secret);
+                if secret.len() < 32 {
+                    return Err(format!(
+                        "--token-signing-key-file: '{}' holds {} bytes; a signing key needs at least 32",
+                        path.display(),
+                        secret.len()
+                    ));
+                }
+                (keys_of(&[("file".to_owned(), secret.to_vec())])?, true)
+            }
+            None if settings.mode == AuthMode::Oauth2 => {
+                (stored_keys(store.as_ref()).await?, false)
+            }
+            // Without authentication no token is ever issued; an unusable key stands in.
+            None => (
+                keys_of(&[("none".to_owned(), secrets::random_bytes::<32>()?.to_vec())])?,
+                true,
+            ),
+        };
+        let auth = Self {
+            mode: settings.mode,
+            store,
+            token_lifetime: settings.token_lifetime,
+            keys: RwLock::new(keys),
+            from_file,
+        };
+        if settings.mode == AuthMode::Oauth2
+            && let Some((client_id, secret)) = &settings.bootstrap
+        {
+            auth.bootstrap(client_id, secret).await?;
+        }
+        Ok(auth)
+    }
+
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// Creates the first principal, an admin, unless some principal exists.
+    async fn bootstrap(&self, client_id: &str, secret: &str) -> Result<(), String> {
+        principals::validate_name(client_id)
+            .map_err(|e| format!("SERAC_BOOTSTRAP_CLIENT_ID: {e}"))?;
+        if secret.len() < 16 {
+            return Err("SERAC_BOOTSTRAP_CLIENT_SECRET must be at least 16 characters".into());
+        }
+        let row = PrincipalRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: client_id.to_owned(),
+            client_id: client_id.to_owned(),
+            secret_hash: hash_blocking(secret.to_owned()).await?,
+            admin: true,
+            created_at_ms: now_ms(),
+        };
+        match self.store.create_principal(&row, true).await {
+            Ok(true) => {
+                tracing::info!(principal = %row.name, "bootstrap: created the admin principal");
+                Ok(())
+            }
+            Ok(false) | Err(StoreError::AlreadyExists) => Ok(()),
+            Err(e) => Err(format!("bootstrap principal: {e}")),
+        }
+    }
+
+    /// The client credentials flow: a token for the principal whose client id and secret
+    /// these are.
+    pub async fn issue(&self, client_id: &str, secret: &str) -> Result<IssuedToken, TokenError> {
+        let found = self
+            .store
+            .principal_by_client_id(client_id)
+            .await
+            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+        let hash = found.as_ref().map_or_else(
+            || secrets::decoy_hash().to_owned(),
+            |p| p.secret_hash.clone(),
+        );
+        let secret = secret.to_owned();
+        let matches = tokio::task::spawn_blocking(move || secrets::verify(&secret, &hash))
+            .await
+            .unwrap_or(false);
+        let principal = match found {
+            Some(p) if matches => p,
+            _ => return Err(TokenError::InvalidClient),
+        };
+        let now = now_ms() / 1000;
+        let lifetime = self.token_lifetime.as_secs().max(1);
+        let claims = Claims {
+            sub: principal.id,
+            name: principal.name,
+            admin: principal.admin,
+            iss: ISSUER.into(),
+            aud: ISSUER.into(),
+            iat: now,
+            exp: now + i64::try_from(lifetime).unwrap_or(i64::MAX / 2),
+        };
+        let keys = self.keys.read().expect("keys lock");
+        let (kid, key) = &keys.signing;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid.clone());
+        let access_token = jsonwebtoken::encode(&header, &claims, key)
+            .map_err(|e| TokenError::Unavailable(format!("cannot sign a token: {e}")))?;
+        Ok(IssuedToken {
+            access_token,
+            expires_in: lifetime,
+        })
+    }
+
+    /// The principal a bearer token stands for.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError::Invalid(format!("not a JWT ({e})")))?;
+        if header.alg != Algorithm::HS256 {
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
+        let known = self
+            .keys
+            .read()
+            .expect("keys lock")
+            .by_kid
+            .contains_key(&kid);
+        if !known && !self.from_file {
+            // A key another replica made since this one loaded its keys.
+            let reloaded = stored_keys(self.store.as_ref())
+                .await
+                .map_err(AuthError::Unavailable)?;
+            let mut keys = self.keys.write().expect("keys lock");
+            keys.by_kid = reloaded.by_kid;
+        }
+        let keys = self.keys.read().expect("keys lock");
+        let key = keys
+            .by_kid
+            .get(&kid)
+            .ok_or_else(|| AuthError::Invalid(format!("unknown signing key '{kid}'")))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid(e.to_string()),
+        })?;
+        Ok(Arc::new(Principal {
+            name: data.claims.name,
+            unrestricted: data.claims.admin,
+        }))
+    }
+}
+
+/// Principals, for the command line (`serac principal ...`).
+pub mod principals {
+    use super::*;
+
+    /// A principal just created or given a new secret: the secret is shown once.
+    #[derive(Debug, Clone)]
+    pub struct Credentials {
+        pub name: String,
+        pub client_id: String,
+        pub client_secret: String,
+    }
+
+    pub async fn create(store: &dyn Store, name: &str, admin: bool) -> Result<Credentials, String> {
+        validate_name(name)?;
+        let client_id = uuid::Uuid::new_v4().simple().to_string();
+        let client_secret = secrets::new_secret()?;
+        let row = PrincipalRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_owned(),
+            client_id: client_id.clone(),
+            secret_hash: hash_blocking(client_secret.clone()).await?,
+            admin,
+            created_at_ms: now_ms(),
+        };
+        match store.create_principal(&row, false).await {
+            Ok(_) => Ok(Credentials {
+                name: name.to_owned(),
+                client_id,
+                client_secret,
+            }),
+            Err(StoreError::AlreadyExists) => Err(format!("principal '{name}' already exists")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.' and '@' (a name shows in logs
+    /// and events, and may be a client id).
+    pub fn validate_name(name: &str) -> Result<(), String> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "principal name '{}' must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.' and '@'",
+                name.escape_debug()
+            ))
+        }
+    }
+
+    pub async fn rotate_secret(store: &dyn Store, name: &str) -> Result<Credentials, String> {
+        let client_secret = secrets::new_secret()?;
+        let hash = hash_blocking(client_secret.clone()).await?;
+        if !store
+            .set_principal_secret(name, &hash)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err(format!("principal '{name}' does not exist"));
+        }
+        let row = store
+            .list_principals()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| format!("principal '{name}' does not exist"))?;
+        Ok(Credentials {
+            name: row.name,
+            client_id: row.client_id,
+            client_secret,
+        })
+    }
+}
+
+async fn hash_blocking(secret: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || secrets::hash(&secret))
+        .await
+        .map_err(|e| format!("cannot hash a secret: {e}"))?
+}
+
+/// The stored signing keys; the first start stores a new one.
+async fn stored_keys(store: &dyn Store) -> Result<Keys, String> {
+    let mut rows = store
+        .signing_keys()
+        .await
+        .map_err(|e| format!("signing keys: {e}"))?;
+    if rows.is_empty() {
+        let row = SigningKeyRow {
+            kid: uuid::Uuid::now_v7().to_string(),
+            secret: base64::engine::general_purpose::STANDARD
+                .encode(secrets::random_bytes::<32>()?),
+            created_at_ms: now_ms(),
+        };
+        store
+            .add_signing_key(&row)
+            .await
+            .map_err(|e| format!("cannot store a new signing key: {e}"))?;
+        rows = store
+            .signing_keys()
+            .await
+            .map_err(|e| format!("signing keys: {e}"))?;
+    }
+    let decoded = rows
+        .into_iter()
+        .map(|row| {
+            base64::engine::general_purpose::STANDARD
+                .decode(&row.secret)
+                .map(|secret| (row.kid.clone(), secret))
+                .map_err(|e| format!("stored signing key '{}' is not base64: {e}", row.kid))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    keys_of(&decoded)
+}
+
+/// Keys from (kid, secret) pairs, newest first: the first signs.
+fn keys_of(secrets: &[(String, Vec<u8>)]) -> Result<Keys, String> {
+    let (kid, secret) = secrets.first().ok_or("no signing key")?;
+    let signing = EncodingKey::from_secret(secret).map_err(|e| format!("signing key: {e}"))?;
+    let by_kid = secrets
+        .iter()
+        .map(|(kid, secret)| {
+            DecodingKey::from_secret(secret)
+                .map(|key| (kid.clone(), key))
+                .map_err(|e| format!("signing key '{kid}': {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Keys {
+        signing: (kid.clone(), signing),
+        by_kid,
+    })
+}
+
+fn trim_ascii_end(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    &bytes[..end]
+}

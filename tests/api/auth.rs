@@ -1,0 +1,573 @@
+//! Authentication: tokens by the OAuth2 client credentials flow, bearer checks on every
+//! route but the open ones, the bootstrap admin, principals made on the database, and the
+//! rule that a server on a non-loopback address never runs without an explicit choice.
+
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::common::{Backend, Resp, TestApp};
+
+const ADMIN_ID: &str = "platform-admin";
+const ADMIN_SECRET: &str = "a-long-bootstrap-secret";
+
+async fn spawn_authenticated(backend: Backend, extra: &[&str]) -> TestApp {
+    let mut args = vec![
+        "--auth",
+        "oauth2",
+        "--bootstrap-client-id",
+        ADMIN_ID,
+        "--bootstrap-client-secret",
+        ADMIN_SECRET,
+    ];
+    args.extend_from_slice(extra);
+    TestApp::spawn_with(backend, &args).await
+}
+
+/// Posts a token request as a form (`basic`: the credentials as HTTP Basic instead).
+async fn token_request(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Resp {
+    let mut req = app.client.post(app.url("/v1/oauth/tokens")).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let r = req.send().await.expect("token request sent");
+    let status = r.status();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    Resp {
+        status,
+        headers,
+        text,
+    }
+}
+
+async fn token(app: &TestApp, id: &str, secret: &str) -> String {
+    let r = token_request(
+        app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+            ("scope", "PRINCIPAL_ROLE:ALL"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn with_token(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    token: &str,
+) -> Resp {
+    let bearer = format!("Bearer {token}");
+    app.request_with(method, path, body, &[("authorization", bearer.as_str())])
+        .await
+}
+
+/// A request with a token that must succeed (200).
+async fn ok_with_token(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    token: &str,
+) -> Resp {
+    let r = with_token(app, method.clone(), path, body, token).await;
+    assert_eq!(r.status, StatusCode::OK, "{method} {path}: {}", r.text);
+    r
+}
+
+fn assert_challenge(r: &Resp) {
+    let challenge = r
+        .headers
+        .get("www-authenticate")
+        .unwrap_or_else(|| panic!("401 without WWW-Authenticate: {}", r.text))
+        .to_str()
+        .unwrap();
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+}
+
+async fn tokens_are_issued_and_required(backend: Backend) {
+    let app = spawn_authenticated(backend, &[]).await;
+
+    // Open without a token: health, readiness, config without a warehouse, metrics.
+    for path in ["/health", "/ready", "/v1/config", "/metrics"] {
+        assert_eq!(app.get(path).await.status, StatusCode::OK, "{path}");
+    }
+    // Everything else needs one.
+    for (method, path) in [
+        (Method::GET, "/v1/config?warehouse=default"),
+        (Method::GET, "/v1/namespaces"),
+        (Method::GET, "/v1/default/namespaces"),
+        (Method::GET, "/management/v1/warehouses"),
+        (Method::GET, "/management/v1/audit"),
+        (Method::HEAD, "/v1/namespaces/x/tables/y"),
+    ] {
+        let r = app.request(method.clone(), path, None).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}: {}",
+            r.text
+        );
+        assert_challenge(&r);
+        if method != Method::HEAD {
+            let msg = r.assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
+            assert!(msg.contains("bearer token"), "{msg}");
+        }
+    }
+    let r = app
+        .post("/v1/namespaces", &json!({"namespace": ["sneaky"]}))
+        .await;
+    r.assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
+
+    // The client credentials flow, the way PyIceberg and Spark send it (form) ...
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", ADMIN_ID),
+            ("client_secret", ADMIN_SECRET),
+            ("scope", "PRINCIPAL_ROLE:ALL"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let body = r.json();
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["scope"], "PRINCIPAL_ROLE:ALL");
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    let admin = body["access_token"].as_str().unwrap().to_owned();
+    // ... and as HTTP Basic.
+    let r = token_request(
+        &app,
+        &[("grant_type", "client_credentials")],
+        Some((ADMIN_ID, ADMIN_SECRET)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Wrong secrets, unknown clients and other grants are refused in OAuth2's words.
+    for (form, basic, status, error) in [
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", ADMIN_ID),
+                ("client_secret", "wrong-secret"),
+            ],
+            None,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+                ("client_secret", ADMIN_SECRET),
+            ],
+            None,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            vec![("grant_type", "client_credentials")],
+            Some((ADMIN_ID, "wrong-secret")),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("client_id", ADMIN_ID),
+                ("client_secret", ADMIN_SECRET),
+            ],
+            None,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            vec![("grant_type", "client_credentials")],
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ] {
+        let r = token_request(&app, &form, basic).await;
+        assert_eq!(r.status, status, "{form:?}: {}", r.text);
+        let body = r.json();
+        assert_eq!(body["error"], error, "{}", r.text);
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
+        assert!(!r.text.contains(ADMIN_SECRET));
+        if status == StatusCode::UNAUTHORIZED {
+            assert!(r.headers.contains_key("www-authenticate"), "{}", r.text);
+        }
+    }
+    // A JSON body is not a token request.
+    let r = app
+        .client
+        .post(app.url("/v1/oauth/tokens"))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // With the token, the admin may do anything, and is named in the audit log.
+    let create = json!({"namespace": ["owned"]});
+    ok_with_token(&app, Method::POST, "/v1/namespaces", Some(&create), &admin).await;
+    ok_with_token(
+        &app,
+        Method::GET,
+        "/v1/config?warehouse=default",
+        None,
+        &admin,
+    )
+    .await;
+    let r = ok_with_token(
+        &app,
+        Method::GET,
+        "/management/v1/audit?limit=100",
+        None,
+        &admin,
+    )
+    .await;
+    let audit = r.json();
+    let row = audit["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("audit records: {audit}"))
+        .iter()
+        .find(|r| r["object"] == "/v1/namespaces" && r["status"] == 200)
+        .unwrap_or_else(|| panic!("namespace creation audited: {audit}"))
+        .clone();
+    assert_eq!(row["actor"], ADMIN_ID, "{row}");
+    let rejected = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["object"] == "/v1/namespaces" && r["status"] == 401)
+        .unwrap_or_else(|| panic!("the refused creation is audited: {audit}"))
+        .clone();
+    assert_eq!(rejected["actor"], "anonymous", "{rejected}");
+
+    // Broken tokens: garbage, a changed signature, another scheme.
+    let mut tampered = admin.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    for bad in [
+        "Bearer not-a-jwt",
+        &format!("Bearer {tampered}"),
+        "Basic YTpi",
+        "Bearer ",
+    ] {
+        let r = app
+            .request_with(
+                Method::GET,
+                "/v1/namespaces",
+                None,
+                &[("authorization", bad)],
+            )
+            .await;
+        r.assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
+        assert_challenge(&r);
+    }
+    // A token with no signature at all ("alg": "none").
+    let claims = admin.split('.').nth(1).unwrap();
+    let unsigned = format!(
+        "{}.{claims}.",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#)
+    );
+    let r = with_token(&app, Method::GET, "/v1/namespaces", None, &unsigned).await;
+    r.assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
+}
+
+async fn principals_without_admin_are_refused(backend: Backend) {
+    let app = spawn_authenticated(backend, &[]).await;
+    let store = open_store(&app.database_url).await;
+    let analyst = serac::auth::principals::create(store.as_ref(), "analyst", false)
+        .await
+        .unwrap();
+    assert_eq!(analyst.client_secret.len(), 43);
+    let token_of_analyst = token(&app, &analyst.client_id, &analyst.client_secret).await;
+    let admin = token(&app, ADMIN_ID, ADMIN_SECRET).await;
+    let r = with_token(
+        &app,
+        Method::POST,
+        "/v1/namespaces",
+        Some(&json!({"namespace": ["finance"]})),
+        &admin,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Without grants, a principal that is not an admin may do nothing, and is told what it
+    // lacks.
+    for (method, path, body, privilege) in [
+        (Method::GET, "/v1/namespaces", None, "read"),
+        (Method::GET, "/v1/namespaces/finance", None, "read"),
+        (
+            Method::POST,
+            "/v1/namespaces",
+            Some(json!({"namespace": ["mine"]})),
+            "create",
+        ),
+        (Method::DELETE, "/v1/namespaces/finance", None, "drop"),
+        (Method::GET, "/management/v1/warehouses", None, "admin"),
+        (Method::GET, "/management/v1/audit", None, "admin"),
+    ] {
+        let r = with_token(&app, method.clone(), path, body.as_ref(), &token_of_analyst).await;
+        let msg = r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+        assert!(
+            msg.contains("'analyst'") && msg.contains(&format!("'{privilege}'")),
+            "{method} {path}: {msg}"
+        );
+    }
+    // Nothing was changed by the refused requests.
+    let r = with_token(&app, Method::GET, "/v1/namespaces", None, &admin).await;
+    assert_eq!(r.json()["namespaces"], json!([["finance"]]), "{}", r.text);
+
+    // A new secret replaces the old one at once; the principal list never shows secrets.
+    let rotated = serac::auth::principals::rotate_secret(store.as_ref(), "analyst")
+        .await
+        .unwrap();
+    assert_eq!(rotated.client_id, analyst.client_id);
+    let old = token_request(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &analyst.client_id),
+            ("client_secret", &analyst.client_secret),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.text);
+    token(&app, &rotated.client_id, &rotated.client_secret).await;
+    let listed = store.list_principals().await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["analyst", ADMIN_ID]);
+    for p in &listed {
+        assert!(p.secret_hash.starts_with("$argon2id$"), "{}", p.secret_hash);
+        assert!(!p.secret_hash.contains(&rotated.client_secret));
+    }
+    // The bootstrap settings are ignored once a principal exists: a restart with another
+    // bootstrap secret does not change the admin's.
+    let backend = app.backend;
+    let (dir, url) = app.stop().await;
+    let app = TestApp::spawn_on(
+        backend,
+        dir,
+        url,
+        &[
+            "--auth",
+            "oauth2",
+            "--bootstrap-client-id",
+            ADMIN_ID,
+            "--bootstrap-client-secret",
+            "another-bootstrap-secret",
+        ],
+    )
+    .await;
+    token(&app, ADMIN_ID, ADMIN_SECRET).await;
+}
+
+/// Replicas on one database share the signing key: a token of one is honoured by another.
+async fn replicas_honour_each_others_tokens(backend: Backend) {
+    let first = spawn_authenticated(backend, &[]).await;
+    let admin = token(&first, ADMIN_ID, ADMIN_SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let second = TestApp::spawn_on(
+        backend,
+        dir,
+        first.database_url.clone(),
+        &["--auth", "oauth2"],
+    )
+    .await;
+    let r = with_token(&second, Method::GET, "/v1/namespaces", None, &admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+both_backends!(
+    tokens_are_issued_and_required,
+    principals_without_admin_are_refused,
+    replicas_honour_each_others_tokens,
+);
+
+/// Tokens signed with a key from a file: expired, foreign-issuer and wrongly signed tokens are
+/// refused; a token made with the key and the right claims is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked_for_expiry_issuer_and_key() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("signing.key");
+    let key = "0123456789abcdef0123456789abcdef-test-key";
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let key_path = key_file.display().to_string();
+    let app = spawn_authenticated(
+        Backend::Sqlite,
+        &[
+            "--token-signing-key-file",
+            &key_path,
+            "--token-lifetime",
+            "10m",
+        ],
+    )
+    .await;
+    let issued = token(&app, ADMIN_ID, ADMIN_SECRET).await;
+    let now = chrono::Utc::now().timestamp();
+    let sign = |claims: Value, secret: &str, kid: &str| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    let claims = |exp: i64, iss: &str| json!({"sub": "x", "name": "forged", "admin": true, "iss": iss, "aud": "serac", "iat": now, "exp": exp});
+    let good = sign(claims(now + 60, "serac"), key, "file");
+    let r = with_token(&app, Method::GET, "/v1/namespaces", None, &good).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = with_token(&app, Method::GET, "/v1/namespaces", None, &issued).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let decoded = jsonwebtoken::decode::<Value>(
+        &issued,
+        &jsonwebtoken::DecodingKey::from_secret(key.as_bytes()).unwrap(),
+        &{
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            v.set_audience(&["serac"]);
+            v
+        },
+    )
+    .unwrap();
+    assert_eq!(decoded.claims["name"], ADMIN_ID);
+    let lifetime =
+        decoded.claims["exp"].as_i64().unwrap() - decoded.claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 600);
+
+    for (bad, expect) in [
+        (sign(claims(now - 5, "serac"), key, "file"), "expired"),
+        (
+            sign(claims(now + 60, "someone-else"), key, "file"),
+            "not valid",
+        ),
+        (
+            sign(
+                claims(now + 60, "serac"),
+                "another-key-of-32-bytes-or-more!!",
+                "file",
+            ),
+            "not valid",
+        ),
+        (
+            sign(claims(now + 60, "serac"), key, "other-kid"),
+            "unknown signing key",
+        ),
+    ] {
+        let r = with_token(&app, Method::GET, "/v1/namespaces", None, &bad).await;
+        let msg = r.assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
+        assert!(msg.contains(expect), "{msg}");
+    }
+}
+
+/// With authentication off, the token endpoint says so instead of issuing tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_not_issued_without_authentication() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let r = token_request(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "a"),
+            ("client_secret", "b"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("--auth none")
+    );
+    assert_eq!(app.get("/v1/namespaces").await.status, StatusCode::OK);
+}
+
+/// Listening beyond loopback needs an explicit choice; on loopback the default is `none`.
+#[test]
+fn authentication_off_needs_an_explicit_choice_beyond_loopback() {
+    use clap::Parser;
+    use serac::config::{Cli, Command};
+    let settings = |args: &[&str]| {
+        let mut argv = vec!["serac", "serve"];
+        argv.extend_from_slice(args);
+        let Command::Serve(serve) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        serve.auth_settings()
+    };
+    let err = settings(&["--bind", "0.0.0.0:8181"]).unwrap_err();
+    assert!(
+        err.contains("0.0.0.0:8181")
+            && err.contains("SERAC_AUTH=oauth2")
+            && err.contains("--auth none"),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
+    assert_eq!(
+        settings(&["--bind", "0.0.0.0:8181", "--auth", "none"])
+            .unwrap()
+            .mode,
+        serac::auth::AuthMode::None
+    );
+    assert_eq!(
+        settings(&["--bind", "127.0.0.1:8181"]).unwrap().mode,
+        serac::auth::AuthMode::None
+    );
+    assert_eq!(
+        settings(&["--bind", "[::1]:8181", "--auth", "oauth2"])
+            .unwrap()
+            .mode,
+        serac::auth::AuthMode::Oauth2
+    );
+    let err = settings(&["--auth", "oauth2", "--bootstrap-client-id", "x"]).unwrap_err();
+    assert!(err.contains("SERAC_BOOTSTRAP_CLIENT_SECRET"), "{err}");
+    // The binary refuses to start with that one line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
+        .args(["serve", "--bind", "0.0.0.0:0"])
+        .env_remove("SERAC_AUTH")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without authentication"), "{stderr}");
+}
+
+async fn open_store(database_url: &str) -> std::sync::Arc<dyn serac::store::Store> {
+    use clap::Parser;
+    let cli =
+        serac::config::Cli::try_parse_from(["serac", "migrate", "--database-url", database_url])
+            .unwrap();
+    let serac::config::Command::Migrate(database) = cli.command else {
+        unreachable!()
+    };
+    serac::server::open_store(&database, serac::metrics::DbMetrics::unregistered())
+        .await
+        .unwrap()
+}
