@@ -4,6 +4,8 @@ mod common;
 
 #[path = "api/auth.rs"]
 mod auth;
+#[path = "api/authz.rs"]
+mod authz;
 #[path = "api/commits.rs"]
 mod commits;
 #[path = "api/config.rs"]

@@ -75,6 +75,7 @@ fn unauthenticated() -> Arc<Principal> {
     NOBODY
         .get_or_init(|| {
             Arc::new(Principal {
+                id: None,
                 name: ANONYMOUS.to_owned(),
                 unrestricted: false,
             })

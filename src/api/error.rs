@@ -71,6 +71,7 @@ impl From<CatalogError> for ApiError {
                 "UnprocessableEntityException",
             ),
             E::NoSuchWarehouse(_) => (StatusCode::NOT_FOUND, "NoSuchWarehouseException"),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundException"),
             E::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
             E::NoSuchNamespace(_) => (StatusCode::NOT_FOUND, "NoSuchNamespaceException"),
             E::NoSuchTable(_) => (StatusCode::NOT_FOUND, "NoSuchTableException"),

@@ -1,6 +1,7 @@
 //! The HTTP face of Serac: routes, request parsing and the mapping of errors to the spec's
 //! error model. Handlers are thin: they parse, call the catalog, and shape the response.
 
+mod access;
 mod auth;
 mod error;
 mod events;
@@ -244,7 +245,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1/{prefix}", catalog_routes())
         .nest("/v1", catalog_routes())
         .route("/v1/events/stream", get(events::stream))
-        .nest("/management/v1", management::routes())
+        .nest(
+            "/management/v1",
+            management::routes().merge(access::routes()),
+        )
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))

@@ -277,13 +277,21 @@ impl Authenticator {
             _ => AuthError::Invalid(e.to_string()),
         })?;
         Ok(Arc::new(Principal {
+            id: Some(data.claims.sub),
             name: data.claims.name,
             unrestricted: data.claims.admin,
         }))
     }
 }
 
-/// Principals, for the command line (`serac principal ...`).
+impl Authenticator {
+    /// The store the principals live in (for the management API).
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}
+
+/// Principals, for the command line (`serac principal ...`) and the management API.
 pub mod principals {
     use super::*;
 

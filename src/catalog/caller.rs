@@ -9,6 +9,8 @@ use super::IdempotencyRecord;
 /// The principal a request acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// Its id in the database (`None`: anonymous, the server itself, the command line).
+    pub id: Option<String>,
     /// The name shown in change events, audit rows and the access log.
     pub name: String,
     /// Whether every decision allows it: authentication is off (`--auth none`), or the
@@ -29,6 +31,7 @@ impl Principal {
     /// The principal of every request when authentication is off: allowed everything.
     pub fn anonymous() -> Arc<Self> {
         Arc::new(Self {
+            id: None,
             name: ANONYMOUS.to_owned(),
             unrestricted: true,
         })
@@ -42,6 +45,8 @@ pub struct Caller {
     pub principal: Arc<Principal>,
     pub request_id: Option<String>,
     idempotency: Option<IdempotencyRecord>,
+    /// The grants reaching the principal, read at the first decision of the request.
+    pub(super) grants: Arc<tokio::sync::OnceCell<Arc<Vec<crate::store::GrantRow>>>>,
 }
 
 impl Caller {
@@ -50,6 +55,7 @@ impl Caller {
             principal,
             request_id,
             idempotency: None,
+            grants: Arc::default(),
         }
     }
 
@@ -66,6 +72,7 @@ impl Caller {
     fn unrestricted(name: &str) -> Self {
         Self::new(
             Arc::new(Principal {
+                id: None,
                 name: name.to_owned(),
                 unrestricted: true,
             }),

@@ -13,6 +13,9 @@ pub enum CatalogError {
     Unprocessable(String),
     #[error("{0}")]
     NoSuchWarehouse(String),
+    /// A management object (a role, a principal) that does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The caller's principal lacks a privilege the operation needs.
     #[error("{0}")]
     Forbidden(String),

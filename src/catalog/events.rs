@@ -277,7 +277,8 @@ impl Catalog {
             Some(warehouse) => super::authz::Target::Warehouse(warehouse),
             None => super::authz::Target::Server,
         };
-        self.authorize(caller, super::Privilege::Read, target)?;
+        self.authorize(caller, super::Privilege::Read, target)
+            .await?;
         filter.validate()?;
         let signal = self.store.event_signal();
         let mut past = std::collections::HashSet::new();
@@ -350,7 +351,8 @@ impl Catalog {
             caller,
             super::Privilege::Admin,
             super::authz::Target::Server,
-        )?;
+        )
+        .await?;
         self.flush_audit().await;
         Ok(self.store.audit_records(limit).await?)
     }

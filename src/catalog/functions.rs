@@ -280,12 +280,8 @@ impl Catalog {
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
-        self.authorize(
-            caller,
-            Privilege::Read,
-            Target::Namespace(warehouse, namespace),
-        )?;
-        self.list_objects(None, warehouse, namespace, page).await
+        self.list_objects(caller, None, warehouse, namespace, page)
+            .await
     }
 
     pub async fn load_function(
@@ -294,7 +290,8 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<LoadedFunction> {
-        self.authorize(caller, Privilege::Read, Target::Function(warehouse, ident))?;
+        self.authorize(caller, Privilege::Read, Target::Function(warehouse, ident))
+            .await?;
         validate_namespace(ident.namespace())?;
         let row = self
             .store
@@ -329,7 +326,8 @@ impl Catalog {
             caller,
             Privilege::Create,
             Target::Namespace(warehouse, ident.namespace()),
-        )?;
+        )
+        .await?;
         validate_namespace(ident.namespace())?;
         validate_table_name(ident.name())?;
         let metadata = validate(&document).map_err(CatalogError::BadRequest)?;

@@ -71,6 +71,23 @@ pub fn validate_table_ident(ident: &TableIdent) -> CatalogResult<()> {
 }
 
 /// Warehouse names are URL path segments (the prefix) and must not collide with routes.
+/// A role name: 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.'.
+pub fn validate_role_name(name: &str) -> CatalogResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CatalogError::BadRequest(format!(
+            "role name '{}' must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.'",
+            name.escape_debug()
+        )))
+    }
+}
+
 pub fn validate_warehouse_name(name: &str) -> CatalogResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 64

@@ -256,7 +256,8 @@ impl Catalog {
         name: &str,
         location: &str,
     ) -> CatalogResult<Arc<Warehouse>> {
-        self.authorize(caller, Privilege::Admin, authz::Target::Server)?;
+        self.authorize(caller, Privilege::Admin, authz::Target::Server)
+            .await?;
         ident::validate_warehouse_name(name)?;
         let root = self.storage.warehouse_root(location)?;
         let location = root.to_string();
@@ -327,7 +328,8 @@ impl Catalog {
     }
 
     pub async fn list_warehouses(&self, caller: &Caller) -> CatalogResult<Vec<Warehouse>> {
-        self.authorize(caller, Privilege::Admin, authz::Target::Server)?;
+        self.authorize(caller, Privilege::Admin, authz::Target::Server)
+            .await?;
         self.store
             .list_warehouses()
             .await?

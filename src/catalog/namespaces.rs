@@ -52,14 +52,16 @@ impl Catalog {
         parent: Option<&NamespaceIdent>,
         page: &PageRequest,
     ) -> CatalogResult<Paged<NamespaceIdent>> {
-        self.authorize(
-            caller,
-            Privilege::Read,
-            match parent {
-                Some(parent) => Target::Namespace(warehouse, parent),
-                None => Target::Warehouse(warehouse),
-            },
-        )?;
+        // Lists are filtered, not refused: what the caller may read.
+        let visible_to = self
+            .list_filter(
+                caller,
+                match parent {
+                    Some(parent) => Target::Namespace(warehouse, parent),
+                    None => Target::Warehouse(warehouse),
+                },
+            )
+            .await?;
         let page = page.parse()?;
         let parent_levels: &[String] = match parent {
             Some(parent) => {
@@ -81,6 +83,7 @@ impl Catalog {
                     after: after.as_deref(),
                     limit: page.fetch_limit(),
                 },
+                visible_to,
             )
             .await?;
         let idents = levels
@@ -102,7 +105,8 @@ impl Catalog {
         properties: HashMap<String, String>,
     ) -> CatalogResult<Namespace> {
         let parent = namespace.parent();
-        self.authorize(caller, Privilege::Create, parent_target(warehouse, &parent))?;
+        self.authorize(caller, Privilege::Create, parent_target(warehouse, &parent))
+            .await?;
         validate_namespace(namespace)?;
         self.check_namespace_properties(warehouse, &properties)?;
         match self
@@ -154,7 +158,8 @@ impl Catalog {
             caller,
             Privilege::Read,
             Target::Namespace(warehouse, namespace),
-        )?;
+        )
+        .await?;
         validate_namespace(namespace)?;
         let row = self
             .store
@@ -174,7 +179,8 @@ impl Catalog {
             caller,
             Privilege::Drop,
             Target::Namespace(warehouse, namespace),
-        )?;
+        )
+        .await?;
         validate_namespace(namespace)?;
         match self
             .store
@@ -218,7 +224,8 @@ impl Catalog {
             caller,
             Privilege::Write,
             Target::Namespace(warehouse, namespace),
-        )?;
+        )
+        .await?;
         validate_namespace(namespace)?;
         let removals: BTreeSet<String> = removals.into_iter().collect();
         let both: Vec<&String> = removals

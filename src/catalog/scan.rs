@@ -489,7 +489,8 @@ impl Catalog {
         ident: &TableIdent,
         request: PlanTableScanRequest,
     ) -> CatalogResult<(String, PlanResult)> {
-        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))
+            .await?;
         validate_table_ident(ident)?;
         if request.start_snapshot_id.is_some() || request.end_snapshot_id.is_some() {
             return Err(bad(
@@ -655,7 +656,8 @@ impl Catalog {
         ident: &TableIdent,
         plan_id: &str,
     ) -> CatalogResult<PlanResult> {
-        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))
+            .await?;
         self.lookup_head(warehouse, ident).await?;
         let plan = self
             .plans
@@ -678,7 +680,8 @@ impl Catalog {
         ident: &TableIdent,
         plan_id: &str,
     ) -> CatalogResult<()> {
-        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))
+            .await?;
         self.lookup_head(warehouse, ident).await?;
         self.plans.plans.invalidate(plan_id);
         Ok(())
@@ -692,7 +695,8 @@ impl Catalog {
         ident: &TableIdent,
         plan_task: &str,
     ) -> CatalogResult<ScanTasks> {
-        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))
+            .await?;
         self.lookup_head(warehouse, ident).await?;
         let missing = || no_such_plan(&format!("plan task '{plan_task}'"));
         let (plan_id, index) = plan_task.rsplit_once(':').ok_or_else(missing)?;

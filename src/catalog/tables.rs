@@ -232,23 +232,29 @@ impl Catalog {
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
-        self.authorize(
-            caller,
-            Privilege::Read,
-            Target::Namespace(warehouse, namespace),
-        )?;
-        self.list_objects(Some(ObjectKind::Table), warehouse, namespace, page)
+        self.list_objects(caller, Some(ObjectKind::Table), warehouse, namespace, page)
             .await
     }
 
-    /// Tables, views (`Some(kind)`) or functions (`None`) of a namespace, one page.
+    /// Tables, views (`Some(kind)`) or functions (`None`) of a namespace, one page: all of
+    /// them for a caller that may read the namespace, else the tables and views it holds
+    /// `read` on (functions cannot be granted one by one: they need the namespace).
     pub(super) async fn list_objects(
         &self,
+        caller: &Caller,
         kind: Option<ObjectKind>,
         warehouse: &Warehouse,
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
+        let target = Target::Namespace(warehouse, namespace);
+        let visible_to = match kind {
+            Some(_) => self.list_filter(caller, target).await?,
+            None => {
+                self.authorize(caller, Privilege::Read, target).await?;
+                None
+            }
+        };
         validate_namespace(namespace)?;
         let page = page.parse()?;
         let after = page.after.clone();
@@ -259,7 +265,7 @@ impl Catalog {
         let names = match kind {
             Some(kind) => {
                 self.store
-                    .list_tables(kind, &warehouse.id, namespace, query)
+                    .list_tables(kind, &warehouse.id, namespace, query, visible_to)
                     .await?
             }
             None => {
@@ -284,7 +290,8 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<Arc<TableVersion>> {
-        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))
+            .await?;
         let head = self.lookup_head(warehouse, ident).await?;
         self.table_version(&head).await
     }
@@ -296,7 +303,8 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<TableHead> {
-        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))?;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))
+            .await?;
         self.lookup_head(warehouse, ident).await
     }
 
@@ -391,7 +399,8 @@ impl Catalog {
             caller,
             Privilege::Create,
             Target::Namespace(warehouse, namespace),
-        )?;
+        )
+        .await?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         validate_table_ident(&ident)?;
         let limits = &self.settings.limits;
@@ -612,7 +621,8 @@ impl Catalog {
         request: CommitTableRequest,
         order: &SummaryOrder,
     ) -> CatalogResult<Arc<TableVersion>> {
-        self.authorize(caller, Privilege::Write, Target::Table(warehouse, ident))?;
+        self.authorize(caller, Privilege::Write, Target::Table(warehouse, ident))
+            .await?;
         self.measured_commit(self.commit_table_once(caller, warehouse, ident, request, order))
             .await
     }
@@ -697,7 +707,8 @@ impl Catalog {
         order: &SummaryOrder,
     ) -> CatalogResult<()> {
         for ident in changes.iter().filter_map(|c| c.identifier.as_ref()) {
-            self.authorize(caller, Privilege::Write, Target::Table(warehouse, ident))?;
+            self.authorize(caller, Privilege::Write, Target::Table(warehouse, ident))
+                .await?;
         }
         self.measured_commit(self.commit_transaction_once(caller, warehouse, changes, order))
             .await
@@ -971,7 +982,8 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<Arc<TableVersion>> {
-        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, ident))?;
+        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, ident))
+            .await?;
         // Taking the table's turn orders the unregister after commits in flight here.
         let _turn = self.commit_locks.lock(&warehouse.id, ident).await;
         self.drop_table(caller, warehouse, ident, DropTable::KeepFiles)
@@ -991,7 +1003,8 @@ impl Catalog {
             caller,
             Privilege::Create,
             Target::Namespace(warehouse, ident.namespace()),
-        )?;
+        )
+        .await?;
         for requirement in &request.requirements {
             if !matches!(requirement, TableRequirement::NotExist) {
                 return Err(CatalogError::CommitFailed(format!(
@@ -1073,7 +1086,8 @@ impl Catalog {
         ident: &TableIdent,
         mode: DropTable,
     ) -> CatalogResult<Arc<TableVersion>> {
-        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, ident))?;
+        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, ident))
+            .await?;
         validate_table_ident(ident)?;
         let row = self
             .store
@@ -1144,12 +1158,14 @@ impl Catalog {
         source: &TableIdent,
         destination: &TableIdent,
     ) -> CatalogResult<()> {
-        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, source))?;
+        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, source))
+            .await?;
         self.authorize(
             caller,
             Privilege::Create,
             Target::Namespace(warehouse, destination.namespace()),
-        )?;
+        )
+        .await?;
         self.rename_object(caller, ObjectKind::Table, warehouse, source, destination)
             .await
     }
@@ -1218,7 +1234,8 @@ impl Catalog {
             caller,
             Privilege::Create,
             Target::Namespace(warehouse, namespace),
-        )?;
+        )
+        .await?;
         validate_namespace(namespace)?;
         validate_table_name(&request.name)?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());

@@ -131,12 +131,7 @@ impl Catalog {
         namespace: &NamespaceIdent,
         page: &PageRequest,
     ) -> CatalogResult<Paged<TableIdent>> {
-        self.authorize(
-            caller,
-            Privilege::Read,
-            Target::Namespace(warehouse, namespace),
-        )?;
-        self.list_objects(Some(ObjectKind::View), warehouse, namespace, page)
+        self.list_objects(caller, Some(ObjectKind::View), warehouse, namespace, page)
             .await
     }
 
@@ -151,7 +146,8 @@ impl Catalog {
             caller,
             Privilege::Create,
             Target::Namespace(warehouse, namespace),
-        )?;
+        )
+        .await?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         validate_table_ident(&ident)?;
         check_property_count(&self.settings.limits, request.properties.len(), "the view")?;
@@ -238,7 +234,8 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<LoadedView> {
-        self.authorize(caller, Privilege::Read, Target::View(warehouse, ident))?;
+        self.authorize(caller, Privilege::Read, Target::View(warehouse, ident))
+            .await?;
         validate_table_ident(ident)?;
         let row = self.view_row(warehouse, ident).await?;
         Ok(LoadedView {
@@ -254,7 +251,8 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<()> {
-        self.authorize(caller, Privilege::Read, Target::View(warehouse, ident))?;
+        self.authorize(caller, Privilege::Read, Target::View(warehouse, ident))
+            .await?;
         validate_table_ident(ident)?;
         self.store
             .table_head(
@@ -289,7 +287,8 @@ impl Catalog {
         ident: &TableIdent,
         request: CommitViewRequest,
     ) -> CatalogResult<LoadedView> {
-        self.authorize(caller, Privilege::Write, Target::View(warehouse, ident))?;
+        self.authorize(caller, Privilege::Write, Target::View(warehouse, ident))
+            .await?;
         validate_table_ident(ident)?;
         if let Some(body_ident) = &request.identifier
             && body_ident != ident
@@ -395,7 +394,8 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<()> {
-        self.authorize(caller, Privilege::Drop, Target::View(warehouse, ident))?;
+        self.authorize(caller, Privilege::Drop, Target::View(warehouse, ident))
+            .await?;
         validate_table_ident(ident)?;
         self.store
             .drop_table(
@@ -427,12 +427,14 @@ impl Catalog {
         source: &TableIdent,
         destination: &TableIdent,
     ) -> CatalogResult<()> {
-        self.authorize(caller, Privilege::Drop, Target::View(warehouse, source))?;
+        self.authorize(caller, Privilege::Drop, Target::View(warehouse, source))
+            .await?;
         self.authorize(
             caller,
             Privilege::Create,
             Target::Namespace(warehouse, destination.namespace()),
-        )?;
+        )
+        .await?;
         self.rename_object(caller, ObjectKind::View, warehouse, source, destination)
             .await
     }
@@ -448,7 +450,8 @@ impl Catalog {
             caller,
             Privilege::Create,
             Target::Namespace(warehouse, namespace),
-        )?;
+        )
+        .await?;
         validate_namespace(namespace)?;
         validate_table_name(&request.name)?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());

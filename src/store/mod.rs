@@ -258,6 +258,32 @@ pub struct SigningKeyRow {
     pub created_at_ms: i64,
 }
 
+/// A role and the names of its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRow {
+    pub name: String,
+    pub members: Vec<String>,
+    pub created_at_ms: i64,
+}
+
+/// What a grant is on: a whole warehouse, a namespace (and everything below it), or one table
+/// or view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantObject {
+    Warehouse,
+    Namespace(Vec<String>),
+    Object(ObjectKind, Vec<String>, String),
+}
+
+/// A grant of a privilege to a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    pub role: String,
+    pub privilege: String,
+    pub warehouse_id: String,
+    pub object: GrantObject,
+}
+
 /// One mutating request, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -358,11 +384,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         levels: &[String],
     ) -> StoreResult<Option<NamespaceRow>>;
     /// Child namespaces of `parent` (empty: the top level), ordered by name.
+    /// Child namespaces of `parent`, one page. With `visible_to` (a principal id): only those
+    /// a role of that principal holds `read` on directly.
     async fn list_namespaces(
         &self,
         warehouse_id: &str,
         parent: &[String],
         page: PageQuery<'_>,
+        visible_to: Option<&str>,
     ) -> StoreResult<Vec<Vec<String>>>;
     /// Deletes a namespace. `Ok(false)`: it did not exist; `StillReferenced`: it holds tables
     /// or namespaces.
@@ -400,12 +429,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         name: &str,
     ) -> StoreResult<Option<TableRow>>;
     /// Tables of a namespace by name; `None` when the namespace does not exist.
+    /// Tables or views of a namespace, one page (`None`: no such namespace). With
+    /// `visible_to` (a principal id): only those a role of that principal holds `read` on.
     async fn list_tables(
         &self,
         kind: ObjectKind,
         warehouse_id: &str,
         namespace: &[String],
         page: PageQuery<'_>,
+        visible_to: Option<&str>,
     ) -> StoreResult<Option<Vec<String>>>;
     /// Inserts a table or view. `MissingReference`: no such namespace; `AlreadyExists`: the
     /// name is taken (by a table or a view); `LocationTaken`: its location overlaps another's.
@@ -514,6 +546,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every signing key, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>>;
     async fn add_signing_key(&self, row: &SigningKeyRow) -> StoreResult<()>;
+
+    // --- authorization ----------------------------------------------------------------------
+    async fn create_role(&self, id: &str, name: &str) -> StoreResult<()>;
+    /// `false` if there is no such role.
+    async fn delete_role(&self, name: &str) -> StoreResult<bool>;
+    async fn list_roles(&self) -> StoreResult<Vec<RoleRow>>;
+    /// Adds or removes a principal (by name) to or from a role. `MissingReference` if either
+    /// does not exist; `false` if nothing changed.
+    async fn set_role_member(&self, role: &str, principal: &str, member: bool)
+    -> StoreResult<bool>;
+    /// Records a grant; `false` if the role held it already. `MissingReference` if the role or
+    /// the object does not exist.
+    async fn grant(&self, grant: &GrantRow) -> StoreResult<bool>;
+    /// Removes a grant; `false` if the role did not hold it.
+    async fn revoke(&self, grant: &GrantRow) -> StoreResult<bool>;
+    /// The grants of a role, or `None` if there is no such role.
+    async fn role_grants(&self, role: &str) -> StoreResult<Option<Vec<GrantRow>>>;
+    /// Every grant that reaches a principal through its roles (`role` is the role's name).
+    async fn principal_grants(&self, principal_id: &str) -> StoreResult<Vec<GrantRow>>;
 }
 
 /// Joins namespace levels for storage.

@@ -119,7 +119,7 @@ macro_rules! sql_store {
         use $crate::store::{
             AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
             IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery,
-            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow,
+            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow, RoleRow, GrantRow, GrantObject,
             join_levels, now_ms, split_levels,
         };
 
@@ -234,6 +234,56 @@ macro_rules! sql_store {
                 request_id: row.try_get("request_id").map_err(map_err)?,
                 actor: row.try_get("actor").map_err(map_err)?,
                 data: row.try_get("data").map_err(map_err)?,
+            })
+        }
+
+        /// A grant from a row of `GRANT_COLUMNS`.
+        fn grant_from_row(row: &$row) -> StoreResult<GrantRow> {
+            let ns: Option<String> = row.try_get("ns").map_err(map_err)?;
+            let table: Option<String> = row.try_get("table_name").map_err(map_err)?;
+            let kind: Option<String> = row.try_get("kind").map_err(map_err)?;
+            let object = match (ns, table) {
+                (Some(ns), Some(table)) => GrantObject::Object(
+                    if kind.as_deref() == Some("view") { ObjectKind::View } else { ObjectKind::Table },
+                    split_levels(&ns),
+                    table,
+                ),
+                (Some(ns), None) => GrantObject::Namespace(split_levels(&ns)),
+                _ => GrantObject::Warehouse,
+            };
+            Ok(GrantRow {
+                role: row.try_get("role").map_err(map_err)?,
+                privilege: row.try_get("privilege").map_err(map_err)?,
+                warehouse_id: row.try_get("warehouse_id").map_err(map_err)?,
+                object,
+            })
+        }
+
+        /// The `target` column of a grant and its namespace and table ids, looked up by name
+        /// (`None`: the namespace or object does not exist).
+        async fn grant_target(
+            conn: &mut Conn,
+            grant: &GrantRow,
+        ) -> StoreResult<Option<(String, Option<String>, Option<String>)>> {
+            Ok(match &grant.object {
+                GrantObject::Warehouse => Some(("w".to_owned(), None, None)),
+                GrantObject::Namespace(levels) => namespace_id(&mut **conn, &grant.warehouse_id, levels)
+                    .await?
+                    .map(|id| (format!("n:{id}"), Some(id), None)),
+                GrantObject::Object(kind, levels, name) => {
+                    let id: Option<String> = sqlx::query_scalar(
+                        "SELECT t.id FROM tables t JOIN namespaces n ON n.id = t.namespace_id \
+                         WHERE n.warehouse_id = $1 AND n.name = $2 AND t.name = $3 AND t.kind = $4",
+                    )
+                    .bind(&grant.warehouse_id)
+                    .bind(join_levels(levels))
+                    .bind(name)
+                    .bind(kind.as_str())
+                    .fetch_optional(&mut **conn)
+                    .await
+                    .map_err(map_err)?;
+                    id.map(|id| (format!("t:{id}"), None, Some(id)))
+                }
             })
         }
 
@@ -615,19 +665,32 @@ macro_rules! sql_store {
                 warehouse_id: &str,
                 parent: &[String],
                 page: PageQuery<'_>,
+                visible_to: Option<&str>,
             ) -> StoreResult<Vec<Vec<String>>> {
                 let _t = self.time("list_namespaces");
-                let names: Vec<String> = sqlx::query_scalar(
-                    "SELECT name FROM namespaces WHERE warehouse_id = $1 AND parent = $2 \
-                     AND name > $3 ORDER BY name LIMIT $4",
-                )
-                .bind(warehouse_id)
-                .bind(join_levels(parent))
-                .bind(page.after.unwrap_or(""))
-                .bind(page_limit(page.limit))
-                .fetch_all(&mut *self.read_conn().await?)
-                .await
-                .map_err(map_err)?;
+                // The filter is part of the one query: a read grant of one of the
+                // principal's roles on the namespace itself.
+                let sql = match visible_to {
+                    None => "SELECT name FROM namespaces WHERE warehouse_id = $1 AND parent = $2 \
+                             AND name > $3 ORDER BY name LIMIT $4",
+                    Some(_) => "SELECT c.name FROM namespaces c WHERE c.warehouse_id = $1 AND c.parent = $2 \
+                                AND c.name > $3 AND EXISTS (SELECT 1 FROM grants g \
+                                JOIN role_members m ON m.role_id = g.role_id \
+                                WHERE m.principal_id = $5 AND g.namespace_id = c.id AND g.privilege = 'read') \
+                                ORDER BY c.name LIMIT $4",
+                };
+                let mut query = sqlx::query_scalar(sql)
+                    .bind(warehouse_id)
+                    .bind(join_levels(parent))
+                    .bind(page.after.unwrap_or(""))
+                    .bind(page_limit(page.limit));
+                if let Some(principal) = visible_to {
+                    query = query.bind(principal);
+                }
+                let names: Vec<String> = query
+                    .fetch_all(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)?;
                 Ok(names.iter().map(|n| split_levels(n)).collect())
             }
 
@@ -726,6 +789,7 @@ macro_rules! sql_store {
                 warehouse_id: &str,
                 namespace: &[String],
                 page: PageQuery<'_>,
+                visible_to: Option<&str>,
             ) -> StoreResult<Option<Vec<String>>> {
                 let _t = self.time("list_tables");
                 let mut conn = self.read_conn().await?;
@@ -733,17 +797,27 @@ macro_rules! sql_store {
                 let Some(namespace_id) = namespace_id else {
                     return Ok(None);
                 };
-                let names: Vec<String> = sqlx::query_scalar(
-                    "SELECT name FROM tables WHERE namespace_id = $1 AND kind = $4 AND name > $2 \
-                     ORDER BY name LIMIT $3",
-                )
-                .bind(namespace_id)
-                .bind(page.after.unwrap_or(""))
-                .bind(page_limit(page.limit))
-                .bind(kind.as_str())
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(map_err)?;
+                let sql = match visible_to {
+                    None => "SELECT name FROM tables WHERE namespace_id = $1 AND kind = $4 AND name > $2 \
+                             ORDER BY name LIMIT $3",
+                    Some(_) => "SELECT t.name FROM tables t WHERE t.namespace_id = $1 AND t.kind = $4 \
+                                AND t.name > $2 AND EXISTS (SELECT 1 FROM grants g \
+                                JOIN role_members m ON m.role_id = g.role_id \
+                                WHERE m.principal_id = $5 AND g.table_id = t.id AND g.privilege = 'read') \
+                                ORDER BY t.name LIMIT $3",
+                };
+                let mut query = sqlx::query_scalar(sql)
+                    .bind(namespace_id)
+                    .bind(page.after.unwrap_or(""))
+                    .bind(page_limit(page.limit))
+                    .bind(kind.as_str());
+                if let Some(principal) = visible_to {
+                    query = query.bind(principal);
+                }
+                let names: Vec<String> = query
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
                 Ok(Some(names))
             }
 
@@ -1275,6 +1349,181 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn create_role(&self, id: &str, name: &str) -> StoreResult<()> {
+                let _t = self.time("create_role");
+                sqlx::query("INSERT INTO roles (id, name, created_at_ms) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(name)
+                    .bind(now_ms())
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn delete_role(&self, name: &str) -> StoreResult<bool> {
+                let _t = self.time("delete_role");
+                let done = sqlx::query("DELETE FROM roles WHERE name = $1")
+                    .bind(name)
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_roles(&self) -> StoreResult<Vec<RoleRow>> {
+                let _t = self.time("list_roles");
+                let rows = sqlx::query(
+                    "SELECT r.name, r.created_at_ms, p.name AS member FROM roles r \
+                     LEFT JOIN role_members m ON m.role_id = r.id \
+                     LEFT JOIN principals p ON p.id = m.principal_id \
+                     ORDER BY r.name, p.name",
+                )
+                .fetch_all(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                let mut roles: Vec<RoleRow> = Vec::new();
+                for row in &rows {
+                    let name: String = row.try_get("name").map_err(map_err)?;
+                    let member: Option<String> = row.try_get("member").map_err(map_err)?;
+                    if roles.last().is_none_or(|r| r.name != name) {
+                        roles.push(RoleRow {
+                            name,
+                            members: Vec::new(),
+                            created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
+                        });
+                    }
+                    if let (Some(member), Some(role)) = (member, roles.last_mut()) {
+                        role.members.push(member);
+                    }
+                }
+                Ok(roles)
+            }
+
+            async fn set_role_member(&self, role: &str, principal: &str, member: bool) -> StoreResult<bool> {
+                let _t = self.time("set_role_member");
+                let mut conn = self.write_conn().await?;
+                let ids: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT (SELECT id FROM roles WHERE name = $1), (SELECT id FROM principals WHERE name = $2)",
+                )
+                .bind(role)
+                .bind(principal)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                let Some((Some(role_id), Some(principal_id))) = ids else {
+                    return Err(StoreError::MissingReference);
+                };
+                let sql = if member {
+                    "INSERT INTO role_members (role_id, principal_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                } else {
+                    "DELETE FROM role_members WHERE role_id = $1 AND principal_id = $2"
+                };
+                let done = sqlx::query(sql)
+                    .bind(role_id)
+                    .bind(principal_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn grant(&self, grant: &GrantRow) -> StoreResult<bool> {
+                let _t = self.time("grant");
+                let mut conn = self.write_conn().await?;
+                let (target, namespace_id, table_id) = grant_target(&mut conn, grant)
+                    .await?
+                    .ok_or(StoreError::MissingReference)?;
+                let done = sqlx::query(
+                    "INSERT INTO grants (role_id, privilege, warehouse_id, namespace_id, table_id, target, created_at_ms) \
+                     SELECT id, $2, $3, $4, $5, $6, $7 FROM roles WHERE name = $1 \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&grant.role)
+                .bind(&grant.privilege)
+                .bind(&grant.warehouse_id)
+                .bind(namespace_id)
+                .bind(table_id)
+                .bind(target)
+                .bind(now_ms())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                let role: Option<String> = sqlx::query_scalar("SELECT id FROM roles WHERE name = $1")
+                    .bind(&grant.role)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                role.map(|_| false).ok_or(StoreError::MissingReference)
+            }
+
+            async fn revoke(&self, grant: &GrantRow) -> StoreResult<bool> {
+                let _t = self.time("revoke");
+                let mut conn = self.write_conn().await?;
+                let Some((target, _, _)) = grant_target(&mut conn, grant).await? else {
+                    return Ok(false);
+                };
+                let done = sqlx::query(
+                    "DELETE FROM grants WHERE privilege = $2 AND warehouse_id = $3 AND target = $4 \
+                     AND role_id = (SELECT id FROM roles WHERE name = $1)",
+                )
+                .bind(&grant.role)
+                .bind(&grant.privilege)
+                .bind(&grant.warehouse_id)
+                .bind(target)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn role_grants(&self, role: &str) -> StoreResult<Option<Vec<GrantRow>>> {
+                let _t = self.time("role_grants");
+                let mut conn = self.read_conn().await?;
+                let exists: Option<String> = sqlx::query_scalar("SELECT id FROM roles WHERE name = $1")
+                    .bind(role)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                if exists.is_none() {
+                    return Ok(None);
+                }
+                let rows = sqlx::query(
+                    "SELECT r.name AS role, g.privilege, g.warehouse_id, COALESCE(n.name, tn.name) AS ns, \
+                     t.name AS table_name, t.kind FROM grants g JOIN roles r ON r.id = g.role_id \
+                     LEFT JOIN namespaces n ON n.id = g.namespace_id \
+                     LEFT JOIN tables t ON t.id = g.table_id \
+                     LEFT JOIN namespaces tn ON tn.id = t.namespace_id \
+                     WHERE r.name = $1 ORDER BY g.warehouse_id, g.target, g.privilege",
+                )
+                .bind(role)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                rows.iter().map(grant_from_row).collect::<StoreResult<Vec<_>>>().map(Some)
+            }
+
+            async fn principal_grants(&self, principal_id: &str) -> StoreResult<Vec<GrantRow>> {
+                let _t = self.time("principal_grants");
+                let rows = sqlx::query(
+                    "SELECT r.name AS role, g.privilege, g.warehouse_id, COALESCE(n.name, tn.name) AS ns, \
+                     t.name AS table_name, t.kind FROM role_members m \
+                     JOIN grants g ON g.role_id = m.role_id JOIN roles r ON r.id = g.role_id \
+                     LEFT JOIN namespaces n ON n.id = g.namespace_id \
+                     LEFT JOIN tables t ON t.id = g.table_id \
+                     LEFT JOIN namespaces tn ON tn.id = t.namespace_id \
+                     WHERE m.principal_id = $1",
+                )
+                .bind(principal_id)
+                .fetch_all(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                rows.iter().map(grant_from_row).collect()
             }
 
             async fn audit_records(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {

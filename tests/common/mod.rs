@@ -89,6 +89,8 @@ pub struct TestApp {
     pub database_url: String,
     /// Holds the SQLite file and the default warehouse.
     pub dir: TempDir,
+    /// A bearer token sent with every request of the helpers below, when set.
+    pub token: Option<String>,
     catalog: std::sync::Arc<serac::catalog::Catalog>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), String>>>,
@@ -149,6 +151,7 @@ impl TestApp {
             backend,
             database_url,
             dir,
+            token: None,
             catalog,
             shutdown: Some(tx),
             task: Some(task),
@@ -192,6 +195,9 @@ impl TestApp {
         headers: &[(&str, &str)],
     ) -> Resp {
         let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
         if let Some(body) = body {
             req = req.json(body);
         }
