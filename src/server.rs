@@ -161,15 +161,18 @@ impl Server {
         let addr = self.local_addr();
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, scheme, backend = self.catalog.backend(), "serac is serving the Iceberg REST catalog");
+        #[cfg(unix)]
+        let reloads = match &self.tls {
+            Some(tls) => Some(
+                tls.clone()
+                    .reload_on_sighup()
+                    .map_err(|e| format!("cannot handle SIGHUP (TLS certificate reloads): {e}"))?,
+            ),
+            None => None,
+        };
         let mut background = self.catalog.start_background();
         #[cfg(unix)]
-        if let Some(tls) = &self.tls {
-            let reloads = tls
-                .clone()
-                .reload_on_sighup()
-                .map_err(|e| format!("cannot handle SIGHUP (TLS certificate reloads): {e}"))?;
-            background.push(reloads);
-        }
+        background.extend(reloads);
         let acceptor = self.tls.as_ref().map(|tls| tls.acceptor().clone());
         let http = HttpServer::start(self.listener, self.app, self.connections, acceptor);
         shutdown.await;
