@@ -243,6 +243,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SERAC_LISTEN_BACKLOG", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub listen_backlog: u32,
 
+    /// HTTPS: the server's certificate chain, a PEM file (end-entity certificate first).
+    /// Needs `--tls-key`; both are read again on SIGHUP. Unset: plain HTTP.
+    #[arg(long, env = "SERAC_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// HTTPS: the private key of `--tls-cert`, a PEM file (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SERAC_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// Origins (`https://ui.example.com`, comma-separated; `*`: any) whose pages may open the
     /// change feed. Unset: only pages served from the host the request names in `Host`.
     /// Clients that send no `Origin` (every non-browser client) are always allowed.
@@ -286,6 +295,13 @@ pub struct ServeArgs {
 fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw)
         .map_err(|e| format!("'{raw}' is not a duration like 30s, 5m or 1h ({e})"))
+}
+
+/// The PEM files of HTTPS: the certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Which metadata database to use.
@@ -364,6 +380,23 @@ impl ServeArgs {
             max_commit_updates: self.max_commit_updates as usize,
             max_properties: self.max_properties as usize,
             max_metadata_bytes: self.max_metadata_bytes,
+        }
+    }
+
+    /// Where the certificate and key of HTTPS are, or `None` for plain HTTP.
+    pub fn tls(&self) -> Result<Option<TlsFiles>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(
+                "SERAC_TLS_KEY: --tls-cert is set but --tls-key is not; HTTPS needs both (or neither for plain HTTP)".into(),
+            ),
+            (None, Some(_)) => Err(
+                "SERAC_TLS_CERT: --tls-key is set but --tls-cert is not; HTTPS needs both (or neither for plain HTTP)".into(),
+            ),
         }
     }
 

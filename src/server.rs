@@ -2,6 +2,7 @@
 //! and drain in-flight requests on shutdown.
 
 mod connections;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use connections::{ConnectionSettings, HttpServer};
+use tls::Tls;
 
 use crate::api::{self, ApiError, AppState, Lifecycle};
 use crate::auth::{AuthMode, Authenticator};
@@ -70,12 +72,16 @@ pub struct Server {
     catalog: Arc<Catalog>,
     lifecycle: Arc<Lifecycle>,
     connections: ConnectionSettings,
+    /// `None`: plain HTTP.
+    tls: Option<Arc<Tls>>,
     shutdown_delay: Duration,
 }
 
 impl Server {
     pub async fn build(args: &ServeArgs) -> Result<Self, String> {
         let auth_settings = args.auth_settings()?;
+        // Before the database: a start with a wrong certificate fails at once.
+        let tls = args.tls()?.map(Tls::load).transpose()?.map(Arc::new);
         let metrics = Arc::new(Metrics::new());
         let store = open_store(&args.database, metrics.db.clone()).await?;
         let auth = Arc::new(Authenticator::start(store.clone(), &auth_settings).await?);
@@ -135,6 +141,7 @@ impl Server {
                 max_connections: args.max_connections as usize,
                 drain_timeout: args.drain_timeout,
             },
+            tls,
             shutdown_delay: args.shutdown_delay,
         })
     }
@@ -160,9 +167,22 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
         let addr = self.local_addr();
-        tracing::info!(%addr, backend = self.catalog.backend(), "serac is serving the Iceberg REST catalog");
-        let background = self.catalog.start_background();
-        let http = HttpServer::start(self.listener, self.app, self.connections);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, backend = self.catalog.backend(), "serac is serving the Iceberg REST catalog");
+        #[cfg(unix)]
+        let reloads = match &self.tls {
+            Some(tls) => Some(
+                tls.clone()
+                    .reload_on_sighup()
+                    .map_err(|e| format!("cannot handle SIGHUP (TLS certificate reloads): {e}"))?,
+            ),
+            None => None,
+        };
+        let mut background = self.catalog.start_background();
+        #[cfg(unix)]
+        background.extend(reloads);
+        let acceptor = self.tls.as_ref().map(|tls| tls.acceptor().clone());
+        let http = HttpServer::start(self.listener, self.app, self.connections, acceptor);
         shutdown.await;
         self.lifecycle.start_drain();
         self.catalog.metrics().draining.set(1);

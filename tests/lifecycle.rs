@@ -1,7 +1,10 @@
 //! The server as a process and its database as a process: a SIGTERM under load drains without
-//! failing an admitted request, and a PostgreSQL outage gives fast 503s and heals by itself.
+//! failing an admitted request, a PostgreSQL outage gives fast 503s and heals by itself, and
+//! HTTPS with its certificate reloaded on SIGHUP (`lifecycle/tls.rs`).
 
 mod common;
+#[path = "lifecycle/tls.rs"]
+mod tls;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -8,6 +8,15 @@
 //!   the kernel's listen backlog until one closes (a permit lives as long as the socket, also
 //!   after a WebSocket upgrade);
 //! - **TCP_NODELAY** on every connection (responses are written whole; Nagle only delays them);
+//! - **TLS** when configured (`--tls-cert`, [`super::tls`]): the handshake runs in the
+//!   connection's task, after it was accepted under the connection limit, and must complete
+//!   within the header read timeout (a client that connects and never finishes it would
+//!   otherwise hold its place for good); then the request head has the header read timeout
+//!   again, as on a plain connection. A failed handshake (a plain HTTP client, say) closes
+//!   the connection and nothing else. Everything below is the same over TLS: the drain's
+//!   `Connection: close`, its closing of idle connections (with a TLS close_notify), and its
+//!   grace for connections that have not sent a request (one still in its handshake when the
+//!   server stops has that grace to finish it);
 //! - `ConnectInfo<SocketAddr>` in every request's extensions;
 //! - a **drain without resets**. [`Phase::Draining`]: every response carries
 //!   `Connection: close`, so keep-alive clients leave after their next answer, and the
@@ -40,6 +49,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
 
 /// How the connections are run.
@@ -72,6 +83,10 @@ enum Phase {
 struct Shared {
     app: Router,
     http: http1::Builder,
+    /// `None`: plain HTTP.
+    tls: Option<TlsAcceptor>,
+    /// The longest a TLS handshake may take (the header read timeout).
+    handshake_timeout: Duration,
     phase: watch::Sender<Phase>,
 }
 
@@ -82,14 +97,21 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Starts accepting on `listener`.
-    pub fn start(listener: TcpListener, app: Router, settings: ConnectionSettings) -> Self {
+    /// Starts accepting on `listener`, with TLS when `tls` is given.
+    pub fn start(
+        listener: TcpListener,
+        app: Router,
+        settings: ConnectionSettings,
+        tls: Option<TlsAcceptor>,
+    ) -> Self {
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout);
         let shared = Arc::new(Shared {
             app,
             http,
+            tls,
+            handshake_timeout: settings.header_read_timeout,
             phase: watch::Sender::new(Phase::Serving),
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone(), settings));
@@ -325,6 +347,59 @@ async fn serve_connection(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "TCP_NODELAY could not be set");
     }
+    // The permit stays with this task during the handshake, then goes with the stream.
+    match &shared.tls {
+        None => serve_http(stream, peer, permit, shared).await,
+        Some(acceptor) => {
+            if let Some(stream) = handshake(acceptor, stream, peer, &shared).await {
+                serve_http(stream, peer, permit, shared).await;
+            }
+        }
+    }
+}
+
+/// The server side of a TLS handshake, within the header read timeout; once the server
+/// stops, within the grace of a connection that has not sent a request yet. `None`: the
+/// handshake failed or took too long, and the connection is closed.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Option<TlsStream<TcpStream>> {
+    let mut phase = shared.phase.subscribe();
+    let stopped = async {
+        until_stopping(&mut phase).await;
+        tokio::time::sleep(SILENT_CONNECTION_GRACE).await;
+    };
+    tokio::select! {
+        biased;
+        accepted = tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)) => {
+            match accepted {
+                Ok(Ok(stream)) => Some(stream),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake not completed within the header read timeout");
+                    None
+                }
+            }
+        }
+        () = stopped => None,
+    }
+}
+
+/// Serves HTTP/1.1 on a connection (plain or TLS) until it closes.
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    permit: Option<OwnedSemaphorePermit>,
+    shared: Arc<Shared>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let received = Arc::new(AtomicBool::new(false));
     let io = TokioIo::new(Counted {
         stream,
@@ -399,16 +474,17 @@ async fn serve_connection(
     }
 }
 
-/// A client socket holding its place under the connection limit for as long as it is open
-/// (also inside a WebSocket after an upgrade).
-struct Counted {
-    stream: TcpStream,
-    /// Whether a byte has been read.
+/// A client connection holding its place under the connection limit for as long as it is
+/// open (also inside a WebSocket after an upgrade).
+struct Counted<S> {
+    /// The socket, or the TLS stream over it.
+    stream: S,
+    /// Whether a byte (of HTTP, after TLS) has been read.
     received: Arc<AtomicBool>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
-impl AsyncRead for Counted {
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -423,7 +499,7 @@ impl AsyncRead for Counted {
     }
 }
 
-impl AsyncWrite for Counted {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
