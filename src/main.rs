@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use serac::catalog::{Catalog, CatalogSettings};
 use serac::config::{Cli, Command, FunctionCommand, WarehouseCommand};
-use serac::server::{Server, open_store, shutdown_signal};
+use serac::server::{Schema, Server, open_store, shutdown_signal};
 use serac::storage::Storage;
 
 /// mimalloc instead of glibc's allocator: a server whose requests allocate and free many
@@ -40,6 +40,16 @@ fn tune_allocator() {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    if let Command::Healthcheck(args) = &cli.command {
+        // No logging and no runtime: one blocking GET. Exit 1 when unhealthy (Docker reserves 2).
+        return match serac::healthcheck::check(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("serac healthcheck: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let _logs = match serac::telemetry::init(cli.log_format, &cli.log_level) {
         Ok(guard) => guard,
         Err(e) => {
@@ -81,8 +91,14 @@ async fn run_command(command: Command) -> Result<(), String> {
             let server = Server::build(&args).await?;
             server.run(shutdown_signal()).await
         }
+        Command::Healthcheck(args) => serac::healthcheck::check(&args),
         Command::Migrate(database) => {
-            open_store(&database, serac::metrics::DbMetrics::unregistered()).await?;
+            open_store(
+                &database,
+                serac::metrics::DbMetrics::unregistered(),
+                Schema::Migrate,
+            )
+            .await?;
             println!("migrations are up to date");
             Ok(())
         }
@@ -145,7 +161,7 @@ async fn run_command(command: Command) -> Result<(), String> {
 
 async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog, String> {
     let metrics = std::sync::Arc::new(serac::metrics::Metrics::new());
-    let store = open_store(database, metrics.db.clone()).await?;
+    let store = open_store(database, metrics.db.clone(), Schema::Migrate).await?;
     let settings = CatalogSettings {
         default_warehouse: database.default_warehouse.clone(),
         commit_retries: 0,

@@ -6,6 +6,8 @@ mod common;
 mod commits;
 #[path = "api/config.rs"]
 mod config;
+#[path = "api/deployment.rs"]
+mod deployment;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/events.rs"]
