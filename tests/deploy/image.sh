@@ -28,7 +28,7 @@ log() { printf '[image] %s\n' "$*" >&2; }
 
 serac_podman_install || exit 1
 if ! command -v debootstrap >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap </dev/null >&2
+    serac_apt_install debootstrap || exit 1
 fi
 mkdir -p "$CACHE"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/serac-image.XXXXXX")"

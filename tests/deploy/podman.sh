@@ -12,9 +12,16 @@ serac_podman_install() {
     if command -v podman >/dev/null 2>&1 && command -v crun >/dev/null 2>&1; then
         return 0
     fi
+    serac_apt_install podman crun uidmap fuse-overlayfs
+}
+
+# apt-get install, updating the package lists first when that is what it takes.
+serac_apt_install() {
     command -v apt-get >/dev/null 2>&1 || return 1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        podman crun uidmap fuse-overlayfs </dev/null >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+        </dev/null >&2 && return 0
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" </dev/null >&2
 }
 
 serac_podman() {
