@@ -39,6 +39,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Exit 0 when a running server answers `GET /health` with 200, 1 otherwise: a container
+    /// health check that needs no shell or HTTP client in the image.
+    Healthcheck(HealthcheckArgs),
     /// Manage warehouses.
     #[command(subcommand)]
     Warehouse(WarehouseCommand),
@@ -144,6 +147,21 @@ pub struct DatabaseArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The server's listen address (`0.0.0.0` or `::` is checked on loopback).
+    #[arg(long, env = "SERAC_BIND", default_value = "127.0.0.1:8181")]
+    pub bind: SocketAddr,
+
+    /// The path to GET.
+    #[arg(long, default_value = "/health")]
+    pub path: String,
+
+    /// How long to wait for the connection and for the answer.
+    #[arg(long, default_value = "3s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SERAC_BIND", default_value = "127.0.0.1:8181")]
@@ -151,6 +169,12 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    /// Apply no database migrations: wait until `serac migrate` (run once, e.g. by a
+    /// Kubernetes Job) has applied every migration of this build, so that replicas never race
+    /// on them. Without it, `serve` migrates at start.
+    #[arg(long, env = "SERAC_NO_MIGRATE")]
+    pub no_migrate: bool,
 
     /// Location of the default warehouse when it is first created
     /// (default: file://<data dir>/warehouse).

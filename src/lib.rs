@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod healthcheck;
 pub mod metrics;
 pub mod server;
 pub mod storage;

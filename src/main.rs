@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use serac::catalog::{Caller, Catalog, CatalogSettings};
 use serac::config::{Cli, Command, FunctionCommand, PrincipalCommand, WarehouseCommand};
-use serac::server::{Server, open_store, shutdown_signal};
+use serac::server::{Schema, Server, open_store, shutdown_signal};
 use serac::storage::Storage;
 
 /// mimalloc instead of glibc's allocator: a server whose requests allocate and free many
@@ -43,6 +43,16 @@ const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::fro
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    if let Command::Healthcheck(args) = &cli.command {
+        // No logging and no runtime: one blocking GET. Exit 1 when unhealthy (Docker reserves 2).
+        return match serac::healthcheck::check(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("serac healthcheck: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let _logs = match serac::telemetry::init(cli.log_format, &cli.log_level) {
         Ok(guard) => guard,
         Err(e) => {
@@ -82,8 +92,14 @@ async fn run(command: Command) -> Result<(), String> {
             let server = Server::build(&args).await?;
             server.run(shutdown_signal()).await
         }
+        Command::Healthcheck(args) => serac::healthcheck::check(&args),
         Command::Migrate(database) => {
-            open_store(&database, serac::metrics::DbMetrics::unregistered()).await?;
+            open_store(
+                &database,
+                serac::metrics::DbMetrics::unregistered(),
+                Schema::Migrate,
+            )
+            .await?;
             println!("migrations are up to date");
             Ok(())
         }
@@ -166,11 +182,11 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
             admin,
             database,
         } => {
-            let store = open_store(&database, metrics).await?;
+            let store = open_store(&database, metrics, Schema::Migrate).await?;
             show(principals::create(store.as_ref(), &name, admin).await?);
         }
         PrincipalCommand::List { database } => {
-            let store = open_store(&database, metrics).await?;
+            let store = open_store(&database, metrics, Schema::Migrate).await?;
             println!("name\tclient id\tadmin\tcreated");
             for p in store.list_principals().await.map_err(|e| e.to_string())? {
                 let created = chrono::DateTime::from_timestamp_millis(p.created_at_ms)
@@ -180,11 +196,11 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
             }
         }
         PrincipalCommand::RotateSecret { name, database } => {
-            let store = open_store(&database, metrics).await?;
+            let store = open_store(&database, metrics, Schema::Migrate).await?;
             show(principals::rotate_secret(store.as_ref(), &name).await?);
         }
         PrincipalCommand::Delete { name, database } => {
-            let store = open_store(&database, metrics).await?;
+            let store = open_store(&database, metrics, Schema::Migrate).await?;
             if !store
                 .delete_principal(&name)
                 .await
@@ -200,7 +216,7 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
 
 async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog, String> {
     let metrics = std::sync::Arc::new(serac::metrics::Metrics::new());
-    let store = open_store(database, metrics.db.clone()).await?;
+    let store = open_store(database, metrics.db.clone(), Schema::Migrate).await?;
     let settings = CatalogSettings {
         default_warehouse: database.default_warehouse.clone(),
         commit_retries: 0,

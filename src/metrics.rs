@@ -66,6 +66,9 @@ impl DbMetrics {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// The process collector under its standard, unprefixed names (`process_cpu_seconds_total`,
+    /// `process_resident_memory_bytes`, ...), which stock dashboards and alerts expect.
+    standard: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
@@ -82,6 +85,8 @@ pub struct Metrics {
     pub feed_subscribers: IntGauge,
     pub audit_records: IntCounterVec,
     pub draining: IntGauge,
+    /// 1 when the catalog database answered the query made for the last scrape, else 0.
+    pub database_up: IntGauge,
 }
 
 impl Default for Metrics {
@@ -176,7 +181,13 @@ impl Metrics {
             .expect("valid counter"),
             draining: IntGauge::new("draining", "1 while the server drains before it stops")
                 .expect("valid gauge"),
+            database_up: IntGauge::new(
+                "database_up",
+                "1 when the catalog database answered the query made for this scrape, 0 when it did not",
+            )
+            .expect("valid gauge"),
             registry,
+            standard: Registry::new(),
         };
         let build = IntGaugeVec::new(Opts::new("build_info", "Build information"), &["version"])
             .expect("valid gauge");
@@ -200,7 +211,10 @@ impl Metrics {
             Box::new(metrics.feed_subscribers.clone()),
             Box::new(metrics.audit_records.clone()),
             Box::new(metrics.draining.clone()),
+            Box::new(metrics.database_up.clone()),
             Box::new(build),
+            // Deprecated: `serac_process_*`, the same figures under the prefix; kept for one
+            // release so that dashboards made for them keep working (README: Metrics).
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ];
         for collector in collectors {
@@ -209,6 +223,12 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
+        metrics
+            .standard
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("metric names are unique");
         metrics
     }
 
@@ -231,8 +251,10 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
+        let mut families = self.registry.gather();
+        families.extend(self.standard.gather());
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&families, &mut out)
             .expect("text encoding cannot fail");
         String::from_utf8(out).expect("the text format is UTF-8")
     }

@@ -30,9 +30,65 @@ use crate::metrics::{DbMetrics, Metrics};
 use crate::storage::Storage;
 use crate::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 
-/// Opens the configured database and brings its schema up to date. The store records its
-/// database metrics in `metrics`.
-pub async fn open_store(args: &DatabaseArgs, metrics: DbMetrics) -> Result<Arc<dyn Store>, String> {
+/// What [`open_store`] does about the database schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply the migrations this build holds (the default, and `serac migrate`).
+    Migrate,
+    /// Apply none: wait until someone else (`serac migrate`, run once by a deployment tool)
+    /// has applied them all, so that replicas never race on migrations (`serve --no-migrate`).
+    AwaitMigrations,
+}
+
+/// Opens the configured database and brings its schema up to date, or waits until it is (see
+/// [`Schema`]). The store records its database metrics in `metrics`.
+pub async fn open_store(
+    args: &DatabaseArgs,
+    metrics: DbMetrics,
+    schema: Schema,
+) -> Result<Arc<dyn Store>, String> {
+    let store = connect_store(args, metrics, schema).await?;
+    if schema == Schema::AwaitMigrations {
+        await_migrations(store.as_ref()).await;
+    }
+    Ok(store)
+}
+
+/// Polls until the schema holds every migration of this build. Nothing listens meanwhile, so
+/// an orchestrator's startup probe bounds the wait; SIGTERM ends it (no handler is installed
+/// yet).
+async fn await_migrations(store: &dyn Store) {
+    const POLL: Duration = Duration::from_secs(1);
+    const REMIND_EVERY: u32 = 30;
+    let mut polls = 0u32;
+    loop {
+        let why = match store.schema_current().await {
+            Ok(true) => {
+                if polls > 0 {
+                    tracing::info!("the database schema is up to date; starting");
+                }
+                return;
+            }
+            Ok(false) => "the schema is older than this build".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if polls.is_multiple_of(REMIND_EVERY) {
+            tracing::warn!(
+                reason = %why,
+                "--no-migrate: waiting for `serac migrate` to bring the database schema up to date"
+            );
+        }
+        polls = polls.wrapping_add(1);
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn connect_store(
+    args: &DatabaseArgs,
+    metrics: DbMetrics,
+    schema: Schema,
+) -> Result<Arc<dyn Store>, String> {
+    let migrate = schema == Schema::Migrate;
     match args.database()? {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -43,7 +99,9 @@ pub async fn open_store(args: &DatabaseArgs, metrics: DbMetrics) -> Result<Arc<d
             let store = SqliteStore::open(&path, args.db_max_connections, metrics)
                 .await
                 .map_err(|e| format!("cannot open SQLite database '{}': {e}", path.display()))?;
-            store.migrate().await.map_err(|e| e.to_string())?;
+            if migrate {
+                store.migrate().await.map_err(|e| e.to_string())?;
+            }
             Ok(Arc::new(store))
         }
         Database::Postgres(url) => {
@@ -56,10 +114,12 @@ pub async fn open_store(args: &DatabaseArgs, metrics: DbMetrics) -> Result<Arc<d
                 metrics,
             )
             .map_err(|e| format!("SERAC_DATABASE_URL: {e}"))?;
-            store
-                .migrate()
-                .await
-                .map_err(|e| format!("PostgreSQL at {}: {e}", redact(&url)))?;
+            if migrate {
+                store
+                    .migrate()
+                    .await
+                    .map_err(|e| format!("PostgreSQL at {}: {e}", redact(&url)))?;
+            }
             Ok(Arc::new(store))
         }
     }
@@ -83,7 +143,12 @@ impl Server {
         // Before the database: a start with a wrong certificate fails at once.
         let tls = args.tls()?.map(Tls::load).transpose()?.map(Arc::new);
         let metrics = Arc::new(Metrics::new());
-        let store = open_store(&args.database, metrics.db.clone()).await?;
+        let schema = if args.no_migrate {
+            Schema::AwaitMigrations
+        } else {
+            Schema::Migrate
+        };
+        let store = open_store(&args.database, metrics.db.clone(), schema).await?;
         let auth = Arc::new(Authenticator::start(store.clone(), &auth_settings).await?);
         if auth.mode() == AuthMode::None {
             tracing::warn!("authentication is off (--auth none): every request may do anything");

@@ -10,6 +10,8 @@ mod authz;
 mod commits;
 #[path = "api/config.rs"]
 mod config;
+#[path = "api/deployment.rs"]
+mod deployment;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/events.rs"]

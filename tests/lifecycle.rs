@@ -16,15 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use common::{Backend, TestApp};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{Backend, TestApp, free_port};
 
 /// Namespace `drain` with tables `t0`..`t{count-1}`.
 async fn create_drain_tables(client: &reqwest::Client, base: &str, count: usize) {
@@ -351,9 +343,22 @@ async fn postgres_outage_fails_fast_and_heals() {
         started.elapsed()
     );
     assert_eq!(app.get("/health").await.status, StatusCode::OK);
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(
+        metrics.text.lines().any(|l| l == "serac_database_up 0"),
+        "{}",
+        metrics.text
+    );
 
     cluster.shell("serac_pg_resume");
     wait_ready(&app.client, &app.base).await;
+    let metrics = app.get("/metrics").await;
+    assert!(
+        metrics.text.lines().any(|l| l == "serac_database_up 1"),
+        "{}",
+        metrics.text
+    );
     // Every request after recovery succeeds (no stale pooled connection fails one).
     for _ in 0..20 {
         let r = app.get("/v1/namespaces/outage/tables/t").await;

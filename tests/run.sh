@@ -15,6 +15,13 @@
 #                             0.9.0 crate package, against `serac serve` on SQLite and on
 #                             PostgreSQL: tests/compat/iceberg_rust.sh; failures listed in
 #                             tests/compat/iceberg-rust-known-failures.txt are expected)
+#   6. deploy                (the Dockerfile, the kustomize overlays, the Prometheus rules and
+#                             the Grafana dashboard: hadolint, kustomize render, checkov,
+#                             Kubernetes schemas, promtool check/test rules, a real Prometheus
+#                             scraping Serac, the container contract with the binary:
+#                             tests/deploy/run.sh; its tools go to $HOME/.cache/serac/deploy-venv
+#                             and Debian's prometheus package. SERAC_DEPLOY_IMAGE=1 also builds
+#                             the image with podman and checks it)
 #
 # Every stage runs even if an earlier one failed; the script exits non-zero if
 # any stage failed and ends with a line "N passed, N failed".
@@ -308,6 +315,17 @@ if [ "$BUILD_OK" = 1 ] && [ -x "$SERAC_BIN" ] &&
 else
     [ "$BUILD_OK" = 1 ] || echo "serac binary not available; skipping" >&2
     record "compat-rust" fail
+fi
+
+# -------------------------------------------------------------------- deploy
+# About a minute when its tools are cached (see tests/deploy/run.sh and deployments/README.md).
+log "stage deploy (tests/deploy/run.sh)"
+if [ "$BUILD_OK" = 1 ] && [ -x "$SERAC_BIN" ] &&
+    SERAC_BIN="$SERAC_BIN" bash tests/deploy/run.sh </dev/null; then
+    record "deploy" pass
+else
+    [ "$BUILD_OK" = 1 ] || echo "serac binary not available; skipping" >&2
+    record "deploy" fail
 fi
 
 # -------------------------------------------------------------------- summary

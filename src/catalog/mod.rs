@@ -184,12 +184,15 @@ impl Catalog {
         &self.metrics
     }
 
-    /// Refreshes the metrics that need a query (pool and entity gauges); run on scrape.
+    /// Refreshes the metrics that need a query (pool, entity and database-up gauges); run on
+    /// scrape.
     pub async fn refresh_metrics(&self) -> CatalogResult<()> {
         let (open, idle) = self.store.pool_stats();
         self.metrics.db_pool_connections.set(i64::from(open));
         self.metrics.db_pool_idle.set(i64::from(idle));
-        let counts = self.store.entity_counts().await?;
+        let counts = self.store.entity_counts().await;
+        self.metrics.database_up.set(i64::from(counts.is_ok()));
+        let counts = counts?;
         for (kind, count) in [
             ("warehouse", counts.warehouses),
             ("namespace", counts.namespaces),

@@ -569,7 +569,11 @@ async fn open_store(database_url: &str) -> std::sync::Arc<dyn serac::store::Stor
     let serac::config::Command::Migrate(database) = cli.command else {
         unreachable!()
     };
-    serac::server::open_store(&database, serac::metrics::DbMetrics::unregistered())
-        .await
-        .unwrap()
+    serac::server::open_store(
+        &database,
+        serac::metrics::DbMetrics::unregistered(),
+        serac::server::Schema::Migrate,
+    )
+    .await
+    .unwrap()
 }

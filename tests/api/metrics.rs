@@ -104,12 +104,33 @@ async fn metrics_count_requests_commits_and_entities(backend: Backend) {
         Some(1.0)
     );
     assert!(sample(&text, "serac_db_pool_connections", &[]).unwrap() >= 1.0);
+    assert_eq!(sample(&text, "serac_database_up", &[]), Some(1.0));
     assert_eq!(
         sample(&text, "serac_build_info", &[env!("CARGO_PKG_VERSION")]),
         Some(1.0)
     );
+    // Process metrics under the standard names, and (deprecated) under the prefix.
+    for name in [
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+        "serac_process_resident_memory_bytes",
+    ] {
+        assert!(
+            sample(&text, name, &[]).unwrap_or(0.0) > 0.0,
+            "{name}: {text}"
+        );
+    }
     assert!(
-        sample(&text, "serac_process_resident_memory_bytes", &[]).unwrap() > 0.0,
+        sample(&text, "process_cpu_seconds_total", &[]).is_some(),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("# TYPE process_resident_memory_bytes ")
+            .count(),
+        1,
         "{text}"
     );
     // Database: pool acquire wait and time per store operation.

@@ -38,6 +38,15 @@ macro_rules! both_backends {
     )*};
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a server started as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The admin URL of the throwaway PostgreSQL cluster.
 pub fn pg_admin_url() -> String {
     std::env::var("SERAC_TEST_PG_URL").expect(
