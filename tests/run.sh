@@ -5,7 +5,8 @@
 #                             PostgreSQL cluster is provided via SERAC_TEST_PG_URL)
 #   2. clients-sqlite        (real clients against `serac serve` on the embedded SQLite
 #                             backend: PyIceberg, DuckDB, Spark 3.5 with Iceberg 1.10,
-#                             and the OpenAPI contract check; see tests/clients)
+#                             and the OpenAPI contract check; see tests/clients; a second
+#                             server with --auth oauth2 for the clients' OAuth2 flows)
 #   3. clients-postgres      (the same on the PostgreSQL backend)
 #   4. compat                (PyIceberg 0.12.0's own integration tests, catalog-facing files,
 #                             against `serac serve` on SQLite: tests/compat/pyiceberg.sh --quick;
@@ -271,12 +272,36 @@ run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
     fi
     echo "serac ($backend) ready on port $port"
 
+    # A second server, with authentication on, for the clients' OAuth2 flows
+    # (tests/clients/test_auth.py, and the secured catalog of test_spark.py).
+    local auth_dir="$dir/auth" auth_port auth_db_args=() auth_pid
+    mkdir -p "$auth_dir"
+    if [ "$backend" = postgres ]; then
+        local auth_db="serac_auth_$$_$RANDOM"
+        "$SERAC_PG_BINDIR/createdb" -h 127.0.0.1 -p "$SERAC_PG_PORT" -U postgres "$auth_db" || return 1
+        auth_db_args=(--database-url "postgres://postgres@127.0.0.1:${SERAC_PG_PORT}/${auth_db}")
+    fi
+    auth_port="$(free_port)"
+    env -u SERAC_DATABASE_URL -u SERAC_WAREHOUSE_LOCATION -u SERAC_DEFAULT_WAREHOUSE \
+        SERAC_BOOTSTRAP_CLIENT_ID=clients-admin SERAC_BOOTSTRAP_CLIENT_SECRET=clients-admin-secret \
+        "$SERAC_BIN" --log-level info serve --data-dir "$auth_dir/data" "${auth_db_args[@]}" \
+        --auth oauth2 --bind "127.0.0.1:$auth_port" >"$auth_dir/serac.log" 2>&1 </dev/null &
+    auth_pid=$!
+    SERVER_PIDS+=("$auth_pid")
+    for i in $(seq 1 100); do
+        [ "$(http_status "http://127.0.0.1:$auth_port/health")" = 200 ] && break
+        sleep 0.2
+    done
+
     local rc=0
     SERAC_URI="http://127.0.0.1:$port" SERAC_BACKEND="$backend" \
+        SERAC_AUTH_URI="http://127.0.0.1:$auth_port" SERAC_AUTH_CREDENTIAL="clients-admin:clients-admin-secret" \
         "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rs --tb=short tests/clients </dev/null || rc=$?
     if [ "$rc" != 0 ]; then
         show_log "$server_log"
+        tail -n 40 "$auth_dir/serac.log" >&2 || true
     fi
+    kill -TERM "$auth_pid" 2>/dev/null || true
     if ! stop_server "$server_log"; then
         rc=1
     fi

@@ -884,3 +884,40 @@ def test_pyiceberg_writes_spark_updates(spark, ns):
     # and back again: PyIceberg appends, Spark sees it (no stale cache)
     table.append(pa.Table.from_pylist([{"id": 200, "name": "py", "amount": 0.5, "region": "us"}], schema=arrow_schema))
     assert _ids(spark, f"SELECT id FROM {ident} WHERE id >= 100 ORDER BY id") == [100, 101, 200]
+
+
+# ------------------------------------------------- authentication (OAuth2)
+AUTH_URI = os.environ.get("SERAC_AUTH_URI")
+
+
+def _secured_catalog(spark, name: str, **props: str) -> None:
+    """Configures a REST catalog on the authenticated server (catalogs load on first use)."""
+    settings = {
+        "": "org.apache.iceberg.spark.SparkCatalog",
+        ".type": "rest",
+        ".uri": AUTH_URI,
+        ".cache-enabled": "false",
+        **{f".{k}": v for k, v in props.items()},
+    }
+    for key, value in settings.items():
+        spark.conf.set(f"spark.sql.catalog.{name}{key}", value)
+
+
+@pytest.mark.skipif(not AUTH_URI, reason="SERAC_AUTH_URI is not set (tests/run.sh sets it)")
+def test_secured_catalog_with_client_credentials(spark):
+    """Spark's own OAuth2 client credentials flow (`credential`) against `--auth oauth2`."""
+    _secured_catalog(
+        spark,
+        "secured",
+        credential=os.environ["SERAC_AUTH_CREDENTIAL"],
+        **{"oauth2-server-uri": f"{AUTH_URI}/v1/oauth/tokens", "scope": "catalog"},
+    )
+    ns = f"spark_auth_{BACKEND}_{RUN}"
+    spark.sql(f"CREATE NAMESPACE secured.{ns}")
+    spark.sql(f"CREATE TABLE secured.{ns}.t (id bigint, v string) USING iceberg")
+    spark.sql(f"INSERT INTO secured.{ns}.t VALUES (1, 'a'), (2, 'b')")
+    assert _sql(spark, f"SELECT id, v FROM secured.{ns}.t ORDER BY id") == [(1, "a"), (2, "b")]
+    # The same server without credentials refuses Spark.
+    _secured_catalog(spark, "unauthenticated")
+    with pytest.raises(Exception, match="NotAuthorized|401|bearer token"):
+        spark.sql("SHOW NAMESPACES IN unauthenticated").collect()
