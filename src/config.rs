@@ -51,6 +51,36 @@ pub enum Command {
     /// Manage the principals that obtain tokens (--auth oauth2), directly in the database.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// Manage API keys of principals (sent as `Authorization: Bearer <key>`).
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Make a key for a principal; prints it (it is shown only now).
+    Create {
+        #[arg(long)]
+        principal: String,
+        /// How long the key is valid (e.g. `90d`); without it, until revoked.
+        #[arg(long, value_parser = parse_positive_duration)]
+        expires_in: Option<Duration>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List keys (never their secrets), with their last use.
+    List {
+        #[arg(long)]
+        principal: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke a key by its id: refused at once on every replica.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,7 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use serac::catalog::{Caller, Catalog, CatalogSettings};
-use serac::config::{Cli, Command, FunctionCommand, PrincipalCommand, WarehouseCommand};
+use serac::config::{
+    ApiKeyCommand, Cli, Command, FunctionCommand, PrincipalCommand, WarehouseCommand,
+};
 use serac::server::{Schema, Server, open_store, shutdown_signal};
 use serac::storage::Storage;
 
@@ -151,6 +153,7 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Principal(command) => principal_command(command).await,
+        Command::ApiKey(command) => api_key_command(command).await,
         Command::Warehouse(WarehouseCommand::List { database }) => {
             let catalog = admin_catalog(&database).await?;
             for w in catalog
@@ -209,6 +212,60 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
                 return Err(format!("principal '{name}' does not exist"));
             }
             println!("deleted principal '{name}'");
+        }
+    }
+    Ok(())
+}
+
+async fn api_key_command(command: ApiKeyCommand) -> Result<(), String> {
+    use serac::auth::principals;
+    let metrics = serac::metrics::DbMetrics::unregistered();
+    let time = |ms: Option<i64>| {
+        ms.and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
+    };
+    match command {
+        ApiKeyCommand::Create {
+            principal,
+            expires_in,
+            database,
+        } => {
+            let store = open_store(&database, metrics, Schema::Migrate).await?;
+            let key = principals::create_api_key(store.as_ref(), &principal, expires_in).await?;
+            println!("key id:  {}", key.id);
+            println!("expires: {}", time(key.expires_at_ms));
+            println!("key:     {}", key.key);
+            println!(
+                "(the key is shown only now; send it as Authorization: Bearer <key>, e.g. PyIceberg's token=)"
+            );
+        }
+        ApiKeyCommand::List {
+            principal,
+            database,
+        } => {
+            let store = open_store(&database, metrics, Schema::Migrate).await?;
+            println!("id\tprincipal\tcreated\texpires\tlast used");
+            for k in store
+                .list_api_keys(principal.as_deref())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.id,
+                    k.principal_name,
+                    time(Some(k.created_at_ms)),
+                    time(k.expires_at_ms),
+                    time(k.last_used_at_ms)
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { id, database } => {
+            let store = open_store(&database, metrics, Schema::Migrate).await?;
+            if !store.delete_api_key(&id).await.map_err(|e| e.to_string())? {
+                return Err(format!("API key '{id}' does not exist"));
+            }
+            println!("revoked API key '{id}'");
         }
     }
     Ok(())

@@ -23,6 +23,9 @@ pub fn routes() -> Router<AppState> {
             axum::routing::delete(delete_principal),
         )
         .route("/principals/{name}/rotate-secret", post(rotate_secret))
+        .route("/principals/{name}/api-keys", post(create_api_key))
+        .route("/api-keys", get(list_api_keys))
+        .route("/api-keys/{id}", axum::routing::delete(revoke_api_key))
         .route("/roles", get(list_roles).post(create_role))
         .route("/roles/{role}", axum::routing::delete(delete_role))
         .route(
@@ -350,4 +353,122 @@ async fn list_grants(
         })
         .collect();
     Ok(json(StatusCode::OK, &GrantList { grants }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CreateApiKey {
+    /// How long the key is valid (`90d`, `12h`); without it, until revoked.
+    expires_in: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct NewApiKeyBody {
+    id: String,
+    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<i64>,
+}
+
+async fn create_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(request): ApiJson<CreateApiKey>,
+) -> ApiResult<Response> {
+    state.catalog.authorize_admin(&caller).await?;
+    let expires_in = request
+        .expires_in
+        .as_deref()
+        .map(|d| {
+            humantime::parse_duration(d)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "expires-in '{}' is not a positive duration such as 90d or 12h",
+                        d.escape_debug()
+                    ))
+                })
+        })
+        .transpose()?;
+    let key = principals::create_api_key(state.auth.store(), &name, expires_in)
+        .await
+        .map_err(principal_error)?;
+    Ok(json(
+        StatusCode::CREATED,
+        &NewApiKeyBody {
+            id: key.id,
+            key: key.key,
+            expires_at_ms: key.expires_at_ms,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeyQuery {
+    principal: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ApiKeyBody {
+    id: String,
+    principal: String,
+    created_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at_ms: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ApiKeyList {
+    api_keys: Vec<ApiKeyBody>,
+}
+
+async fn list_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    super::extract::ApiQuery(query): super::extract::ApiQuery<ApiKeyQuery>,
+) -> ApiResult<Response> {
+    state.catalog.authorize_admin(&caller).await?;
+    let rows = state
+        .auth
+        .store()
+        .list_api_keys(query.principal.as_deref())
+        .await
+        .map_err(|e| ApiError::from(CatalogError::from_store(e)))?;
+    let api_keys = rows
+        .into_iter()
+        .map(|k| ApiKeyBody {
+            id: k.id,
+            principal: k.principal_name,
+            created_at_ms: k.created_at_ms,
+            expires_at_ms: k.expires_at_ms,
+            last_used_at_ms: k.last_used_at_ms,
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &ApiKeyList { api_keys }))
+}
+
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    state.catalog.authorize_admin(&caller).await?;
+    let deleted = state
+        .auth
+        .store()
+        .delete_api_key(&id)
+        .await
+        .map_err(|e| ApiError::from(CatalogError::from_store(e)))?;
+    if !deleted {
+        return Err(principal_error(format!("API key '{id}' does not exist")));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -105,7 +105,16 @@ pub struct Authenticator {
     keys: RwLock<Keys>,
     /// A key from a file is the only key: nothing is reloaded from the database.
     from_file: bool,
+    /// API keys verified lately: (key id, presented secret) to the stored hash it matched.
+    /// The key's row is still read on every request (revocation and expiry hold at once);
+    /// only the argon2 verification is skipped while the stored hash is the same.
+    verified_keys: moka::sync::Cache<(String, String), String>,
+    /// Keys whose last-used time was written in the last minute.
+    touched_keys: moka::sync::Cache<String, ()>,
 }
+
+/// The prefix of API keys: `serac_<id>_<secret>`.
+pub const API_KEY_PREFIX: &str = "serac_";
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,6 +161,14 @@ impl Authenticator {
             token_lifetime: settings.token_lifetime,
             keys: RwLock::new(keys),
             from_file,
+            verified_keys: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+            touched_keys: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
         };
         if settings.mode == AuthMode::Oauth2
             && let Some((client_id, secret)) = &settings.bootstrap
@@ -233,8 +250,11 @@ impl Authenticator {
         })
     }
 
-    /// The principal a bearer token stands for.
+    /// The principal a bearer token (a JWT Serac issued, or an API key) stands for.
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        if let Some(key) = token.strip_prefix(API_KEY_PREFIX) {
+            return self.verify_api_key(key).await;
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("not a JWT ({e})")))?;
         if header.alg != Algorithm::HS256 {
@@ -291,6 +311,53 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// `<id>_<secret>` of an API key: one lookup by id, and one argon2 verification the first
+    /// time (then remembered while the stored hash stays the same).
+    async fn verify_api_key(&self, key: &str) -> Result<Arc<Principal>, AuthError> {
+        let (id, secret) = key
+            .split_once('_')
+            .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+            .ok_or_else(|| AuthError::Invalid("a malformed API key".into()))?;
+        let row = self
+            .store
+            .api_key(id)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?
+            .ok_or_else(|| AuthError::Invalid("unknown or revoked API key".into()))?;
+        let now = now_ms();
+        if row.expires_at_ms.is_some_and(|at| at <= now) {
+            return Err(AuthError::Expired);
+        }
+        let cache_key = (id.to_owned(), secret.to_owned());
+        if self.verified_keys.get(&cache_key).as_deref() != Some(row.secret_hash.as_str()) {
+            let (presented, hash) = (secret.to_owned(), row.secret_hash.clone());
+            let matches = tokio::task::spawn_blocking(move || secrets::verify(&presented, &hash))
+                .await
+                .unwrap_or(false);
+            if !matches {
+                return Err(AuthError::Invalid("unknown or revoked API key".into()));
+            }
+            self.verified_keys
+                .insert(cache_key, row.secret_hash.clone());
+        }
+        if !self.touched_keys.contains_key(id) {
+            self.touched_keys.insert(id.to_owned(), ());
+            let (store, id) = (self.store.clone(), id.to_owned());
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_api_key(&id, now).await {
+                    tracing::warn!(key = %id, error = %e, "could not record an API key's last use");
+                }
+            });
+        }
+        Ok(Arc::new(Principal {
+            id: Some(row.principal_id),
+            name: row.principal_name,
+            unrestricted: row.principal_admin,
+        }))
+    }
+}
+
 /// Principals, for the command line (`serac principal ...`) and the management API.
 pub mod principals {
     use super::*;
@@ -341,6 +408,50 @@ pub mod principals {
                 "principal name '{}' must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.' and '@'",
                 name.escape_debug()
             ))
+        }
+    }
+
+    /// A new API key of a principal: its id and the whole key (shown once).
+    #[derive(Debug, Clone)]
+    pub struct NewApiKey {
+        pub id: String,
+        pub key: String,
+        pub expires_at_ms: Option<i64>,
+    }
+
+    pub async fn create_api_key(
+        store: &dyn Store,
+        principal: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<NewApiKey, String> {
+        let id: String = secrets::random_bytes::<8>()?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let secret = secrets::new_secret()?;
+        let now = now_ms();
+        let expires_at_ms = expires_in
+            .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+        let row = crate::store::ApiKeyRow {
+            id: id.clone(),
+            principal_id: String::new(),
+            principal_name: principal.to_owned(),
+            principal_admin: false,
+            secret_hash: hash_blocking(secret.clone()).await?,
+            created_at_ms: now,
+            expires_at_ms,
+            last_used_at_ms: None,
+        };
+        match store.create_api_key(principal, &row).await {
+            Ok(()) => Ok(NewApiKey {
+                key: format!("{API_KEY_PREFIX}{id}_{secret}"),
+                id,
+                expires_at_ms,
+            }),
+            Err(StoreError::MissingReference) => {
+                Err(format!("principal '{principal}' does not exist"))
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 

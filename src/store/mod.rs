@@ -250,6 +250,20 @@ pub struct PrincipalRow {
     pub created_at_ms: i64,
 }
 
+/// An API key: its public id, its principal, and the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub principal_id: String,
+    /// Filled in by lookups (the principal's name and admin flag).
+    pub principal_name: String,
+    pub principal_admin: bool,
+    pub secret_hash: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub last_used_at_ms: Option<i64>,
+}
+
 /// A key that signs issued tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeyRow {
@@ -546,6 +560,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every signing key, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>>;
     async fn add_signing_key(&self, row: &SigningKeyRow) -> StoreResult<()>;
+
+    /// Stores a new API key for the principal named `principal`; `MissingReference` if there
+    /// is no such principal. The row's principal fields are ignored.
+    async fn create_api_key(&self, principal: &str, row: &ApiKeyRow) -> StoreResult<()>;
+    /// A key by its public id, with its principal.
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>>;
+    /// The keys of a principal, or of every principal.
+    async fn list_api_keys(&self, principal: Option<&str>) -> StoreResult<Vec<ApiKeyRow>>;
+    /// Revokes (deletes) a key; `false` if there is no such key.
+    async fn delete_api_key(&self, id: &str) -> StoreResult<bool>;
+    async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()>;
 
     // --- authorization ----------------------------------------------------------------------
     async fn create_role(&self, id: &str, name: &str) -> StoreResult<()>;

@@ -119,7 +119,7 @@ macro_rules! sql_store {
         use $crate::store::{
             AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
             IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery,
-            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow, RoleRow, GrantRow, GrantObject,
+            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow, ApiKeyRow, RoleRow, GrantRow, GrantObject,
             join_levels, now_ms, split_levels,
         };
 
@@ -284,6 +284,19 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                     id.map(|id| (format!("t:{id}"), None, Some(id)))
                 }
+            })
+        }
+
+        fn api_key_from_row(row: &$row) -> StoreResult<ApiKeyRow> {
+            Ok(ApiKeyRow {
+                id: row.try_get("id").map_err(map_err)?,
+                principal_id: row.try_get("principal_id").map_err(map_err)?,
+                principal_name: row.try_get("name").map_err(map_err)?,
+                principal_admin: row.try_get("admin").map_err(map_err)?,
+                secret_hash: row.try_get("secret_hash").map_err(map_err)?,
+                created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
+                expires_at_ms: row.try_get("expires_at_ms").map_err(map_err)?,
+                last_used_at_ms: row.try_get("last_used_at_ms").map_err(map_err)?,
             })
         }
 
@@ -1345,6 +1358,73 @@ macro_rules! sql_store {
                     .bind(&row.kid)
                     .bind(&row.secret)
                     .bind(row.created_at_ms)
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn create_api_key(&self, principal: &str, row: &ApiKeyRow) -> StoreResult<()> {
+                let _t = self.time("create_api_key");
+                let done = sqlx::query(
+                    "INSERT INTO api_keys (id, principal_id, secret_hash, created_at_ms, expires_at_ms) \
+                     SELECT $1, id, $3, $4, $5 FROM principals WHERE name = $2",
+                )
+                .bind(&row.id)
+                .bind(principal)
+                .bind(&row.secret_hash)
+                .bind(row.created_at_ms)
+                .bind(row.expires_at_ms)
+                .execute(&mut *self.write_conn().await?)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::MissingReference) }
+            }
+
+            async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>> {
+                let _t = self.time("api_key");
+                let row = sqlx::query(
+                    "SELECT k.id, k.principal_id, p.name, p.admin, k.secret_hash, k.created_at_ms, \
+                     k.expires_at_ms, k.last_used_at_ms FROM api_keys k \
+                     JOIN principals p ON p.id = k.principal_id WHERE k.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(api_key_from_row).transpose()
+            }
+
+            async fn list_api_keys(&self, principal: Option<&str>) -> StoreResult<Vec<ApiKeyRow>> {
+                let _t = self.time("list_api_keys");
+                let rows = sqlx::query(
+                    "SELECT k.id, k.principal_id, p.name, p.admin, k.secret_hash, k.created_at_ms, \
+                     k.expires_at_ms, k.last_used_at_ms FROM api_keys k \
+                     JOIN principals p ON p.id = k.principal_id \
+                     WHERE $1 = '' OR p.name = $1 ORDER BY p.name, k.created_at_ms, k.id",
+                )
+                .bind(principal.unwrap_or(""))
+                .fetch_all(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                rows.iter().map(api_key_from_row).collect()
+            }
+
+            async fn delete_api_key(&self, id: &str) -> StoreResult<bool> {
+                let _t = self.time("delete_api_key");
+                let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()> {
+                let _t = self.time("touch_api_key");
+                sqlx::query("UPDATE api_keys SET last_used_at_ms = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(at_ms)
                     .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err(map_err)?;

@@ -404,7 +404,123 @@ async fn replicas_honour_each_others_tokens(backend: Backend) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
+/// API keys: made by an admin (management API) or on the command line, sent as bearer
+/// tokens; revoked on one replica, refused at once on another; expiry honoured.
+async fn api_keys_stand_for_their_principal(backend: Backend) {
+    let mut app = spawn_authenticated(backend, &[]).await;
+    let admin = token(&app, ADMIN_ID, ADMIN_SECRET).await;
+    let store = open_store(&app.database_url).await;
+    serac::auth::principals::create(store.as_ref(), "etl-job", false)
+        .await
+        .unwrap();
+    app.token = Some(admin.clone());
+    let created = app
+        .post("/management/v1/principals/etl-job/api-keys", &json!({}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let key = created.json()["key"].as_str().unwrap().to_owned();
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(&format!("serac_{id}_")), "{key}");
+    for (path, body, status) in [
+        (
+            "/management/v1/principals/nobody/api-keys",
+            json!({}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/management/v1/principals/etl-job/api-keys",
+            json!({"expires-in": "soon"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        assert_eq!(app.post(path, &body).await.status, status, "{path}");
+    }
+    // The key acts as its principal (no grants: lists are empty, creates refused), twice
+    // (the second time from the verified-key memory).
+    app.token = Some(key.clone());
+    for _ in 0..2 {
+        let r = app.get("/v1/namespaces").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let msg = app
+        .post("/v1/namespaces", &json!({"namespace": ["by_key"]}))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+    assert!(msg.contains("'etl-job'"), "{msg}");
+    // A changed secret, an unknown id, a malformed key.
+    let mut wrong = key.clone();
+    wrong.push('x');
+    for bad in [
+        wrong.as_str(),
+        "serac_0000000000000000_abc",
+        "serac_",
+        "serac_x",
+    ] {
+        app.token = Some(bad.to_owned());
+        app.get("/v1/namespaces")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
+    }
+    // The list shows the key with its last use, never the secret.
+    app.token = Some(admin.clone());
+    let mut listed = Value::Null;
+    for _ in 0..50 {
+        listed = app
+            .get("/management/v1/api-keys?principal=etl-job")
+            .await
+            .json();
+        if listed["api-keys"][0].get("last-used-at-ms").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed["api-keys"][0]["id"], id.as_str(), "{listed}");
+    assert!(
+        listed["api-keys"][0]["last-used-at-ms"].is_i64(),
+        "{listed}"
+    );
+    assert!(!listed.to_string().contains(key.rsplit('_').next().unwrap()));
+
+    // Revoked through another replica: refused here at the next request.
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = TestApp::spawn_on(
+        backend,
+        dir,
+        app.database_url.clone(),
+        &["--auth", "oauth2"],
+    )
+    .await;
+    other.token = Some(admin.clone());
+    let r = other.delete(&format!("/management/v1/api-keys/{id}")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    app.token = Some(key.clone());
+    app.get("/v1/namespaces")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
+
+    // An admin's key acts as an admin; an expired key is refused as expired.
+    let expiring = serac::auth::principals::create_api_key(
+        store.as_ref(),
+        ADMIN_ID,
+        Some(std::time::Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    app.token = Some(expiring.key.clone());
+    let r = app
+        .post("/v1/namespaces", &json!({"namespace": ["by_admin_key"]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let msg = app
+        .get("/v1/namespaces")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
+    assert!(msg.contains("expired"), "{msg}");
+}
+
 both_backends!(
+    api_keys_stand_for_their_principal,
     tokens_are_issued_and_required,
     principals_without_admin_are_refused,
     replicas_honour_each_others_tokens,
@@ -576,4 +692,71 @@ async fn open_store(database_url: &str) -> std::sync::Arc<dyn serac::store::Stor
     )
     .await
     .unwrap()
+}
+
+/// The command line makes principals and API keys on the database directly; a key it prints
+/// works against a server on that database, and a revoked one does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_makes_principals_and_api_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/cli.db", dir.path().display());
+    let serac = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
+            .args(args)
+            .args(["--database-url", &database])
+            .env_remove("SERAC_DATABASE_URL")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = serac(&["principal", "create", "ops", "--admin"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("client secret:"), "{out}");
+    let (ok, out, err) = serac(&[
+        "api-key",
+        "create",
+        "--principal",
+        "ops",
+        "--expires-in",
+        "30d",
+    ]);
+    assert!(ok, "{err}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key:"))
+        .map(|k| k.trim().to_owned())
+        .unwrap_or_else(|| panic!("no key in {out}"));
+    let id = key.split('_').nth(1).unwrap().to_owned();
+    let (ok, _, err) = serac(&["api-key", "create", "--principal", "nobody"]);
+    assert!(!ok && err.contains("'nobody' does not exist"), "{err}");
+    let (ok, out, _) = serac(&["principal", "list"]);
+    assert!(
+        ok && out.contains("ops") && !out.contains("argon2"),
+        "{out}"
+    );
+
+    let mut app = TestApp::spawn_on(
+        Backend::Sqlite,
+        dir,
+        database.clone(),
+        &["--auth", "oauth2"],
+    )
+    .await;
+    app.token = Some(key.clone());
+    let r = app
+        .post("/v1/namespaces", &json!({"namespace": ["cli_key"]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (ok, out, err) = serac(&["api-key", "list", "--principal", "ops"]);
+    assert!(ok && out.contains(&id), "{out}{err}");
+    let (ok, _, err) = serac(&["api-key", "revoke", &id]);
+    assert!(ok, "{err}");
+    app.get("/v1/namespaces")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
 }
