@@ -44,6 +44,11 @@ struct Args {
     #[arg(long, env = "SERAC_BENCH_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
+    /// `client_id:client_secret` of a principal: adds the scenario `token` (the OAuth2
+    /// client credentials grant at POST /v1/oauth/tokens).
+    #[arg(long, env = "SERAC_BENCH_CLIENT_CREDENTIALS", hide_env_values = true)]
+    client_credentials: Option<String>,
+
     /// Seconds each scenario runs at each concurrency level.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -151,9 +156,11 @@ enum Scenario {
     CommitHistory,
     /// GET /v1/config on --connections concurrent keep-alive connections.
     Connections,
+    /// POST /v1/oauth/tokens (needs --client-credentials).
+    Token,
 }
 
-const ALL_SCENARIOS: [Scenario; 9] = [
+const ALL_SCENARIOS: [Scenario; 10] = [
     Scenario::Load,
     Scenario::LoadBig,
     Scenario::ListNamespaces,
@@ -163,6 +170,7 @@ const ALL_SCENARIOS: [Scenario; 9] = [
     Scenario::CommitContended,
     Scenario::CommitHistory,
     Scenario::Connections,
+    Scenario::Token,
 ];
 
 // ---------------------------------------------------------------------------
@@ -213,6 +221,28 @@ impl Bench {
             Ok(body.0.len())
         } else {
             Err(format!("GET {path}: {status} {}", body.snippet()))
+        }
+    }
+
+    /// One token by the client credentials grant.
+    async fn token(&self, url: &str, id: &str, secret: &str) -> Result<(), String> {
+        let r = self
+            .http
+            .post(url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = r.status();
+        let body = r.bytes().await.map_err(|e| format!("POST {url}: {e}"))?;
+        if status.is_success() && body.windows(12).any(|w| w == b"access_token") {
+            Ok(())
+        } else {
+            Err(format!("POST {url}: {status}"))
         }
     }
 
@@ -635,6 +665,8 @@ fn make_row(
 #[derive(Clone)]
 enum Op {
     Get(String),
+    /// The client credentials grant: (token endpoint URL, client id, secret).
+    Token(String, String, String),
     /// List the tables of a namespace, following `next-page-token`.
     ListTables(String),
     CreateNamespace(String),
@@ -647,6 +679,7 @@ async fn simple_worker(b: Arc<Bench>, op: Op, worker: usize, deadline: Instant) 
         let t0 = Instant::now();
         let r = match &op {
             Op::Get(path) => b.get_ok(path).await.map(|_| ()),
+            Op::Token(url, id, secret) => b.token(url, id, secret).await,
             Op::ListTables(ns) => b.list_tables(ns).await.map(|_| ()),
             // Worker + counter + a random suffix: unique across levels and runs.
             Op::CreateNamespace(prefix) => {
@@ -1348,6 +1381,21 @@ async fn run(args: Args) -> Result<usize> {
             Scenario::ListTables,
             format!("list tables ({})", format_count(*listed)),
             Op::ListTables(list_ns.clone()),
+        ));
+    }
+    if let Some((id, secret)) = args
+        .client_credentials
+        .as_deref()
+        .and_then(|c| c.split_once(':'))
+    {
+        simple.push((
+            Scenario::Token,
+            "issue token".into(),
+            Op::Token(
+                format!("{uri}/v1/oauth/tokens"),
+                id.to_owned(),
+                secret.to_owned(),
+            ),
         ));
     }
     simple.push((

@@ -27,6 +27,11 @@
 #                with NAMESPACES namespaces and TABLES tables (benches/seed.sh,
 #                e.g. 100000,1000000) plus the namespace seed_list holding LIST
 #                tables (default 1000), which the list-tables scenario lists
+#   --auth       run the server with --auth oauth2 (a bootstrap admin) and send every
+#                request with a bearer token: an admin's JWT, or with --auth-principal
+#                a non-admin principal's API key holding read/write/create on the
+#                warehouse through a role (every request then reads its grants); the
+#                scenario `token` measures POST /v1/oauth/tokens
 #   -h, --help   show this help
 #
 # Environment knobs (all optional):
@@ -55,6 +60,8 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --sqlite) BACKEND=sqlite ;;
         --pg-fast) PG_FAST=1 ;;
+        --auth) AUTH=1 ;;
+        --auth-principal) AUTH=1; AUTH_PRINCIPAL=1 ;;
         --seed-scale)
             [ $# -ge 2 ] || { echo "--seed-scale needs NAMESPACES,TABLES[,LIST]" >&2; exit 2; }
             SEED_SCALE="$2"; shift ;;
@@ -64,6 +71,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+AUTH="${AUTH:-0}"; AUTH_PRINCIPAL="${AUTH_PRINCIPAL:-0}"
 if [ -z "${CARGO_TARGET_DIR:-}" ]; then
     export CARGO_TARGET_DIR="$HOME/.cache/serac/target"
 fi
@@ -218,7 +226,12 @@ PORT="$(free_port)"
 URI="http://127.0.0.1:$PORT"
 mkdir -p "$WORK/data"
 log "starting serac on $URI (log: $WORK/serac.log)"
-"$SERAC_BIN" serve --bind "127.0.0.1:$PORT" "${SERVE_DB_ARGS[@]}" \
+AUTH_ARGS=()
+if [ "$AUTH" = 1 ]; then
+    AUTH_ARGS=(--auth oauth2)
+    export SERAC_BOOTSTRAP_CLIENT_ID=bench-admin SERAC_BOOTSTRAP_CLIENT_SECRET=bench-admin-secret-0123
+fi
+"$SERAC_BIN" serve --bind "127.0.0.1:$PORT" "${SERVE_DB_ARGS[@]}" "${AUTH_ARGS[@]}" \
     --data-dir "$WORK/data" --log-format json --log-level "${SERAC_BENCH_LOG_LEVEL:-info}" \
     >"$WORK/serac.log" 2>&1 &
 SERAC_PID=$!
@@ -233,6 +246,27 @@ if [ "$ready" != 1 ]; then
     echo "serac did not become ready (GET /v1/config != 200); its log:" >&2
     tail -n 50 "$WORK/serac.log" >&2 || true
     exit 1
+fi
+
+if [ "$AUTH" = 1 ]; then
+    admin_token="$(curl -sf -X POST "$URI/v1/oauth/tokens" \
+        -d grant_type=client_credentials -d client_id=bench-admin -d client_secret=bench-admin-secret-0123 |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+    token="$admin_token"
+    if [ "$AUTH_PRINCIPAL" = 1 ]; then
+        # A principal without admin, in a role that holds read, write and create on the
+        # warehouse: every request reads its grants.
+        api() { curl -sf -X "$1" -H "Authorization: Bearer $admin_token" -H 'content-type: application/json' "$URI/management/v1/$2" ${3:+-d "$3"}; }
+        api POST principals '{"name": "bench-user"}' >/dev/null
+        api POST roles '{"name": "bench"}' >/dev/null
+        api PUT roles/bench/members/bench-user >/dev/null
+        for p in read write create; do
+            api POST roles/bench/grants "{\"privilege\": \"$p\", \"warehouse\": \"default\"}" >/dev/null
+        done
+        token="$(api POST principals/bench-user/api-keys '{}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+    fi
+    LOAD_ARGS=(--token "$token" --client-credentials bench-admin:bench-admin-secret-0123 "${LOAD_ARGS[@]}")
+    LABEL="$LABEL, --auth oauth2 ($([ "$AUTH_PRINCIPAL" = 1 ] && echo "API key of a principal with grants" || echo "admin JWT"))"
 fi
 
 # ------------------------------------------------------------------ load

@@ -219,10 +219,7 @@ impl Authenticator {
             || secrets::decoy_hash().to_owned(),
             |p| p.secret_hash.clone(),
         );
-        let secret = secret.to_owned();
-        let matches = tokio::task::spawn_blocking(move || secrets::verify(&secret, &hash))
-            .await
-            .unwrap_or(false);
+        let matches = secrets::verify_bounded(secret.to_owned(), hash).await;
         let principal = match found {
             Some(p) if matches => p,
             _ => return Err(TokenError::InvalidClient),
@@ -331,10 +328,7 @@ impl Authenticator {
         }
         let cache_key = (id.to_owned(), secret.to_owned());
         if self.verified_keys.get(&cache_key).as_deref() != Some(row.secret_hash.as_str()) {
-            let (presented, hash) = (secret.to_owned(), row.secret_hash.clone());
-            let matches = tokio::task::spawn_blocking(move || secrets::verify(&presented, &hash))
-                .await
-                .unwrap_or(false);
+            let matches = secrets::verify_bounded(secret.to_owned(), row.secret_hash.clone()).await;
             if !matches {
                 return Err(AuthError::Invalid("unknown or revoked API key".into()));
             }
@@ -481,9 +475,7 @@ pub mod principals {
 }
 
 async fn hash_blocking(secret: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || secrets::hash(&secret))
-        .await
-        .map_err(|e| format!("cannot hash a secret: {e}"))?
+    secrets::hash_bounded(secret).await
 }
 
 /// The stored signing keys; the first start stores a new one.

@@ -36,6 +36,38 @@ pub fn verify(secret: &str, hash: &str) -> bool {
     })
 }
 
+/// At most this many argon2 computations run at once: each takes about 19 MiB and tens of
+/// milliseconds of one core, and token requests need no authentication, so without a bound
+/// a burst of them would take the server's memory and every core.
+fn argon2_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// [`verify`] on the blocking pool, bounded as [`argon2_permits`] says.
+pub async fn verify_bounded(secret: String, hash: String) -> bool {
+    let Ok(_permit) = argon2_permits().acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || verify(&secret, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+/// [`hash`] on the blocking pool, bounded as [`argon2_permits`] says.
+pub async fn hash_bounded(secret: String) -> Result<String, String> {
+    let _permit = argon2_permits()
+        .acquire()
+        .await
+        .map_err(|e| format!("cannot hash a secret: {e}"))?;
+    tokio::task::spawn_blocking(move || hash(&secret))
+        .await
+        .map_err(|e| format!("cannot hash a secret: {e}"))?
+}
+
 /// A hash no secret matches in practice, verified when a client id is unknown so that an
 /// unknown client takes as long to refuse as a wrong secret.
 pub fn decoy_hash() -> &'static str {
