@@ -51,9 +51,81 @@ pub enum Command {
     /// Manage the principals that obtain tokens (--auth oauth2), directly in the database.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// Manage roles, their members and their grants, directly in the database.
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// Manage API keys of principals (sent as `Authorization: Bearer <key>`).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+}
+
+/// What a grant is on: a warehouse, a namespace in it, or a table or view of a namespace.
+#[derive(Debug, Clone, Args)]
+pub struct GrantArgs {
+    /// The role that holds the grant.
+    pub role: String,
+    /// read, write, create or drop.
+    #[arg(long)]
+    pub privilege: String,
+    /// The warehouse (default: the default warehouse).
+    #[arg(long)]
+    pub warehouse: Option<String>,
+    /// A namespace, levels separated by dots (the grant reaches everything below it).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// A table of --namespace.
+    #[arg(long, requires = "namespace", conflicts_with = "view")]
+    pub table: Option<String>,
+    /// A view of --namespace.
+    #[arg(long, requires = "namespace")]
+    pub view: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Add a role.
+    Create {
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Remove a role (its grants go with it).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List the roles and their members.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Make a principal a member of a role.
+    AddMember {
+        role: String,
+        principal: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Take a principal out of a role.
+    RemoveMember {
+        role: String,
+        principal: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Give a role a privilege on an object.
+    Grant(GrantArgs),
+    /// Take a privilege on an object from a role.
+    Revoke(GrantArgs),
+    /// List a role's grants.
+    Grants {
+        role: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use serac::catalog::{Caller, Catalog, CatalogSettings};
 use serac::config::{
-    ApiKeyCommand, Cli, Command, FunctionCommand, PrincipalCommand, WarehouseCommand,
+    ApiKeyCommand, Cli, Command, FunctionCommand, GrantArgs, PrincipalCommand, RoleCommand,
+    WarehouseCommand,
 };
 use serac::server::{Schema, Server, open_store, shutdown_signal};
 use serac::storage::Storage;
@@ -154,6 +155,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Principal(command) => principal_command(command).await,
         Command::ApiKey(command) => api_key_command(command).await,
+        Command::Role(command) => role_command(&caller, command).await,
         Command::Warehouse(WarehouseCommand::List { database }) => {
             let catalog = admin_catalog(&database).await?;
             for w in catalog
@@ -214,6 +216,126 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
             println!("deleted principal '{name}'");
         }
     }
+    Ok(())
+}
+
+async fn role_command(caller: &Caller, command: RoleCommand) -> Result<(), String> {
+    use serac::store::GrantObject;
+    let err = |e: serac::catalog::CatalogError| e.to_string();
+    match command {
+        RoleCommand::Create { name, database } => {
+            admin_catalog(&database)
+                .await?
+                .create_role(caller, &name)
+                .await
+                .map_err(err)?;
+            println!("created role '{name}'");
+        }
+        RoleCommand::Delete { name, database } => {
+            admin_catalog(&database)
+                .await?
+                .delete_role(caller, &name)
+                .await
+                .map_err(err)?;
+            println!("deleted role '{name}'");
+        }
+        RoleCommand::List { database } => {
+            println!("role\tmembers");
+            for role in admin_catalog(&database)
+                .await?
+                .list_roles(caller)
+                .await
+                .map_err(err)?
+            {
+                println!("{}\t{}", role.name, role.members.join(","));
+            }
+        }
+        RoleCommand::AddMember {
+            role,
+            principal,
+            database,
+        } => set_member(caller, &database, &role, &principal, true).await?,
+        RoleCommand::RemoveMember {
+            role,
+            principal,
+            database,
+        } => set_member(caller, &database, &role, &principal, false).await?,
+        RoleCommand::Grant(args) => change_grant(caller, args, true).await?,
+        RoleCommand::Revoke(args) => change_grant(caller, args, false).await?,
+        RoleCommand::Grants { role, database } => {
+            let catalog = admin_catalog(&database).await?;
+            let warehouses = catalog.list_warehouses(caller).await.map_err(err)?;
+            println!("privilege\twarehouse\tobject");
+            for g in catalog.role_grants(caller, &role).await.map_err(err)? {
+                let warehouse = warehouses
+                    .iter()
+                    .find(|w| w.id == g.warehouse_id)
+                    .map_or(g.warehouse_id.as_str(), |w| w.name.as_str());
+                let object = match &g.object {
+                    GrantObject::Warehouse => "(the warehouse)".to_owned(),
+                    GrantObject::Namespace(ns) => format!("namespace {}", ns.join(".")),
+                    GrantObject::Object(kind, ns, name) => {
+                        format!("{} {}.{name}", kind.as_str(), ns.join("."))
+                    }
+                };
+                println!("{}\t{warehouse}\t{object}", g.privilege);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `serac role add-member|remove-member`.
+async fn set_member(
+    caller: &Caller,
+    database: &serac::config::DatabaseArgs,
+    role: &str,
+    principal: &str,
+    member: bool,
+) -> Result<(), String> {
+    admin_catalog(database)
+        .await?
+        .set_role_member(caller, role, principal, member)
+        .await
+        .map_err(|e| e.to_string())?;
+    let is = if member { "is" } else { "is not" };
+    println!("'{principal}' {is} a member of role '{role}'");
+    Ok(())
+}
+
+/// `serac role grant|revoke`.
+async fn change_grant(caller: &Caller, args: GrantArgs, grant: bool) -> Result<(), String> {
+    use serac::store::{GrantObject, ObjectKind};
+    let catalog = admin_catalog(&args.database).await?;
+    let warehouse = catalog
+        .warehouse(args.warehouse.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let levels = |ns: &str| ns.split('.').map(str::to_owned).collect::<Vec<_>>();
+    let object = match (&args.namespace, &args.table, &args.view) {
+        (None, _, _) => GrantObject::Warehouse,
+        (Some(ns), None, None) => GrantObject::Namespace(levels(ns)),
+        (Some(ns), Some(t), _) => GrantObject::Object(ObjectKind::Table, levels(ns), t.clone()),
+        (Some(ns), None, Some(v)) => GrantObject::Object(ObjectKind::View, levels(ns), v.clone()),
+    };
+    catalog
+        .change_grant(
+            caller,
+            &args.role,
+            &args.privilege,
+            &warehouse,
+            object,
+            grant,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{} '{}' {} role '{}'",
+        if grant { "granted" } else { "revoked" },
+        args.privilege,
+        if grant { "to" } else { "from" },
+        args.role
+    );
     Ok(())
 }
 

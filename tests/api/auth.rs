@@ -700,20 +700,7 @@ async fn open_store(database_url: &str) -> std::sync::Arc<dyn serac::store::Stor
 async fn the_cli_makes_principals_and_api_keys() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/cli.db", dir.path().display());
-    let serac = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
-            .args(args)
-            .args(["--database-url", &database])
-            .env_remove("SERAC_DATABASE_URL")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        (
-            out.status.success(),
-            stdout,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let serac = |args: &[&str]| crate::common::serac_cli(&database, args);
     let (ok, out, err) = serac(&["principal", "create", "ops", "--admin"]);
     assert!(ok, "{err}");
     assert!(out.contains("client secret:"), "{out}");

@@ -375,3 +375,57 @@ impl TestApp {
 }
 
 both_backends!(roles_and_grants_decide);
+
+/// The command line manages roles, members and grants on the database directly; the server
+/// on that database decides by them at the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_roles_and_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/cli.db", dir.path().display());
+    let serac = |args: &[&str]| {
+        let (ok, stdout, stderr) = crate::common::serac_cli(&database, args);
+        assert!(ok, "serac {args:?}: {stderr}");
+        stdout
+    };
+    let mut app = TestApp::spawn_on(Backend::Sqlite, dir, database.clone(), &auth_args()).await;
+    app.token = Some(token(&app, ADMIN_ID, ADMIN_SECRET).await);
+    let created = serac(&["principal", "create", "carol"]);
+    let field = |name: &str| {
+        created
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap()
+    };
+    let (id, secret) = (field("client id:"), field("client secret:"));
+    app.create_namespace(&["sales"]).await;
+
+    serac(&["role", "create", "analysts"]);
+    serac(&["role", "add-member", "analysts", "carol"]);
+    serac(&[
+        "role",
+        "grant",
+        "analysts",
+        "--privilege",
+        "read",
+        "--namespace",
+        "sales",
+    ]);
+    assert!(serac(&["role", "list"]).contains("analysts\tcarol"));
+    assert!(serac(&["role", "grants", "analysts"]).contains("read\tdefault\tnamespace sales"));
+
+    app.token = Some(token(&app, &id, &secret).await);
+    assert_eq!(app.get("/v1/namespaces/sales").await.status, StatusCode::OK);
+    serac(&[
+        "role",
+        "revoke",
+        "analysts",
+        "--privilege",
+        "read",
+        "--namespace",
+        "sales",
+    ]);
+    app.get("/v1/namespaces/sales")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+}

@@ -477,3 +477,18 @@ pub async fn assert_no_event(feed: &mut Feed, wait: std::time::Duration) {
         }
     }
 }
+
+/// Runs the `serac` binary with `args` on `database`: (success, stdout, stderr).
+pub fn serac_cli(database: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
+        .args(args)
+        .args(["--database-url", database])
+        .env_remove("SERAC_DATABASE_URL")
+        .output()
+        .expect("serac runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
