@@ -92,23 +92,36 @@ impl Target<'_> {
 
     /// Whether `grant` reaches this target.
     fn reached_by(&self, grant: &GrantRow) -> bool {
-        if self.warehouse().is_none_or(|w| w.id != grant.warehouse_id) {
+        let Some(warehouse) = self.warehouse() else {
             return false;
-        }
-        match &grant.object {
-            GrantObject::Warehouse => true,
-            GrantObject::Namespace(granted) => {
-                self.namespace().is_some_and(|ns| ns.starts_with(granted))
-            }
-            GrantObject::Object(kind, ns, name) => match self {
-                Self::Table(_, t) => {
-                    *kind == ObjectKind::Table && t.namespace().as_ref() == ns && t.name() == name
-                }
-                Self::View(_, t) => {
-                    *kind == ObjectKind::View && t.namespace().as_ref() == ns && t.name() == name
-                }
-                _ => false,
-            },
+        };
+        let object = match self {
+            Self::Table(_, t) => Some((ObjectKind::Table, t.name())),
+            Self::View(_, t) => Some((ObjectKind::View, t.name())),
+            _ => None,
+        };
+        grant_reaches(grant, &warehouse.id, self.namespace(), object)
+    }
+}
+
+/// Whether `grant` reaches an object of warehouse `warehouse_id`: the warehouse itself
+/// (`namespace` None), a namespace, or something in a namespace (`object`: a table or view
+/// by name; functions and other things of a namespace are reached through the namespace).
+pub(super) fn grant_reaches(
+    grant: &GrantRow,
+    warehouse_id: &str,
+    namespace: Option<&[String]>,
+    object: Option<(ObjectKind, &str)>,
+) -> bool {
+    if grant.warehouse_id != warehouse_id {
+        return false;
+    }
+    match &grant.object {
+        GrantObject::Warehouse => true,
+        GrantObject::Namespace(granted) => namespace.is_some_and(|ns| ns.starts_with(granted)),
+        GrantObject::Object(kind, ns, name) => {
+            object.is_some_and(|(k, n)| k == *kind && n == name)
+                && namespace.is_some_and(|target| target == ns.as_slice())
         }
     }
 }

@@ -158,6 +158,56 @@ pub struct Subscription {
     /// Events after the start that were committed before the subscription (PostgreSQL: while
     /// an older transaction was still running); they are not sent.
     past: std::collections::HashSet<EventPosition>,
+    /// For a principal that is not unrestricted: only events of objects it may read.
+    reader: Option<Reader>,
+}
+
+/// A restricted subscriber: its principal, and the warehouse ids of names seen so far.
+struct Reader {
+    principal_id: String,
+    warehouse_ids: std::collections::HashMap<String, Option<String>>,
+}
+
+impl Reader {
+    /// Drops the events the principal may not read, by its grants as they are now (read
+    /// once per batch, so a revocation holds for the next batch).
+    async fn keep_readable(
+        &mut self,
+        store: &dyn Store,
+        events: Vec<EventRow>,
+    ) -> Result<Vec<EventRow>, crate::store::StoreError> {
+        if events.is_empty() {
+            return Ok(events);
+        }
+        let grants = store.principal_grants(&self.principal_id).await?;
+        let mut kept = Vec::with_capacity(events.len());
+        for event in events {
+            if !self.warehouse_ids.contains_key(&event.warehouse) {
+                let id = store
+                    .warehouse_by_name(&event.warehouse)
+                    .await?
+                    .map(|w| w.id);
+                self.warehouse_ids.insert(event.warehouse.clone(), id);
+            }
+            let Some(Some(warehouse_id)) = self.warehouse_ids.get(&event.warehouse) else {
+                continue;
+            };
+            let kind = event.event_type.split('.').next().unwrap_or_default();
+            let object = match (kind, event.name.as_deref()) {
+                ("table", Some(name)) => Some((crate::store::ObjectKind::Table, name)),
+                ("view", Some(name)) => Some((crate::store::ObjectKind::View, name)),
+                _ => None,
+            };
+            let namespace = (kind != "warehouse").then_some(event.namespace.as_slice());
+            if grants.iter().any(|g| {
+                g.privilege == super::Privilege::Read.name()
+                    && super::authz::grant_reaches(g, warehouse_id, namespace, object)
+            }) {
+                kept.push(event);
+            }
+        }
+        Ok(kept)
+    }
 }
 
 impl Subscription {
@@ -187,12 +237,23 @@ impl Subscription {
                 }
             };
             let full = batch.events.len() == BATCH;
-            if let Some(last) = batch.events.last() {
-                self.position = last.position;
+            let mut events = batch.events;
+            let last = events.last().map(|e| e.position);
+            if let Some(reader) = &mut self.reader {
+                events = match reader.keep_readable(self.store.as_ref(), events).await {
+                    Ok(events) => events,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change feed: cannot read grants; retrying");
+                        wait = Duration::from_secs(1);
+                        continue;
+                    }
+                };
+            }
+            if let Some(last) = last {
+                self.position = last;
             }
             let past = &mut self.past;
-            let matched: Vec<FeedEvent> = batch
-                .events
+            let matched: Vec<FeedEvent> = events
                 .into_iter()
                 .filter(|e| past.is_empty() || !past.remove(&e.position))
                 .filter(|e| self.filter.matches(e))
@@ -269,16 +330,26 @@ impl Catalog {
         filter: EventFilter,
         cursor: Option<&str>,
     ) -> CatalogResult<Subscription> {
-        let warehouse = match &filter.warehouse {
-            Some(name) => Some(self.warehouse(Some(name)).await?),
-            None => None,
+        if let Some(name) = &filter.warehouse {
+            // A warehouse that does not exist is a 404, not an empty feed.
+            self.warehouse(Some(name)).await?;
+        }
+        // Every principal may subscribe; a restricted one gets only the events of objects it
+        // may read (`Reader`). Without an id (unauthenticated) it would get nothing: refused.
+        let reader = if caller.principal.unrestricted {
+            None
+        } else {
+            let Some(id) = caller.principal.id.clone() else {
+                return Err(CatalogError::Forbidden(format!(
+                    "principal '{}' lacks the 'read' privilege on every object of the change feed",
+                    caller.principal.name
+                )));
+            };
+            Some(Reader {
+                principal_id: id,
+                warehouse_ids: std::collections::HashMap::new(),
+            })
         };
-        let target = match &warehouse {
-            Some(warehouse) => super::authz::Target::Warehouse(warehouse),
-            None => super::authz::Target::Server,
-        };
-        self.authorize(caller, super::Privilege::Read, target)
-            .await?;
         filter.validate()?;
         let signal = self.store.event_signal();
         let mut past = std::collections::HashSet::new();
@@ -309,6 +380,7 @@ impl Catalog {
             signal,
             poll_interval: self.settings.event_poll_interval,
             past,
+            reader,
         })
     }
 

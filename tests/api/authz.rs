@@ -374,7 +374,68 @@ impl TestApp {
     }
 }
 
-both_backends!(roles_and_grants_decide);
+/// The change feed of a principal that is not an admin carries only the events of objects
+/// it may read.
+async fn the_feed_shows_what_a_principal_may_read(backend: Backend) {
+    let mut app = TestApp::spawn_with(backend, &auth_args()).await;
+    let admin = token(&app, ADMIN_ID, ADMIN_SECRET).await;
+    app.token = Some(admin.clone());
+    app.create_namespace(&["visible"]).await;
+    app.create_namespace(&["hidden"]).await;
+    let c = manage(
+        &app,
+        Method::POST,
+        "/management/v1/principals",
+        Some(json!({"name": "watcher"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    manage(
+        &app,
+        Method::POST,
+        "/management/v1/roles",
+        Some(json!({"name": "watchers"})),
+        StatusCode::CREATED,
+    )
+    .await;
+    manage(
+        &app,
+        Method::PUT,
+        "/management/v1/roles/watchers/members/watcher",
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    manage(
+        &app,
+        Method::POST,
+        "/management/v1/roles/watchers/grants",
+        Some(json!({"privilege": "read", "warehouse": "default", "namespace": ["visible"]})),
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let watcher = token(
+        &app,
+        c["client-id"].as_str().unwrap(),
+        c["client-secret"].as_str().unwrap(),
+    )
+    .await;
+    app.token = Some(watcher);
+    let mut feed = app.feed("").await;
+    app.token = Some(admin);
+    app.create_table("hidden", "secret_table", json!({})).await;
+    app.create_table("visible", "open_table", json!({})).await;
+    let event = crate::common::next_event(&mut feed).await;
+    assert_eq!(event["type"], "table.created", "{event}");
+    assert_eq!(event["namespace"], json!(["visible"]), "{event}");
+    assert_eq!(event["name"], "open_table", "{event}");
+    crate::common::assert_no_event(&mut feed, std::time::Duration::from_millis(500)).await;
+}
+
+both_backends!(
+    roles_and_grants_decide,
+    the_feed_shows_what_a_principal_may_read
+);
 
 /// The command line manages roles, members and grants on the database directly; the server
 /// on that database decides by them at the next request.

@@ -428,7 +428,15 @@ impl TestApp {
             "{}/v1/events/stream?{query}",
             self.base.replacen("http://", "ws://", 1)
         );
-        let (feed, _) = tokio_tungstenite::connect_async(url)
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().expect("feed URL");
+        if let Some(token) = &self.token {
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("token header"),
+            );
+        }
+        let (feed, _) = tokio_tungstenite::connect_async(request)
             .await
             .unwrap_or_else(|e| panic!("change feed connect ({query}): {e}"));
         feed
