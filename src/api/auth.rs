@@ -25,10 +25,13 @@ fn is_open(request: &Request, metrics_require_token: bool) -> bool {
     match request.uri().path() {
         "/health" | "/ready" | TOKEN_PATH => true,
         "/metrics" => !metrics_require_token,
-        "/v1/config" => !request.uri().query().is_some_and(|q| {
-            q.split('&')
-                .any(|p| p.starts_with("warehouse=") && p.len() > 10)
-        }),
+        // Decoded as the handler decodes it (`%77arehouse=` is `warehouse=` too); a query
+        // that does not decode is not open.
+        "/v1/config" => request
+            .uri()
+            .query()
+            .map_or(Ok(None), super::requested_warehouse)
+            .is_ok_and(|warehouse| warehouse.is_none()),
         _ => false,
     }
 }

@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 
 use error::json_response;
 pub use error::{ApiError, ApiResult};
-use extract::ApiQuery;
 
 use crate::catalog::Catalog;
 
@@ -270,6 +269,13 @@ struct ConfigQuery {
     warehouse: Option<String>,
 }
 
+/// The warehouse a `/v1/config` query asks for (`None`: the default one; an empty value is
+/// no value). The handler and the authentication layer decode it by this one function.
+fn requested_warehouse(query: &str) -> Result<Option<String>, serde_urlencoded::de::Error> {
+    let query: ConfigQuery = serde_urlencoded::from_str(query)?;
+    Ok(query.warehouse.filter(|w| !w.is_empty()))
+}
+
 #[derive(Serialize)]
 struct CatalogConfig {
     defaults: BTreeMap<&'static str, String>,
@@ -283,10 +289,13 @@ struct CatalogConfig {
 /// `warehouse` may name a warehouse or give its location; without it, the default one.
 async fn config(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<ConfigQuery>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> ApiResult<Response> {
-    let requested = query.warehouse.as_deref().filter(|w| !w.is_empty());
-    let warehouse = match requested {
+    let requested = query
+        .as_deref()
+        .map_or(Ok(None), requested_warehouse)
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let warehouse = match requested.as_deref() {
         None => state.catalog.warehouse(None).await?,
         Some(requested) => state.catalog.warehouse_named_or_at(requested).await?,
     };

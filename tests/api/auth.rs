@@ -100,9 +100,12 @@ async fn tokens_are_issued_and_required(backend: Backend) {
     for path in ["/health", "/ready", "/v1/config", "/metrics"] {
         assert_eq!(app.get(path).await.status, StatusCode::OK, "{path}");
     }
-    // Everything else needs one.
+    // Everything else needs one, however the query spells the warehouse.
     for (method, path) in [
         (Method::GET, "/v1/config?warehouse=default"),
+        (Method::GET, "/v1/config?%77arehouse=default"),
+        (Method::GET, "/v1/config?x=1&warehouse=%64efault"),
+        (Method::GET, "/v1/config?warehouse=default&warehouse="),
         (Method::GET, "/v1/namespaces"),
         (Method::GET, "/v1/default/namespaces"),
         (Method::GET, "/management/v1/warehouses"),
