@@ -188,7 +188,11 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
             database,
         } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
-            show(principals::create(store.as_ref(), &name, admin).await?);
+            show(
+                principals::create(store.as_ref(), &name, admin)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
         }
         PrincipalCommand::List { database } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
@@ -202,7 +206,11 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
         }
         PrincipalCommand::RotateSecret { name, database } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
-            show(principals::rotate_secret(store.as_ref(), &name).await?);
+            show(
+                principals::rotate_secret(store.as_ref(), &name)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
         }
         PrincipalCommand::Delete { name, database } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
@@ -353,7 +361,9 @@ async fn api_key_command(command: ApiKeyCommand) -> Result<(), String> {
             database,
         } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
-            let key = principals::create_api_key(store.as_ref(), &principal, expires_in).await?;
+            let key = principals::create_api_key(store.as_ref(), &principal, expires_in)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("key id:  {}", key.id);
             println!("expires: {}", time(key.expires_at_ms));
             println!("key:     {}", key.key);

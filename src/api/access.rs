@@ -62,16 +62,16 @@ impl From<principals::Credentials> for CredentialsBody {
     }
 }
 
-/// A failure of the principals' functions (plain messages): missing ones are 404, taken
-/// names 409, the rest 400.
-fn principal_error(msg: String) -> ApiError {
-    if msg.ends_with("does not exist") {
-        ApiError::from(CatalogError::NotFound(msg))
-    } else if msg.ends_with("already exists") {
-        ApiError::from(CatalogError::AlreadyExists(msg))
-    } else {
-        ApiError::bad_request(msg)
-    }
+/// A failure of the principals' functions: missing ones are 404, taken names 409, invalid
+/// input 400, the rest 503 (the database).
+fn principal_error(err: principals::PrincipalError) -> ApiError {
+    use principals::PrincipalError as E;
+    ApiError::from(match err {
+        E::Invalid(msg) => CatalogError::BadRequest(msg),
+        E::NotFound(msg) => CatalogError::NotFound(msg),
+        E::AlreadyExists(msg) => CatalogError::AlreadyExists(msg),
+        E::Failed(msg) => CatalogError::Unavailable(msg),
+    })
 }
 
 async fn create_principal(
@@ -133,9 +133,7 @@ async fn delete_principal(
         .await
         .map_err(|e| ApiError::from(CatalogError::from_store(e)))?;
     if !deleted {
-        return Err(principal_error(format!(
-            "principal '{name}' does not exist"
-        )));
+        return Err(CatalogError::NotFound(format!("principal '{name}' does not exist")).into());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -468,7 +466,7 @@ async fn revoke_api_key(
         .await
         .map_err(|e| ApiError::from(CatalogError::from_store(e)))?;
     if !deleted {
-        return Err(principal_error(format!("API key '{id}' does not exist")));
+        return Err(CatalogError::NotFound(format!("API key '{id}' does not exist")).into());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

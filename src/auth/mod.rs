@@ -356,6 +356,29 @@ impl Authenticator {
 pub mod principals {
     use super::*;
 
+    /// Why a principal or API key could not be made or changed.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum PrincipalError {
+        #[error("{0}")]
+        Invalid(String),
+        #[error("{0}")]
+        NotFound(String),
+        #[error("{0}")]
+        AlreadyExists(String),
+        #[error("{0}")]
+        Failed(String),
+    }
+
+    impl From<StoreError> for PrincipalError {
+        fn from(e: StoreError) -> Self {
+            Self::Failed(e.to_string())
+        }
+    }
+
+    fn no_such_principal(name: &str) -> PrincipalError {
+        PrincipalError::NotFound(format!("principal '{name}' does not exist"))
+    }
+
     /// A principal just created or given a new secret: the secret is shown once.
     #[derive(Debug, Clone)]
     pub struct Credentials {
@@ -364,15 +387,21 @@ pub mod principals {
         pub client_secret: String,
     }
 
-    pub async fn create(store: &dyn Store, name: &str, admin: bool) -> Result<Credentials, String> {
-        validate_name(name)?;
+    pub async fn create(
+        store: &dyn Store,
+        name: &str,
+        admin: bool,
+    ) -> Result<Credentials, PrincipalError> {
+        validate_name(name).map_err(PrincipalError::Invalid)?;
         let client_id = uuid::Uuid::new_v4().simple().to_string();
-        let client_secret = secrets::new_secret()?;
+        let client_secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
         let row = PrincipalRow {
             id: uuid::Uuid::now_v7().to_string(),
             name: name.to_owned(),
             client_id: client_id.clone(),
-            secret_hash: hash_blocking(client_secret.clone()).await?,
+            secret_hash: hash_blocking(client_secret.clone())
+                .await
+                .map_err(PrincipalError::Failed)?,
             admin,
             created_at_ms: now_ms(),
         };
@@ -382,8 +411,10 @@ pub mod principals {
                 client_id,
                 client_secret,
             }),
-            Err(StoreError::AlreadyExists) => Err(format!("principal '{name}' already exists")),
-            Err(e) => Err(e.to_string()),
+            Err(StoreError::AlreadyExists) => Err(PrincipalError::AlreadyExists(format!(
+                "principal '{name}' already exists"
+            ))),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -417,12 +448,13 @@ pub mod principals {
         store: &dyn Store,
         principal: &str,
         expires_in: Option<Duration>,
-    ) -> Result<NewApiKey, String> {
-        let id: String = secrets::random_bytes::<8>()?
+    ) -> Result<NewApiKey, PrincipalError> {
+        let id: String = secrets::random_bytes::<8>()
+            .map_err(PrincipalError::Failed)?
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let secret = secrets::new_secret()?;
+        let secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
         let now = now_ms();
         let expires_at_ms = expires_in
             .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
@@ -431,7 +463,9 @@ pub mod principals {
             principal_id: String::new(),
             principal_name: principal.to_owned(),
             principal_admin: false,
-            secret_hash: hash_blocking(secret.clone()).await?,
+            secret_hash: hash_blocking(secret.clone())
+                .await
+                .map_err(PrincipalError::Failed)?,
             created_at_ms: now,
             expires_at_ms,
             last_used_at_ms: None,
@@ -442,33 +476,26 @@ pub mod principals {
                 id,
                 expires_at_ms,
             }),
-            Err(StoreError::MissingReference) => {
-                Err(format!("principal '{principal}' does not exist"))
-            }
-            Err(e) => Err(e.to_string()),
+            Err(StoreError::MissingReference) => Err(no_such_principal(principal)),
+            Err(e) => Err(e.into()),
         }
     }
 
-    pub async fn rotate_secret(store: &dyn Store, name: &str) -> Result<Credentials, String> {
-        let client_secret = secrets::new_secret()?;
-        let hash = hash_blocking(client_secret.clone()).await?;
-        if !store
+    pub async fn rotate_secret(
+        store: &dyn Store,
+        name: &str,
+    ) -> Result<Credentials, PrincipalError> {
+        let client_secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
+        let hash = hash_blocking(client_secret.clone())
+            .await
+            .map_err(PrincipalError::Failed)?;
+        let client_id = store
             .set_principal_secret(name, &hash)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            return Err(format!("principal '{name}' does not exist"));
-        }
-        let row = store
-            .list_principals()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| format!("principal '{name}' does not exist"))?;
+            .await?
+            .ok_or_else(|| no_such_principal(name))?;
         Ok(Credentials {
-            name: row.name,
-            client_id: row.client_id,
+            name: name.to_owned(),
+            client_id,
             client_secret,
         })
     }

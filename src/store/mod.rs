@@ -553,8 +553,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_principal(&self, row: &PrincipalRow, only_if_none: bool) -> StoreResult<bool>;
     async fn principal_by_client_id(&self, client_id: &str) -> StoreResult<Option<PrincipalRow>>;
     async fn list_principals(&self) -> StoreResult<Vec<PrincipalRow>>;
-    /// Replaces a principal's secret hash; `false` if there is no such principal.
-    async fn set_principal_secret(&self, name: &str, secret_hash: &str) -> StoreResult<bool>;
+    /// Replaces a principal's secret hash; its client id, or `None` if there is no such
+    /// principal.
+    async fn set_principal_secret(
+        &self,
+        name: &str,
+        secret_hash: &str,
+    ) -> StoreResult<Option<String>>;
     /// `false` if there is no such principal.
     async fn delete_principal(&self, name: &str) -> StoreResult<bool>;
     /// Every signing key, newest first.

@@ -1311,15 +1311,16 @@ macro_rules! sql_store {
                 rows.iter().map(principal_from_row).collect()
             }
 
-            async fn set_principal_secret(&self, name: &str, secret_hash: &str) -> StoreResult<bool> {
+            async fn set_principal_secret(&self, name: &str, secret_hash: &str) -> StoreResult<Option<String>> {
                 let _t = self.time("set_principal_secret");
-                let done = sqlx::query("UPDATE principals SET secret_hash = $1 WHERE name = $2")
-                    .bind(secret_hash)
-                    .bind(name)
-                    .execute(&mut *self.write_conn().await?)
-                    .await
-                    .map_err(map_err)?;
-                Ok(done.rows_affected() == 1)
+                sqlx::query_scalar(
+                    "UPDATE principals SET secret_hash = $1 WHERE name = $2 RETURNING client_id",
+                )
+                .bind(secret_hash)
+                .bind(name)
+                .fetch_optional(&mut *self.write_conn().await?)
+                .await
+                .map_err(map_err)
             }
 
             async fn delete_principal(&self, name: &str) -> StoreResult<bool> {

@@ -438,6 +438,60 @@ async fn api_keys_stand_for_their_principal(backend: Backend) {
     ] {
         assert_eq!(app.post(path, &body).await.status, status, "{path}");
     }
+    // The management API of principals answers what is wrong with the right status, and a
+    // rotated secret comes back with the principal's client id.
+    for (method, path, body, status) in [
+        (
+            Method::POST,
+            "/management/v1/principals",
+            Some(json!({"name": "etl-job"})),
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::POST,
+            "/management/v1/principals",
+            Some(json!({"name": "bad name"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/management/v1/principals/nobody/rotate-secret",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::DELETE,
+            "/management/v1/principals/nobody",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::DELETE,
+            "/management/v1/api-keys/nothing",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let r = app.request(method.clone(), path, body.as_ref()).await;
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text);
+    }
+    let listed = app.get("/management/v1/principals").await.json();
+    let client_id = listed["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "etl-job")
+        .map(|p| p["client-id"].clone())
+        .unwrap();
+    let rotated = app
+        .request(
+            Method::POST,
+            "/management/v1/principals/etl-job/rotate-secret",
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    assert_eq!(rotated.json()["client-id"], client_id);
     // The key acts as its principal (no grants: lists are empty, creates refused), twice
     // (the second time from the verified-key memory).
     app.token = Some(key.clone());
