@@ -111,7 +111,13 @@ pub struct Authenticator {
     verified_keys: moka::sync::Cache<(String, String), String>,
     /// Keys whose last-used time was written in the last minute.
     touched_keys: moka::sync::Cache<String, ()>,
+    /// When an unknown `kid` last made this replica read the stored keys: forged tokens
+    /// with made-up kids cost at most one query per [`KEY_RELOAD_INTERVAL`].
+    last_key_reload: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// See `Authenticator::last_key_reload`.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The prefix of API keys: `serac_<id>_<secret>`.
 pub const API_KEY_PREFIX: &str = "serac_";
@@ -169,6 +175,7 @@ impl Authenticator {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            last_key_reload: std::sync::Mutex::new(None),
         };
         if settings.mode == AuthMode::Oauth2
             && let Some((client_id, secret)) = &settings.bootstrap
@@ -247,6 +254,17 @@ impl Authenticator {
         })
     }
 
+    /// Whether an unknown `kid` may make this replica read the stored keys now.
+    fn may_reload_keys(&self) -> bool {
+        let mut last = self.last_key_reload.lock().expect("key reload lock");
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < KEY_RELOAD_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
     /// The principal a bearer token (a JWT Serac issued, or an API key) stands for.
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         if let Some(key) = token.strip_prefix(API_KEY_PREFIX) {
@@ -269,7 +287,7 @@ impl Authenticator {
             .expect("keys lock")
             .by_kid
             .contains_key(&kid);
-        if !known && !self.from_file {
+        if !known && !self.from_file && self.may_reload_keys() {
             // A key another replica made since this one loaded its keys.
             let reloaded = stored_keys(self.store.as_ref())
                 .await

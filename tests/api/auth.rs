@@ -405,6 +405,35 @@ async fn replicas_honour_each_others_tokens(backend: Backend) {
     .await;
     let r = with_token(&second, Method::GET, "/v1/namespaces", None, &admin).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Forged tokens naming made-up keys: refused, and together they make the replica read
+    // the stored keys at most once (not once per token).
+    let key_reads = |text: &str| {
+        crate::metrics::sample(
+            text,
+            "serac_db_query_duration_seconds_count",
+            &[r#"operation="signing_keys""#],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = key_reads(&second.get("/metrics").await.text);
+    for n in 0..20 {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(format!("forged-{n}"));
+        let forged = jsonwebtoken::encode(
+            &header,
+            &json!({"sub": "x", "name": "x", "admin": true, "iss": "serac", "aud": "serac", "exp": 4_000_000_000i64}),
+            &jsonwebtoken::EncodingKey::from_secret(b"any-key-of-thirty-two-bytes-long!").unwrap(),
+        )
+        .unwrap();
+        let r = with_token(&second, Method::GET, "/v1/namespaces", None, &forged).await;
+        r.assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
+    }
+    let after = key_reads(&second.get("/metrics").await.text);
+    assert!(
+        after - before <= 1.0,
+        "{before} -> {after} reads of the signing keys"
+    );
 }
 
 /// API keys: made by an admin (management API) or on the command line, sent as bearer

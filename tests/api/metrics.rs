@@ -5,7 +5,7 @@ use crate::both_backends;
 use crate::common::{Backend, TestApp};
 
 /// The value of the sample whose name and labels contain all of `parts`.
-fn sample(text: &str, name: &str, parts: &[&str]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, parts: &[&str]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
