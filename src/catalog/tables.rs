@@ -1158,19 +1158,12 @@ impl Catalog {
         source: &TableIdent,
         destination: &TableIdent,
     ) -> CatalogResult<()> {
-        self.authorize(caller, Privilege::Drop, Target::Table(warehouse, source))
-            .await?;
-        self.authorize(
-            caller,
-            Privilege::Create,
-            Target::Namespace(warehouse, destination.namespace()),
-        )
-        .await?;
         self.rename_object(caller, ObjectKind::Table, warehouse, source, destination)
             .await
     }
 
-    /// Moves a table or view; the destination name may be taken by neither.
+    /// Moves a table or view; the destination name may be taken by neither. Needs `drop` on
+    /// the source and `create` in the destination namespace.
     pub(super) async fn rename_object(
         &self,
         caller: &Caller,
@@ -1179,6 +1172,18 @@ impl Catalog {
         source: &TableIdent,
         destination: &TableIdent,
     ) -> CatalogResult<()> {
+        let source_target = match kind {
+            ObjectKind::Table => Target::Table(warehouse, source),
+            ObjectKind::View => Target::View(warehouse, source),
+        };
+        self.authorize(caller, Privilege::Drop, source_target)
+            .await?;
+        self.authorize(
+            caller,
+            Privilege::Create,
+            Target::Namespace(warehouse, destination.namespace()),
+        )
+        .await?;
         validate_table_ident(source)?;
         validate_table_ident(destination)?;
         let event = self.event(

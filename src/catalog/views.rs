@@ -427,14 +427,6 @@ impl Catalog {
         source: &TableIdent,
         destination: &TableIdent,
     ) -> CatalogResult<()> {
-        self.authorize(caller, Privilege::Drop, Target::View(warehouse, source))
-            .await?;
-        self.authorize(
-            caller,
-            Privilege::Create,
-            Target::Namespace(warehouse, destination.namespace()),
-        )
-        .await?;
         self.rename_object(caller, ObjectKind::View, warehouse, source, destination)
             .await
     }
