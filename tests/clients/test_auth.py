@@ -70,9 +70,7 @@ def test_pyiceberg_without_valid_credentials_is_refused():
 
 
 def test_duckdb_attaches_with_client_credentials():
-    import duckdb
-
-    from test_duckdb import EXTENSIONS, _extension_path
+    from test_duckdb import _duckdb
 
     catalog = _catalog(credential=CREDENTIAL)
     ns = f"auth_duck_{uuid.uuid4().hex[:8]}"
@@ -81,11 +79,7 @@ def test_duckdb_attaches_with_client_credentials():
     catalog.create_table(f"{ns}.t", schema=schema).append(pa.table({"id": [7, 8]}, schema=schema))
 
     client_id, secret = CREDENTIAL.split(":", 1)
-    con = duckdb.connect(
-        config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
-    )
-    for name in EXTENSIONS:
-        con.execute(f"LOAD '{_extension_path(name)}'")
+    con = _duckdb()
     con.execute(
         f"ATTACH 'default' AS secured (TYPE iceberg, ENDPOINT '{AUTH_URI}', "
         f"CLIENT_ID '{client_id}', CLIENT_SECRET '{secret}', "
@@ -94,11 +88,7 @@ def test_duckdb_attaches_with_client_credentials():
     rows = con.execute(f'SELECT id FROM secured."{ns}".t ORDER BY id').fetchall()
     assert rows == [(7,), (8,)]
     # Without credentials the same ATTACH is refused.
-    con2 = duckdb.connect(
-        config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
-    )
-    for name in EXTENSIONS:
-        con2.execute(f"LOAD '{_extension_path(name)}'")
+    con2 = _duckdb()
     with pytest.raises(Exception, match="(?i)401|unauthori|bearer"):
         con2.execute(
             f"ATTACH 'default' AS open_try (TYPE iceberg, ENDPOINT '{AUTH_URI}', AUTHORIZATION_TYPE 'none')"

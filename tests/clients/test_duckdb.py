@@ -92,12 +92,18 @@ def _warehouse_name() -> str:
     return config.get("overrides", {}).get("prefix") or "default"
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    """A connection with the pinned iceberg extension and its dependencies loaded."""
     con = duckdb.connect(
         config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
     )
     for name in EXTENSIONS:
         con.execute(f"LOAD '{_extension_path(name)}'")
+    return con
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = _duckdb()
     con.execute(
         f"ATTACH '{_warehouse_name()}' AS {DB} "
         f"(TYPE iceberg, ENDPOINT '{SERAC_URI.rstrip('/')}', AUTHORIZATION_TYPE 'none')"
