@@ -189,7 +189,8 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
         } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
             show(
-                principals::create(store.as_ref(), &name, admin)
+                principals::Principals::new(store.as_ref())
+                    .create(&name, admin)
                     .await
                     .map_err(|e| e.to_string())?,
             );
@@ -207,7 +208,8 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
         PrincipalCommand::RotateSecret { name, database } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
             show(
-                principals::rotate_secret(store.as_ref(), &name)
+                principals::Principals::new(store.as_ref())
+                    .rotate_secret(&name)
                     .await
                     .map_err(|e| e.to_string())?,
             );
@@ -361,7 +363,8 @@ async fn api_key_command(command: ApiKeyCommand) -> Result<(), String> {
             database,
         } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
-            let key = principals::create_api_key(store.as_ref(), &principal, expires_in)
+            let key = principals::Principals::new(store.as_ref())
+                .create_api_key(&principal, expires_in)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("key id:  {}", key.id);

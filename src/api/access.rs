@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiResult, json};
 use super::extract::{ApiJson, ApiPath};
 use crate::auth::principals;
 use crate::catalog::{Caller, CatalogError};
-use crate::store::{GrantObject, GrantRow, ObjectKind};
+use crate::catalog::{GrantObject, GrantRow, ObjectKind};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -80,7 +80,10 @@ async fn create_principal(
     ApiJson(request): ApiJson<CreatePrincipal>,
 ) -> ApiResult<Response> {
     state.catalog.authorize_admin(&caller).await?;
-    let created = principals::create(state.auth.store(), &request.name, request.admin)
+    let created = state
+        .auth
+        .principals()
+        .create(&request.name, request.admin)
         .await
         .map_err(principal_error)?;
     Ok(json(StatusCode::CREATED, &CredentialsBody::from(created)))
@@ -104,10 +107,10 @@ async fn list_principals(State(state): State<AppState>, caller: Caller) -> ApiRe
     state.catalog.authorize_admin(&caller).await?;
     let rows = state
         .auth
-        .store()
-        .list_principals()
+        .principals()
+        .list()
         .await
-        .map_err(|e| ApiError::from(CatalogError::from_store(e)))?;
+        .map_err(principal_error)?;
     let principals = rows
         .into_iter()
         .map(|p| PrincipalBody {
@@ -126,15 +129,12 @@ async fn delete_principal(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     state.catalog.authorize_admin(&caller).await?;
-    let deleted = state
+    state
         .auth
-        .store()
-        .delete_principal(&name)
+        .principals()
+        .delete(&name)
         .await
-        .map_err(|e| ApiError::from(CatalogError::from_store(e)))?;
-    if !deleted {
-        return Err(CatalogError::NotFound(format!("principal '{name}' does not exist")).into());
-    }
+        .map_err(principal_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -144,7 +144,10 @@ async fn rotate_secret(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     state.catalog.authorize_admin(&caller).await?;
-    let rotated = principals::rotate_secret(state.auth.store(), &name)
+    let rotated = state
+        .auth
+        .principals()
+        .rotate_secret(&name)
         .await
         .map_err(principal_error)?;
     Ok(json(StatusCode::OK, &CredentialsBody::from(rotated)))
@@ -391,7 +394,10 @@ async fn create_api_key(
                 })
         })
         .transpose()?;
-    let key = principals::create_api_key(state.auth.store(), &name, expires_in)
+    let key = state
+        .auth
+        .principals()
+        .create_api_key(&name, expires_in)
         .await
         .map_err(principal_error)?;
     Ok(json(
@@ -436,10 +442,10 @@ async fn list_api_keys(
     state.catalog.authorize_admin(&caller).await?;
     let rows = state
         .auth
-        .store()
+        .principals()
         .list_api_keys(query.principal.as_deref())
         .await
-        .map_err(|e| ApiError::from(CatalogError::from_store(e)))?;
+        .map_err(principal_error)?;
     let api_keys = rows
         .into_iter()
         .map(|k| ApiKeyBody {
@@ -459,14 +465,11 @@ async fn revoke_api_key(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     state.catalog.authorize_admin(&caller).await?;
-    let deleted = state
+    state
         .auth
-        .store()
-        .delete_api_key(&id)
+        .principals()
+        .revoke_api_key(&id)
         .await
-        .map_err(|e| ApiError::from(CatalogError::from_store(e)))?;
-    if !deleted {
-        return Err(CatalogError::NotFound(format!("API key '{id}' does not exist")).into());
-    }
+        .map_err(principal_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -320,9 +320,9 @@ impl Authenticator {
 }
 
 impl Authenticator {
-    /// The store the principals live in (for the management API).
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
+    /// Principals and API keys in the store this authenticator reads.
+    pub fn principals(&self) -> principals::Principals<'_> {
+        principals::Principals::new(self.store.as_ref())
     }
 }
 
@@ -405,34 +405,72 @@ pub mod principals {
         pub client_secret: String,
     }
 
-    pub async fn create(
-        store: &dyn Store,
-        name: &str,
-        admin: bool,
-    ) -> Result<Credentials, PrincipalError> {
-        validate_name(name).map_err(PrincipalError::Invalid)?;
-        let client_id = uuid::Uuid::new_v4().simple().to_string();
-        let client_secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
-        let row = PrincipalRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: name.to_owned(),
-            client_id: client_id.clone(),
-            secret_hash: hash_blocking(client_secret.clone())
-                .await
-                .map_err(PrincipalError::Failed)?,
-            admin,
-            created_at_ms: now_ms(),
-        };
-        match store.create_principal(&row, false).await {
-            Ok(_) => Ok(Credentials {
+    /// Principals and API keys, for the command line and the management API.
+    #[derive(Clone, Copy)]
+    pub struct Principals<'a> {
+        store: &'a dyn Store,
+    }
+
+    impl<'a> Principals<'a> {
+        pub fn new(store: &'a dyn Store) -> Self {
+            Self { store }
+        }
+
+        pub async fn create(&self, name: &str, admin: bool) -> Result<Credentials, PrincipalError> {
+            validate_name(name).map_err(PrincipalError::Invalid)?;
+            let client_id = uuid::Uuid::new_v4().simple().to_string();
+            let client_secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
+            let row = PrincipalRow {
+                id: uuid::Uuid::now_v7().to_string(),
                 name: name.to_owned(),
-                client_id,
-                client_secret,
-            }),
-            Err(StoreError::AlreadyExists) => Err(PrincipalError::AlreadyExists(format!(
-                "principal '{name}' already exists"
-            ))),
-            Err(e) => Err(e.into()),
+                client_id: client_id.clone(),
+                secret_hash: hash_blocking(client_secret.clone())
+                    .await
+                    .map_err(PrincipalError::Failed)?,
+                admin,
+                created_at_ms: now_ms(),
+            };
+            match self.store.create_principal(&row, false).await {
+                Ok(_) => Ok(Credentials {
+                    name: name.to_owned(),
+                    client_id,
+                    client_secret,
+                }),
+                Err(StoreError::AlreadyExists) => Err(PrincipalError::AlreadyExists(format!(
+                    "principal '{name}' already exists"
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        pub async fn list(&self) -> Result<Vec<PrincipalRow>, PrincipalError> {
+            Ok(self.store.list_principals().await?)
+        }
+
+        pub async fn delete(&self, name: &str) -> Result<(), PrincipalError> {
+            if self.store.delete_principal(name).await? {
+                Ok(())
+            } else {
+                Err(no_such_principal(name))
+            }
+        }
+
+        pub async fn list_api_keys(
+            &self,
+            principal: Option<&str>,
+        ) -> Result<Vec<crate::store::ApiKeyRow>, PrincipalError> {
+            Ok(self.store.list_api_keys(principal).await?)
+        }
+
+        /// Revokes a key: refused at once on every replica.
+        pub async fn revoke_api_key(&self, id: &str) -> Result<(), PrincipalError> {
+            if self.store.delete_api_key(id).await? {
+                Ok(())
+            } else {
+                Err(PrincipalError::NotFound(format!(
+                    "API key '{id}' does not exist"
+                )))
+            }
         }
     }
 
@@ -462,60 +500,60 @@ pub mod principals {
         pub expires_at_ms: Option<i64>,
     }
 
-    pub async fn create_api_key(
-        store: &dyn Store,
-        principal: &str,
-        expires_in: Option<Duration>,
-    ) -> Result<NewApiKey, PrincipalError> {
-        let id: String = secrets::random_bytes::<8>()
-            .map_err(PrincipalError::Failed)?
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
-        let now = now_ms();
-        let expires_at_ms = expires_in
-            .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
-        let row = crate::store::ApiKeyRow {
-            id: id.clone(),
-            principal_id: String::new(),
-            principal_name: principal.to_owned(),
-            principal_admin: false,
-            secret_hash: hash_blocking(secret.clone())
-                .await
-                .map_err(PrincipalError::Failed)?,
-            created_at_ms: now,
-            expires_at_ms,
-            last_used_at_ms: None,
-        };
-        match store.create_api_key(principal, &row).await {
-            Ok(()) => Ok(NewApiKey {
-                key: format!("{API_KEY_PREFIX}{id}_{secret}"),
-                id,
+    impl Principals<'_> {
+        pub async fn create_api_key(
+            &self,
+            principal: &str,
+            expires_in: Option<Duration>,
+        ) -> Result<NewApiKey, PrincipalError> {
+            let id: String = secrets::random_bytes::<8>()
+                .map_err(PrincipalError::Failed)?
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
+            let now = now_ms();
+            let expires_at_ms = expires_in
+                .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+            let row = crate::store::ApiKeyRow {
+                id: id.clone(),
+                principal_id: String::new(),
+                principal_name: principal.to_owned(),
+                principal_admin: false,
+                secret_hash: hash_blocking(secret.clone())
+                    .await
+                    .map_err(PrincipalError::Failed)?,
+                created_at_ms: now,
                 expires_at_ms,
-            }),
-            Err(StoreError::MissingReference) => Err(no_such_principal(principal)),
-            Err(e) => Err(e.into()),
+                last_used_at_ms: None,
+            };
+            match self.store.create_api_key(principal, &row).await {
+                Ok(()) => Ok(NewApiKey {
+                    key: format!("{API_KEY_PREFIX}{id}_{secret}"),
+                    id,
+                    expires_at_ms,
+                }),
+                Err(StoreError::MissingReference) => Err(no_such_principal(principal)),
+                Err(e) => Err(e.into()),
+            }
         }
-    }
 
-    pub async fn rotate_secret(
-        store: &dyn Store,
-        name: &str,
-    ) -> Result<Credentials, PrincipalError> {
-        let client_secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
-        let hash = hash_blocking(client_secret.clone())
-            .await
-            .map_err(PrincipalError::Failed)?;
-        let client_id = store
-            .set_principal_secret(name, &hash)
-            .await?
-            .ok_or_else(|| no_such_principal(name))?;
-        Ok(Credentials {
-            name: name.to_owned(),
-            client_id,
-            client_secret,
-        })
+        pub async fn rotate_secret(&self, name: &str) -> Result<Credentials, PrincipalError> {
+            let client_secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
+            let hash = hash_blocking(client_secret.clone())
+                .await
+                .map_err(PrincipalError::Failed)?;
+            let client_id = self
+                .store
+                .set_principal_secret(name, &hash)
+                .await?
+                .ok_or_else(|| no_such_principal(name))?;
+            Ok(Credentials {
+                name: name.to_owned(),
+                client_id,
+                client_secret,
+            })
+        }
     }
 }
 

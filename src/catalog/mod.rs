@@ -46,7 +46,9 @@ use scan::Plans;
 
 use crate::metrics::Metrics;
 use crate::storage::{Location, Storage};
-pub use crate::store::{AuditRecord, IdempotencyEntry, IdempotencyRecord};
+pub use crate::store::{
+    AuditRecord, GrantObject, GrantRow, IdempotencyEntry, IdempotencyRecord, ObjectKind, RoleRow,
+};
 use crate::store::{Change, Store, WarehouseRow, now_ms};
 
 /// Tunables of the catalog, from the configuration.

@@ -302,7 +302,8 @@ async fn tokens_are_issued_and_required(backend: Backend) {
 async fn principals_without_admin_are_refused(backend: Backend) {
     let app = spawn_authenticated(backend, &[]).await;
     let store = open_store(&app.database_url).await;
-    let analyst = serac::auth::principals::create(store.as_ref(), "analyst", false)
+    let analyst = serac::auth::principals::Principals::new(store.as_ref())
+        .create("analyst", false)
         .await
         .unwrap();
     assert_eq!(analyst.client_secret.len(), 43);
@@ -347,7 +348,8 @@ async fn principals_without_admin_are_refused(backend: Backend) {
     assert_eq!(r.json()["namespaces"], json!([["finance"]]), "{}", r.text);
 
     // A new secret replaces the old one at once; the principal list never shows secrets.
-    let rotated = serac::auth::principals::rotate_secret(store.as_ref(), "analyst")
+    let rotated = serac::auth::principals::Principals::new(store.as_ref())
+        .rotate_secret("analyst")
         .await
         .unwrap();
     assert_eq!(rotated.client_id, analyst.client_id);
@@ -442,7 +444,8 @@ async fn api_keys_stand_for_their_principal(backend: Backend) {
     let mut app = spawn_authenticated(backend, &[]).await;
     let admin = token(&app, ADMIN_ID, ADMIN_SECRET).await;
     let store = open_store(&app.database_url).await;
-    serac::auth::principals::create(store.as_ref(), "etl-job", false)
+    serac::auth::principals::Principals::new(store.as_ref())
+        .create("etl-job", false)
         .await
         .unwrap();
     app.token = Some(admin.clone());
@@ -585,13 +588,10 @@ async fn api_keys_stand_for_their_principal(backend: Backend) {
         .assert_error(StatusCode::UNAUTHORIZED, "NotAuthorizedException");
 
     // An admin's key acts as an admin; an expired key is refused as expired.
-    let expiring = serac::auth::principals::create_api_key(
-        store.as_ref(),
-        ADMIN_ID,
-        Some(std::time::Duration::from_millis(300)),
-    )
-    .await
-    .unwrap();
+    let expiring = serac::auth::principals::Principals::new(store.as_ref())
+        .create_api_key(ADMIN_ID, Some(std::time::Duration::from_millis(300)))
+        .await
+        .unwrap();
     app.token = Some(expiring.key.clone());
     let r = app
         .post("/v1/namespaces", &json!({"namespace": ["by_admin_key"]}))
