@@ -314,7 +314,8 @@ impl Authenticator {
         Ok(Arc::new(Principal {
             id: Some(data.claims.sub),
             name: data.claims.name,
-            unrestricted: data.claims.admin,
+            // Admin or not is read from the database at each decision (see catalog::authz).
+            unrestricted: false,
         }))
     }
 }
@@ -365,7 +366,7 @@ impl Authenticator {
         Ok(Arc::new(Principal {
             id: Some(row.principal_id),
             name: row.principal_name,
-            unrestricted: row.principal_admin,
+            unrestricted: false,
         }))
     }
 }

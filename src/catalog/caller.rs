@@ -13,8 +13,10 @@ pub struct Principal {
     pub id: Option<String>,
     /// The name shown in change events, audit rows and the access log.
     pub name: String,
-    /// Whether every decision allows it: authentication is off (`--auth none`), or the
-    /// caller is the server's own command line.
+    /// Whether every decision allows it without asking the database: authentication is off
+    /// (`--auth none`), or the caller is the server itself or its command line. (An admin
+    /// principal is not: its admin flag is read from the database, so demoting or deleting
+    /// it holds at once, whatever its token says.)
     pub unrestricted: bool,
 }
 
@@ -45,8 +47,8 @@ pub struct Caller {
     pub principal: Arc<Principal>,
     pub request_id: Option<String>,
     idempotency: Option<IdempotencyRecord>,
-    /// The grants reaching the principal, read at the first decision of the request.
-    pub(super) grants: Arc<tokio::sync::OnceCell<Arc<Vec<crate::store::GrantRow>>>>,
+    /// What the principal may do, read at the first decision of the request.
+    pub(super) access: Arc<tokio::sync::OnceCell<Option<Arc<super::authz::Access>>>>,
 }
 
 impl Caller {
@@ -55,7 +57,7 @@ impl Caller {
             principal,
             request_id,
             idempotency: None,
-            grants: Arc::default(),
+            access: Arc::default(),
         }
     }
 
@@ -90,5 +92,11 @@ impl Caller {
 
     pub fn idempotency(&self) -> Option<&IdempotencyRecord> {
         self.idempotency.as_ref()
+    }
+
+    /// The principal id that owns what this caller creates (none without authentication and
+    /// from the command line).
+    pub fn owner(&self) -> Option<&str> {
+        self.principal.id.as_deref()
     }
 }

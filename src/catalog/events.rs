@@ -179,7 +179,11 @@ impl Reader {
         if events.is_empty() {
             return Ok(events);
         }
-        let grants = store.principal_grants(&self.principal_id).await?;
+        // A principal deleted since it subscribed reads nothing more.
+        let Some(stored) = store.principal_access(&self.principal_id).await? else {
+            return Ok(Vec::new());
+        };
+        let access = super::authz::Access::of(&stored);
         let mut kept = Vec::with_capacity(events.len());
         for event in events {
             if !self.warehouse_ids.contains_key(&event.warehouse) {
@@ -199,10 +203,7 @@ impl Reader {
                 _ => None,
             };
             let namespace = (kind != "warehouse").then_some(event.namespace.as_slice());
-            if grants.iter().any(|g| {
-                g.privilege == super::Privilege::Read.name()
-                    && super::authz::grant_reaches(g, warehouse_id, namespace, object)
-            }) {
+            if access.allows(super::Privilege::Read, warehouse_id, namespace, object) {
                 kept.push(event);
             }
         }

@@ -10,7 +10,6 @@ mod fresh_ids;
 mod functions;
 #[doc(hidden)]
 pub mod fuzzing;
-mod heads;
 pub mod ident;
 mod locations;
 mod locks;
@@ -40,7 +39,6 @@ pub use views::{CommitViewRequest, CreateViewRequest, LoadedView, RegisterViewRe
 
 use cache::TableCache;
 use events::AuditLog;
-use heads::HeadLookups;
 use locks::CommitLocks;
 use scan::Plans;
 
@@ -138,13 +136,18 @@ pub struct Catalog {
     storage: Storage,
     tables: TableCache,
     commit_locks: CommitLocks,
-    heads: HeadLookups,
+    /// Table heads for loads: concurrent loads of one table share a lookup that started after
+    /// they arrived (never older than asking alone).
+    heads: crate::store::FreshReads<(String, iceberg::TableIdent), Option<crate::store::TableHead>>,
     plans: Plans,
     metrics: Arc<Metrics>,
     audit: AuditLog,
     #[cfg(feature = "failpoints")]
     fail_next_swap: std::sync::atomic::AtomicBool,
     warehouses: RwLock<HashMap<String, Arc<Warehouse>>>,
+    /// Per principal id: the access the store handed out last, and its index.
+    access_index:
+        moka::sync::Cache<String, (Arc<crate::store::PrincipalAccess>, Arc<authz::Access>)>,
     settings: CatalogSettings,
 }
 
@@ -162,13 +165,17 @@ impl Catalog {
             storage,
             tables: TableCache::new(settings.table_cache_bytes),
             commit_locks: CommitLocks::new(),
-            heads: HeadLookups::new(),
+            heads: crate::store::FreshReads::new(100_000),
             plans: Plans::new(settings.scan_files_per_task, settings.scan_plan_lifetime),
             metrics,
             audit: AuditLog::new(),
             #[cfg(feature = "failpoints")]
             fail_next_swap: std::sync::atomic::AtomicBool::new(false),
             warehouses: RwLock::new(HashMap::new()),
+            access_index: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(std::time::Duration::from_secs(600))
+                .build(),
             settings,
         }
     }

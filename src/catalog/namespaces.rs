@@ -125,7 +125,8 @@ impl Catalog {
                         None,
                         serde_json::json!({ "properties": properties }),
                     )],
-                ),
+                )
+                .owned_by(caller.owner()),
                 &|ancestor| {
                     self.event(
                         caller,

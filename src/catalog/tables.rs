@@ -290,10 +290,14 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<Arc<TableVersion>> {
-        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))
-            .await?;
-        let head = self.lookup_head(warehouse, ident).await?;
-        self.table_version(&head).await
+        // The decision and the lookup run together (each may wait on the database); the
+        // decision is taken first: a refusal says nothing of whether the table exists.
+        let (allowed, head) = tokio::join!(
+            self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident)),
+            self.lookup_head(warehouse, ident),
+        );
+        allowed?;
+        self.table_version(&head?).await
     }
 
     /// The table's id and current metadata location: enough to answer "is it still the same?".
@@ -303,9 +307,12 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<TableHead> {
-        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))
-            .await?;
-        self.lookup_head(warehouse, ident).await
+        let (allowed, head) = tokio::join!(
+            self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident)),
+            self.lookup_head(warehouse, ident),
+        );
+        allowed?;
+        head
     }
 
     /// [`Self::table_head`] for operations that authorized their caller already.
@@ -316,7 +323,7 @@ impl Catalog {
     ) -> CatalogResult<TableHead> {
         validate_table_ident(ident)?;
         self.heads
-            .lookup(&warehouse.id, ident, || {
+            .read((warehouse.id.clone(), ident.clone()), || {
                 self.store.table_head(
                     ObjectKind::Table,
                     &warehouse.id,
@@ -527,7 +534,7 @@ impl Catalog {
                     write_file,
                     claim: Some(&claim(location)),
                 },
-                Change::new(caller.idempotency(), vec![event]),
+                Change::new(caller.idempotency(), vec![event]).owned_by(caller.owner()),
             )
             .await?;
         let version = Arc::new(TableVersion::with_parsed(

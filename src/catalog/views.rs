@@ -212,7 +212,7 @@ impl Catalog {
                 write_file: existing_file.is_none(),
                 claim: Some(&claim(location)),
             },
-            Change::new(caller.idempotency(), vec![event]),
+            Change::new(caller.idempotency(), vec![event]).owned_by(caller.owner()),
         )
         .await
         .map_err(|e| match e {

@@ -3,14 +3,17 @@
 //! The [`Store`] trait is implemented once in SQL ([`sql`]) and instantiated for PostgreSQL
 //! (production, several replicas on one database) and SQLite (the embedded default).
 
+mod fresh;
 mod postgres;
 mod sql;
 mod sqlite;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use fresh::FreshReads;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -191,6 +194,8 @@ pub struct NewEvent {
 pub struct Change<'a> {
     pub idempotency: Option<&'a IdempotencyRecord>,
     pub events: Vec<NewEvent>,
+    /// The principal id that owns what the change creates.
+    pub owner: Option<&'a str>,
 }
 
 impl<'a> Change<'a> {
@@ -198,7 +203,13 @@ impl<'a> Change<'a> {
         Self {
             idempotency,
             events,
+            owner: None,
         }
+    }
+
+    /// The same change, making `owner` the owner of what it creates.
+    pub fn owned_by(self, owner: Option<&'a str>) -> Self {
+        Self { owner, ..self }
     }
 }
 
@@ -296,6 +307,74 @@ pub struct GrantRow {
     pub privilege: String,
     pub warehouse_id: String,
     pub object: GrantObject,
+}
+
+/// What a principal may do, as the database says now: whether it is an admin, and every grant
+/// that reaches it: those of its roles, and `owner` of each namespace, table and view it
+/// created (`role` empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrincipalAccess {
+    pub admin: bool,
+    pub grants: Vec<GrantRow>,
+}
+
+/// The privilege name of an owner's implicit grant: every privilege.
+pub const OWNER: &str = "owner";
+
+/// Per process: what principals may do and the API keys looked up, each kept with the access
+/// epoch it was read at and used only while the epoch stands. The epoch is a counter in the
+/// database that every change of access moves in its own transaction (triggers of migration
+/// 11), whoever makes it: a replica, the command line, another process on the SQLite file. It
+/// is read once per request (concurrent requests share a read that started after they
+/// arrived), so a revocation holds for every request that arrives after it committed, on
+/// every replica, while a decision costs no grant query.
+#[derive(Debug)]
+pub(crate) struct AccessCache {
+    pub(crate) epochs: FreshReads<(), i64>,
+    principals: moka::sync::Cache<String, (i64, Option<Arc<PrincipalAccess>>)>,
+    api_keys: moka::sync::Cache<String, (i64, Option<ApiKeyRow>)>,
+}
+
+impl Default for AccessCache {
+    fn default() -> Self {
+        Self {
+            epochs: FreshReads::new(1),
+            principals: cache(10_000),
+            api_keys: cache(10_000),
+        }
+    }
+}
+
+fn cache<V: Clone + Send + Sync + 'static>(capacity: u64) -> moka::sync::Cache<String, V> {
+    moka::sync::Cache::builder()
+        .max_capacity(capacity)
+        .time_to_idle(std::time::Duration::from_secs(600))
+        .build()
+}
+
+impl AccessCache {
+    pub(crate) fn principal(&self, id: &str, epoch: i64) -> Option<Option<Arc<PrincipalAccess>>> {
+        let (at, access) = self.principals.get(id)?;
+        (at == epoch).then_some(access)
+    }
+
+    pub(crate) fn keep_principal(
+        &self,
+        id: &str,
+        epoch: i64,
+        access: Option<Arc<PrincipalAccess>>,
+    ) {
+        self.principals.insert(id.to_owned(), (epoch, access));
+    }
+
+    pub(crate) fn api_key(&self, id: &str, epoch: i64) -> Option<Option<ApiKeyRow>> {
+        let (at, row) = self.api_keys.get(id)?;
+        (at == epoch).then_some(row)
+    }
+
+    pub(crate) fn keep_api_key(&self, id: &str, epoch: i64, row: Option<ApiKeyRow>) {
+        self.api_keys.insert(id.to_owned(), (epoch, row));
+    }
 }
 
 /// One mutating request, for the audit log.
@@ -593,8 +672,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn revoke(&self, grant: &GrantRow) -> StoreResult<bool>;
     /// The grants of a role, or `None` if there is no such role.
     async fn role_grants(&self, role: &str) -> StoreResult<Option<Vec<GrantRow>>>;
-    /// Every grant that reaches a principal through its roles (`role` is the role's name).
-    async fn principal_grants(&self, principal_id: &str) -> StoreResult<Vec<GrantRow>>;
+    /// What a principal may do (`None`: there is no such principal any more). Served from
+    /// memory while the access epoch stands (see [`AccessCache`]).
+    async fn principal_access(
+        &self,
+        principal_id: &str,
+    ) -> StoreResult<Option<Arc<PrincipalAccess>>>;
 }
 
 /// Joins namespace levels for storage.

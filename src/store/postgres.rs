@@ -10,8 +10,8 @@ use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
-use super::EventSignals;
 use super::sql::{event_columns, sql_store};
+use super::{AccessCache, EventSignals};
 use crate::metrics::DbMetrics;
 
 /// The channel replicas announce committed events on.
@@ -31,6 +31,7 @@ pub struct PostgresStore {
     metrics: DbMetrics,
     signals: EventSignals,
     health: Arc<Health>,
+    access: Arc<AccessCache>,
 }
 
 /// Whether the database is known to be unreachable. When the pool cannot hand out a
@@ -74,6 +75,7 @@ impl PostgresStore {
             pool,
             metrics,
             signals: EventSignals::default(),
+            access: Arc::default(),
             health: Arc::new(Health {
                 connect,
                 down: AtomicBool::new(false),
@@ -173,13 +175,14 @@ impl PostgresStore {
          request_id, actor, data) SELECT $3, $6, $7, $8, $9, $10, $11, $12 FROM s) \
          SELECT COUNT(*) FROM s",
     );
-    /// A namespace whose parent exists (or a top-level one) with its event, as one statement.
+    /// A namespace whose parent exists (or a top-level one) with its event, as one statement
+    /// ($14: its owner).
     /// Answers 0 when the parent is missing (the caller then creates the ancestors too).
     const CREATE_NAMESPACE_ONE_STATEMENT: Option<&str> = Some(
         "WITH p AS (SELECT id FROM namespaces WHERE warehouse_id = $2 AND name = $4), \
          n AS (INSERT INTO namespaces (id, warehouse_id, parent_id, name, parent, properties, \
-         version, created_at_ms, updated_at_ms) SELECT $1, $2, (SELECT id FROM p), $3, $4, $5, \
-         0, $6, $6 WHERE $4 = '' OR EXISTS (SELECT 1 FROM p) RETURNING id), \
+         version, created_at_ms, updated_at_ms, owner_id) SELECT $1, $2, (SELECT id FROM p), $3, $4, \
+         $5, 0, $6, $6, $14 WHERE $4 = '' OR EXISTS (SELECT 1 FROM p) RETURNING id), \
          e AS (INSERT INTO events (created_at_ms, event_type, warehouse, namespace, name, \
          request_id, actor, data) SELECT $6, $7, $8, $9, $10, $11, $12, $13 FROM n) \
          SELECT COUNT(*) FROM n",

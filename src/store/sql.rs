@@ -105,6 +105,19 @@ pub(super) const OBJECT_HEAD: &str = object_by_name!("t.id, t.metadata_location"
 pub(super) const OBJECT_ROW: &str = object_by_name!("t.id, t.metadata_location, t.metadata");
 
 /// Implements [`Store`](super::Store) for a type with `reader()` and `writer()` pools.
+/// Grants with their objects' names, as `grant_from_row` reads them; a `WHERE` follows.
+macro_rules! grant_rows {
+    () => {
+        "SELECT r.name AS role, g.privilege, g.warehouse_id, COALESCE(n.name, tn.name) AS ns, \
+         t.name AS table_name, t.kind FROM grants g JOIN roles r ON r.id = g.role_id \
+         LEFT JOIN namespaces n ON n.id = g.namespace_id \
+         LEFT JOIN tables t ON t.id = g.table_id \
+         LEFT JOIN namespaces tn ON tn.id = t.namespace_id "
+    };
+}
+
+pub(super) use grant_rows;
+
 macro_rules! sql_store {
     ($store:ty, $db:ty, $row:ty, $backend:literal) => {
         use std::collections::HashMap;
@@ -113,13 +126,13 @@ macro_rules! sql_store {
         use sqlx::Row as _;
 
         use $crate::store::sql::{
-            INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, OBJECT_HEAD, OBJECT_ROW, TABLE_ID, bind_event,
+            INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, OBJECT_HEAD, OBJECT_ROW, TABLE_ID, bind_event, grant_rows,
             map_err, page_limit, parse_properties, properties_json,
         };
         use $crate::store::{
             AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
             IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery,
-            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow, ApiKeyRow, RoleRow, GrantRow, GrantObject,
+            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow, ApiKeyRow, RoleRow, GrantRow, GrantObject, PrincipalAccess,
             join_levels, now_ms, split_levels,
         };
 
@@ -441,6 +454,21 @@ macro_rules! sql_store {
                 }
             }
 
+            /// The access epoch, from a read that started after this call (see
+            /// [`AccessCache`](crate::store::AccessCache)).
+            async fn access_epoch(&self) -> StoreResult<i64> {
+                self.access
+                    .epochs
+                    .read((), || async {
+                        let _t = self.time("access_epoch");
+                        sqlx::query_scalar("SELECT n FROM access_epoch")
+                            .fetch_one(&mut *self.read_conn().await?)
+                            .await
+                            .map_err(map_err)
+                    })
+                    .await
+            }
+
             /// The error of a change made in one statement: once the statement was sent, a
             /// lost connection leaves unknown whether it committed.
             fn one_statement_error(err: sqlx::Error) -> StoreError {
@@ -584,6 +612,7 @@ macro_rules! sql_store {
                         .bind(properties_json(properties))
                         .bind(now);
                     let created: i64 = bind_event!(query, event)
+                        .bind(change.owner)
                         .fetch_one(&mut *conn)
                         .await
                         .map_err(Self::one_statement_error)?;
@@ -609,8 +638,8 @@ macro_rules! sql_store {
                     let ancestor = &levels[..depth];
                     let created: Option<String> = sqlx::query_scalar(
                         "INSERT INTO namespaces (id, warehouse_id, parent_id, name, parent, \
-                         properties, version, created_at_ms, updated_at_ms) \
-                         VALUES ($1, $2, $3, $4, $5, '{}', 0, $6, $6) \
+                         properties, version, created_at_ms, updated_at_ms, owner_id) \
+                         VALUES ($1, $2, $3, $4, $5, '{}', 0, $6, $6, $7) \
                          ON CONFLICT (warehouse_id, name) DO NOTHING RETURNING id",
                     )
                     .bind(uuid::Uuid::now_v7().to_string())
@@ -619,6 +648,7 @@ macro_rules! sql_store {
                     .bind(join_levels(ancestor))
                     .bind(join_levels(&levels[..depth - 1]))
                     .bind(now)
+                    .bind(change.owner)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -634,7 +664,8 @@ macro_rules! sql_store {
                 let id = uuid::Uuid::now_v7().to_string();
                 sqlx::query(
                     "INSERT INTO namespaces (id, warehouse_id, parent_id, name, parent, properties, \
-                     version, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+                     version, created_at_ms, updated_at_ms, owner_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $8)",
                 )
                 .bind(&id)
                 .bind(warehouse_id)
@@ -643,6 +674,7 @@ macro_rules! sql_store {
                 .bind(join_levels(&levels[..levels.len() - 1]))
                 .bind(properties_json(properties))
                 .bind(now)
+                .bind(change.owner)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -687,9 +719,9 @@ macro_rules! sql_store {
                     None => "SELECT name FROM namespaces WHERE warehouse_id = $1 AND parent = $2 \
                              AND name > $3 ORDER BY name LIMIT $4",
                     Some(_) => "SELECT c.name FROM namespaces c WHERE c.warehouse_id = $1 AND c.parent = $2 \
-                                AND c.name > $3 AND EXISTS (SELECT 1 FROM grants g \
+                                AND c.name > $3 AND (c.owner_id = $5 OR EXISTS (SELECT 1 FROM grants g \
                                 JOIN role_members m ON m.role_id = g.role_id \
-                                WHERE m.principal_id = $5 AND g.namespace_id = c.id AND g.privilege = 'read') \
+                                WHERE m.principal_id = $5 AND g.namespace_id = c.id AND g.privilege = 'read')) \
                                 ORDER BY c.name LIMIT $4",
                 };
                 let mut query = sqlx::query_scalar(sql)
@@ -814,9 +846,9 @@ macro_rules! sql_store {
                     None => "SELECT name FROM tables WHERE namespace_id = $1 AND kind = $4 AND name > $2 \
                              ORDER BY name LIMIT $3",
                     Some(_) => "SELECT t.name FROM tables t WHERE t.namespace_id = $1 AND t.kind = $4 \
-                                AND t.name > $2 AND EXISTS (SELECT 1 FROM grants g \
+                                AND t.name > $2 AND (t.owner_id = $5 OR EXISTS (SELECT 1 FROM grants g \
                                 JOIN role_members m ON m.role_id = g.role_id \
-                                WHERE m.principal_id = $5 AND g.table_id = t.id AND g.privilege = 'read') \
+                                WHERE m.principal_id = $5 AND g.table_id = t.id AND g.privilege = 'read')) \
                                 ORDER BY t.name LIMIT $3",
                 };
                 let mut query = sqlx::query_scalar(sql)
@@ -849,7 +881,8 @@ macro_rules! sql_store {
                 let now = now_ms();
                 sqlx::query(
                     "INSERT INTO tables (id, namespace_id, name, metadata_location, metadata, \
-                     created_at_ms, updated_at_ms, kind) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+                     created_at_ms, updated_at_ms, kind, owner_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
                 )
                 .bind(table.id)
                 .bind(namespace_id)
@@ -858,6 +891,7 @@ macro_rules! sql_store {
                 .bind(table.metadata)
                 .bind(now)
                 .bind(table.kind.as_str())
+                .bind(change.owner)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -1383,6 +1417,10 @@ macro_rules! sql_store {
             }
 
             async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>> {
+                let epoch = self.access_epoch().await?;
+                if let Some(row) = self.access.api_key(id, epoch) {
+                    return Ok(row);
+                }
                 let _t = self.time("api_key");
                 let row = sqlx::query(
                     "SELECT k.id, k.principal_id, p.name, p.admin, k.secret_hash, k.created_at_ms, \
@@ -1393,7 +1431,9 @@ macro_rules! sql_store {
                 .fetch_optional(&mut *self.read_conn().await?)
                 .await
                 .map_err(map_err)?;
-                row.as_ref().map(api_key_from_row).transpose()
+                let row = row.as_ref().map(api_key_from_row).transpose()?;
+                self.access.keep_api_key(id, epoch, row.clone());
+                Ok(row)
             }
 
             async fn list_api_keys(&self, principal: Option<&str>) -> StoreResult<Vec<ApiKeyRow>> {
@@ -1575,12 +1615,7 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 let rows = sqlx::query(
-                    "SELECT r.name AS role, g.privilege, g.warehouse_id, COALESCE(n.name, tn.name) AS ns, \
-                     t.name AS table_name, t.kind FROM grants g JOIN roles r ON r.id = g.role_id \
-                     LEFT JOIN namespaces n ON n.id = g.namespace_id \
-                     LEFT JOIN tables t ON t.id = g.table_id \
-                     LEFT JOIN namespaces tn ON tn.id = t.namespace_id \
-                     WHERE r.name = $1 ORDER BY g.warehouse_id, g.target, g.privilege",
+                    concat!(grant_rows!(), "WHERE r.name = $1 ORDER BY g.warehouse_id, g.target, g.privilege"),
                 )
                 .bind(role)
                 .fetch_all(&mut *conn)
@@ -1589,22 +1624,40 @@ macro_rules! sql_store {
                 rows.iter().map(grant_from_row).collect::<StoreResult<Vec<_>>>().map(Some)
             }
 
-            async fn principal_grants(&self, principal_id: &str) -> StoreResult<Vec<GrantRow>> {
-                let _t = self.time("principal_grants");
-                let rows = sqlx::query(
-                    "SELECT r.name AS role, g.privilege, g.warehouse_id, COALESCE(n.name, tn.name) AS ns, \
-                     t.name AS table_name, t.kind FROM role_members m \
-                     JOIN grants g ON g.role_id = m.role_id JOIN roles r ON r.id = g.role_id \
-                     LEFT JOIN namespaces n ON n.id = g.namespace_id \
-                     LEFT JOIN tables t ON t.id = g.table_id \
-                     LEFT JOIN namespaces tn ON tn.id = t.namespace_id \
-                     WHERE m.principal_id = $1",
-                )
-                .bind(principal_id)
-                .fetch_all(&mut *self.read_conn().await?)
-                .await
-                .map_err(map_err)?;
-                rows.iter().map(grant_from_row).collect()
+            async fn principal_access(&self, principal_id: &str) -> StoreResult<Option<std::sync::Arc<PrincipalAccess>>> {
+                let epoch = self.access_epoch().await?;
+                if let Some(access) = self.access.principal(principal_id, epoch) {
+                    return Ok(access);
+                }
+                let _t = self.time("principal_access");
+                let mut conn = self.read_conn().await?;
+                let admin: Option<bool> = sqlx::query_scalar("SELECT admin FROM principals WHERE id = $1")
+                    .bind(principal_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                let access = match admin {
+                    None => None,
+                    Some(admin) => {
+                        // The grants of its roles, then what it owns (every privilege).
+                        let rows = sqlx::query(
+                            concat!(grant_rows!(), "JOIN role_members m ON m.role_id = g.role_id \
+                             WHERE m.principal_id = $1 \
+                             UNION ALL SELECT '', 'owner', n.warehouse_id, n.name, NULL, NULL \
+                             FROM namespaces n WHERE n.owner_id = $1 \
+                             UNION ALL SELECT '', 'owner', tn.warehouse_id, tn.name, t.name, t.kind \
+                             FROM tables t JOIN namespaces tn ON tn.id = t.namespace_id WHERE t.owner_id = $1"),
+                        )
+                        .bind(principal_id)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(map_err)?;
+                        let grants = rows.iter().map(grant_from_row).collect::<StoreResult<Vec<_>>>()?;
+                        Some(std::sync::Arc::new(PrincipalAccess { admin, grants }))
+                    }
+                };
+                self.access.keep_principal(principal_id, epoch, access.clone());
+                Ok(access)
             }
 
             async fn audit_records(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {

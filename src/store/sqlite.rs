@@ -10,8 +10,8 @@ use sqlx::sqlite::{
 
 use sqlx::migrate::Migrator;
 
-use super::EventSignals;
 use super::sql::{event_columns, sql_store};
+use super::{AccessCache, EventSignals};
 use crate::metrics::DbMetrics;
 
 #[derive(Debug, Clone)]
@@ -20,6 +20,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     metrics: DbMetrics,
     signals: EventSignals,
+    access: std::sync::Arc<AccessCache>,
 }
 
 impl SqliteStore {
@@ -52,6 +53,7 @@ impl SqliteStore {
             writer,
             metrics,
             signals: EventSignals::default(),
+            access: Default::default(),
         })
     }
 

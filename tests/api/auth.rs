@@ -397,14 +397,7 @@ async fn principals_without_admin_are_refused(backend: Backend) {
 async fn replicas_honour_each_others_tokens(backend: Backend) {
     let first = spawn_authenticated(backend, &[]).await;
     let admin = token(&first, ADMIN_ID, ADMIN_SECRET).await;
-    let dir = tempfile::tempdir().unwrap();
-    let second = TestApp::spawn_on(
-        backend,
-        dir,
-        first.database_url.clone(),
-        &["--auth", "oauth2"],
-    )
-    .await;
+    let second = first.authenticated_replica().await;
     let r = with_token(&second, Method::GET, "/v1/namespaces", None, &admin).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
@@ -571,14 +564,7 @@ async fn api_keys_stand_for_their_principal(backend: Backend) {
     assert!(!listed.to_string().contains(key.rsplit('_').next().unwrap()));
 
     // Revoked through another replica: refused here at the next request.
-    let dir = tempfile::tempdir().unwrap();
-    let mut other = TestApp::spawn_on(
-        backend,
-        dir,
-        app.database_url.clone(),
-        &["--auth", "oauth2"],
-    )
-    .await;
+    let mut other = app.authenticated_replica().await;
     other.token = Some(admin.clone());
     let r = other.delete(&format!("/management/v1/api-keys/{id}")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);

@@ -242,9 +242,18 @@ async fn roles_and_grants_decide(backend: Backend) {
             Method::POST,
             "/v1/tables/rename".to_owned(),
             Some(
-                json!({"source": {"namespace": ["team_a"], "name": "made_by_alice"}, "destination": {"namespace": ["team_b"], "name": "moved"}}),
+                json!({"source": {"namespace": ["team_a", "l1", "l2"], "name": "deep"}, "destination": {"namespace": ["team_b"], "name": "moved"}}),
             ),
             "drop",
+        ),
+        (
+            // Alice owns the table she made, but may not create in the other team's namespace.
+            Method::POST,
+            "/v1/tables/rename".to_owned(),
+            Some(
+                json!({"source": {"namespace": ["team_a"], "name": "made_by_alice"}, "destination": {"namespace": ["team_b"], "name": "moved"}}),
+            ),
+            "create",
         ),
         (
             Method::GET,
@@ -331,20 +340,14 @@ async fn roles_and_grants_decide(backend: Backend) {
     r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
 
     // Revoked on another replica: the next request here is refused.
-    let dir = tempfile::tempdir().unwrap();
-    let mut other = TestApp::spawn_on(
-        backend,
-        dir,
-        app.database_url.clone(),
-        &["--auth", "oauth2"],
-    )
-    .await;
+    let mut other = app.authenticated_replica().await;
     other.token = Some(admin.clone());
-    manage(
+    grant_on(
         &other,
-        Method::POST,
-        "/management/v1/roles/team-a/revoke",
-        Some(json!({"privilege": "read", "warehouse": "default", "namespace": ["team_a"]})),
+        "revoke",
+        "team-a",
+        "read",
+        &["team_a"],
         StatusCode::NO_CONTENT,
     )
     .await;
@@ -434,8 +437,274 @@ async fn the_feed_shows_what_a_principal_may_read(backend: Backend) {
 
 both_backends!(
     roles_and_grants_decide,
-    the_feed_shows_what_a_principal_may_read
+    the_feed_shows_what_a_principal_may_read,
+    creators_own_and_managers_grant
 );
+
+/// As admin: a principal (its token) in a new role of the same name.
+async fn principal_in_role(app: &TestApp, name: &str, admin: bool) -> String {
+    let c = manage(
+        app,
+        Method::POST,
+        "/management/v1/principals",
+        Some(json!({"name": name, "admin": admin})),
+        StatusCode::CREATED,
+    )
+    .await;
+    manage(
+        app,
+        Method::POST,
+        "/management/v1/roles",
+        Some(json!({"name": name})),
+        StatusCode::CREATED,
+    )
+    .await;
+    manage(
+        app,
+        Method::PUT,
+        &format!("/management/v1/roles/{name}/members/{name}"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    token(
+        app,
+        c["client-id"].as_str().unwrap(),
+        c["client-secret"].as_str().unwrap(),
+    )
+    .await
+}
+
+/// Grants (`verb` "grants") or revokes (`verb` "revoke") `privilege` on a namespace to or
+/// from a role as the current principal; the status expected.
+async fn grant_on(
+    app: &TestApp,
+    verb: &str,
+    role: &str,
+    privilege: &str,
+    namespace: &[&str],
+    status: StatusCode,
+) -> Value {
+    manage(
+        app,
+        Method::POST,
+        &format!("/management/v1/roles/{role}/{verb}"),
+        Some(json!({"privilege": privilege, "warehouse": "default", "namespace": namespace})),
+        status,
+    )
+    .await
+}
+
+/// What a principal creates it owns: every privilege on it (and below a namespace), with no
+/// grant; it disappears with the object. Owners and holders of `manage-grants` may grant on
+/// what they manage, and nothing else. A deleted or demoted admin's token loses its power at
+/// once; on another replica, a table just made is its owner's at once.
+async fn creators_own_and_managers_grant(backend: Backend) {
+    let mut app = TestApp::spawn_with(backend, &auth_args()).await;
+    let admin = token(&app, ADMIN_ID, ADMIN_SECRET).await;
+    app.token = Some(admin.clone());
+    for levels in [["proj"], ["shared"], ["other"]] {
+        app.create_namespace(&levels).await;
+    }
+    app.create_table("shared", "facts", json!({})).await;
+    app.create_table("other", "secret", json!({})).await;
+    let carol = principal_in_role(&app, "carol", false).await;
+    let dave = principal_in_role(&app, "dave", false).await;
+    let boss = principal_in_role(&app, "boss", true).await;
+    grant_on(
+        &app,
+        "grants",
+        "carol",
+        "create",
+        &["proj"],
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    grant_on(
+        &app,
+        "grants",
+        "carol",
+        "manage-grants",
+        &["shared"],
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+
+    // Carol makes a namespace and tables: she may do everything to them, with no grant.
+    app.token = Some(carol.clone());
+    app.create_namespace(&["proj", "sub"]).await;
+    app.create_table("proj", "t1", json!({})).await;
+    app.create_table("proj%1Fsub", "t2", json!({})).await;
+    let t1 = "/v1/namespaces/proj/tables/t1";
+    let metadata = {
+        let r = app.get(t1).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.json()["metadata"].clone()
+    };
+    let r = app.append_snapshot("proj", "t1", &metadata).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        app.get("/v1/namespaces/proj%1Fsub/tables/t2").await.status,
+        StatusCode::OK
+    );
+    // Lists show what she owns, though she holds no read grant on the namespace.
+    assert_eq!(
+        names(
+            &app.get("/v1/namespaces/proj/tables").await.json(),
+            "identifiers"
+        ),
+        ["t1"]
+    );
+    assert_eq!(
+        names(
+            &app.get("/v1/namespaces?parent=proj").await.json(),
+            "namespaces"
+        ),
+        ["proj.sub"]
+    );
+    // The namespace she owns reaches what is below it.
+    assert_eq!(
+        app.delete("/v1/namespaces/proj%1Fsub/tables/t2")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    // Others' objects stay closed to her.
+    app.get("/v1/namespaces/other/tables/secret")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+
+    // Dave has nothing until an owner or a manager grants it.
+    app.token = Some(dave.clone());
+    app.get(t1)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+    app.get("/v1/namespaces/shared/tables/facts")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+    app.token = Some(carol.clone());
+    manage(
+        &app,
+        Method::POST,
+        "/management/v1/roles/dave/grants",
+        Some(json!({"privilege": "read", "warehouse": "default", "namespace": ["proj"], "table": "t1"})),
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    grant_on(
+        &app,
+        "grants",
+        "dave",
+        "read",
+        &["shared"],
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    // Not where she manages nothing, nor on the whole warehouse, nor role membership.
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/management/v1/roles/dave/grants",
+            Some(json!({"privilege": "read", "warehouse": "default", "namespace": ["other"]})),
+        ),
+        (
+            Method::POST,
+            "/management/v1/roles/dave/grants",
+            Some(json!({"privilege": "read", "warehouse": "default"})),
+        ),
+        (Method::PUT, "/management/v1/roles/carol/members/dave", None),
+    ] {
+        let r = app.request(method.clone(), path, body.as_ref()).await;
+        let msg = r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+        assert!(msg.contains("'carol'"), "{method} {path}: {msg}");
+    }
+    app.token = Some(dave.clone());
+    assert_eq!(app.get(t1).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/namespaces/shared/tables/facts").await.status,
+        StatusCode::OK
+    );
+    // Read is not write: her table's commits stay hers.
+    app.append_snapshot("proj", "t1", &metadata)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+    // The manager takes back what she gave.
+    app.token = Some(carol.clone());
+    grant_on(
+        &app,
+        "revoke",
+        "dave",
+        "read",
+        &["shared"],
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    app.token = Some(dave.clone());
+    app.get("/v1/namespaces/shared/tables/facts")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+
+    // On another replica, a table carol makes here is hers at once, and the reverse.
+    let mut other = app.authenticated_replica().await;
+    other.token = Some(carol.clone());
+    app.token = Some(carol.clone());
+    for round in 0..5 {
+        let name = format!("fresh{round}");
+        let (maker, loader) = if round % 2 == 0 {
+            (&app, &other)
+        } else {
+            (&other, &app)
+        };
+        maker.create_table("proj", &name, json!({})).await;
+        let r = loader
+            .get(&format!("/v1/namespaces/proj/tables/{name}"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.text);
+    }
+
+    // Ownership goes with the object: made again by the admin, it is not hers.
+    assert_eq!(app.delete(t1).await.status, StatusCode::NO_CONTENT);
+    app.token = Some(admin.clone());
+    app.create_table("proj", "t1", json!({})).await;
+    app.token = Some(carol.clone());
+    app.get(t1)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+
+    // An admin's token is worth what the database says now, on every replica.
+    other.token = Some(boss.clone());
+    assert_eq!(
+        other.get("/management/v1/roles").await.status,
+        StatusCode::OK
+    );
+    app.token = Some(admin.clone());
+    manage(
+        &app,
+        Method::DELETE,
+        "/management/v1/principals/boss",
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    other
+        .get("/management/v1/roles")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+    // Carol deleted: her token opens nothing, not even what she made.
+    manage(
+        &app,
+        Method::DELETE,
+        "/management/v1/principals/carol",
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    other.token = Some(carol.clone());
+    other
+        .get("/v1/namespaces/proj/tables/fresh0")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+}
 
 /// The command line manages roles, members and grants on the database directly; the server
 /// on that database decides by them at the next request.

@@ -118,6 +118,18 @@ impl TestApp {
     }
 
     /// Starts a server on an existing data directory and database.
+    /// Another replica on this server's database, with authentication on (as `--auth oauth2`).
+    pub async fn authenticated_replica(&self) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_on(
+            self.backend,
+            dir,
+            self.database_url.clone(),
+            &["--auth", "oauth2"],
+        )
+        .await
+    }
+
     pub async fn spawn_on(
         backend: Backend,
         dir: TempDir,

@@ -1,0 +1,117 @@
+//! Coalesced reads that are never stale: concurrent callers asking for one key share a
+//! database read, but only one that started after they arrived. Its answer is at least as new
+//! as any change acknowledged (by any replica) before the caller arrived, so sharing never
+//! serves an older state than asking alone would; under load one read answers many callers.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+#[derive(Debug)]
+struct Read<V> {
+    started: Instant,
+    value: V,
+}
+
+type Slot<V> = Arc<Mutex<Option<Read<V>>>>;
+
+pub struct FreshReads<K, V> {
+    slots: moka::sync::Cache<K, Slot<V>>,
+}
+
+impl<K, V> std::fmt::Debug for FreshReads<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FreshReads").finish_non_exhaustive()
+    }
+}
+
+impl<K, V> FreshReads<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            slots: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    /// The value of `key`, from a read that started after this call began.
+    pub async fn read<F, Fut, E>(&self, key: K, query: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let arrived = Instant::now();
+        let slot = self.slots.get_with(key, || Arc::new(Mutex::new(None)));
+        let mut last = slot.lock().await;
+        if let Some(read) = last.as_ref()
+            && read.started > arrived
+        {
+            return Ok(read.value.clone());
+        }
+        let started = Instant::now();
+        let value = query().await?;
+        *last = Some(Read {
+            started,
+            value: value.clone(),
+        });
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_is_shared_only_by_callers_that_arrived_before_it_started() {
+        let reads = Arc::new(FreshReads::<&str, String>::new(10));
+        let queries = Arc::new(AtomicUsize::new(0));
+        // Sequential callers never share: each needs a read that began after it arrived.
+        for i in 0..3 {
+            let q = queries.clone();
+            let got = reads
+                .read("k", || async move {
+                    q.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, ()>(format!("v{i}"))
+                })
+                .await
+                .unwrap();
+            assert_eq!(got, format!("v{i}"));
+        }
+        assert_eq!(queries.load(Ordering::SeqCst), 3);
+
+        // Many callers arriving while one read runs are answered by at most one more.
+        queries.store(0, Ordering::SeqCst);
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (reads, q) = (reads.clone(), queries.clone());
+            tasks.push(tokio::spawn(async move {
+                reads
+                    .read("k", || async move {
+                        q.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok::<_, ()>("v9".to_owned())
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), "v9");
+        }
+        assert!(
+            queries.load(Ordering::SeqCst) < 32,
+            "concurrent callers were not coalesced"
+        );
+    }
+}
