@@ -64,7 +64,7 @@ pub enum Command {
 pub struct GrantArgs {
     /// The role that holds the grant.
     pub role: String,
-    /// read, write, create or drop.
+    /// read, write, create, drop or manage-grants.
     #[arg(long)]
     pub privilege: String,
     /// The warehouse (default: the default warehouse).

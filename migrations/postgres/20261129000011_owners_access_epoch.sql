@@ -6,6 +6,9 @@ ALTER TABLE tables ADD COLUMN owner_id TEXT REFERENCES principals (id) ON DELETE
 CREATE INDEX namespaces_by_owner ON namespaces (owner_id) WHERE owner_id IS NOT NULL;
 CREATE INDEX tables_by_owner ON tables (owner_id) WHERE owner_id IS NOT NULL;
 
+-- A refusal for a missing privilege is audited with the privilege it lacked.
+ALTER TABLE audit_log ADD COLUMN missing_privilege TEXT;
+
 -- Replicas keep in memory what each principal may do (its grants, owned objects, admin flag)
 -- and the API keys they verified, stamped with this counter, and read it once per request.
 -- Every change that could alter those moves it in the same transaction, whoever makes it (a

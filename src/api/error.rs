@@ -11,7 +11,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
+    /// For a refusal: the privilege that was missing (recorded in the audit log).
+    pub denied: Option<&'static str>,
 }
+
+/// A response extension: the privilege whose lack refused the request.
+#[derive(Debug, Clone, Copy)]
+pub struct MissingPrivilege(pub &'static str);
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -32,6 +38,7 @@ impl ApiError {
             status,
             kind,
             message: message.into(),
+            denied: None,
         }
     }
 
@@ -72,7 +79,7 @@ impl From<CatalogError> for ApiError {
             ),
             E::NoSuchWarehouse(_) => (StatusCode::NOT_FOUND, "NoSuchWarehouseException"),
             E::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundException"),
-            E::Forbidden(_) => (StatusCode::FORBIDDEN, "ForbiddenException"),
+            E::Forbidden { .. } => (StatusCode::FORBIDDEN, "ForbiddenException"),
             E::NoSuchNamespace(_) => (StatusCode::NOT_FOUND, "NoSuchNamespaceException"),
             E::NoSuchTable(_) => (StatusCode::NOT_FOUND, "NoSuchTableException"),
             E::NoSuchView(_) => (StatusCode::NOT_FOUND, "NoSuchViewException"),
@@ -95,7 +102,14 @@ impl From<CatalogError> for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "ServiceFailureException")
             }
         };
-        Self::new(status, kind, err.to_string())
+        let denied = match &err {
+            E::Forbidden { privilege, .. } => Some(*privilege),
+            _ => None,
+        };
+        Self {
+            denied,
+            ..Self::new(status, kind, err.to_string())
+        }
     }
 }
 
@@ -104,7 +118,13 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = self.status.as_u16(), kind = self.kind, message = %self.message, "request failed");
         }
-        json_response(self.status, self.body())
+        let mut response = json_response(self.status, self.body());
+        if let Some(privilege) = self.denied {
+            response
+                .extensions_mut()
+                .insert(MissingPrivilege(privilege));
+        }
+        response
     }
 }
 

@@ -48,6 +48,8 @@ struct AuditEntry {
     object: String,
     status: u16,
     outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing_privilege: Option<String>,
 }
 
 /// `GET /management/v1/audit?limit=N`: the newest audit records (default 100, at most
@@ -77,6 +79,7 @@ async fn audit(
             object: r.object,
             status: r.status,
             outcome: r.outcome,
+            missing_privilege: r.missing_privilege,
         })
         .collect();
     Ok(json(StatusCode::OK, &AuditList { records }))

@@ -370,8 +370,9 @@ pub async fn record_request(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    let audited =
-        (matched.is_some() && is_mutation(&method, route)).then(|| request.uri().path().to_owned());
+    // Mutations are audited, and every refusal for a missing privilege (reads included).
+    let path = matched.is_some().then(|| request.uri().path().to_owned());
+    let mutation = is_mutation(&method, route);
     let in_flight = InFlight::enter(&metrics.http_in_flight);
     let response = next.run(request).await;
     drop(in_flight);
@@ -400,7 +401,11 @@ pub async fn record_request(
             "request"
         );
     }
-    if let Some(object) = audited {
+    let missing = response
+        .extensions()
+        .get::<error::MissingPrivilege>()
+        .map(|m| m.0.to_owned());
+    if let Some(object) = path.filter(|_| mutation || missing.is_some()) {
         state.catalog.audit(crate::catalog::AuditRecord {
             at_ms: chrono::Utc::now().timestamp_millis(),
             request_id,
@@ -411,10 +416,12 @@ pub async fn record_request(
             status: status.as_u16(),
             outcome: match status.as_u16() {
                 200..=399 => "success",
+                403 if missing.is_some() => "denied",
                 400..=499 => "rejected",
                 _ => "failed",
             }
             .to_owned(),
+            missing_privilege: missing,
         });
     }
     response

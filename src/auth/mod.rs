@@ -513,6 +513,10 @@ pub mod principals {
                 .map(|b| format!("{b:02x}"))
                 .collect();
             let secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
+            let secret_hash = hash_blocking(secret.clone())
+                .await
+                .map_err(PrincipalError::Failed)?;
+            // The lifetime counts from when the key is stored, after the (slow) hashing.
             let now = now_ms();
             let expires_at_ms = expires_in
                 .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
@@ -521,9 +525,7 @@ pub mod principals {
                 principal_id: String::new(),
                 principal_name: principal.to_owned(),
                 principal_admin: false,
-                secret_hash: hash_blocking(secret.clone())
-                    .await
-                    .map_err(PrincipalError::Failed)?,
+                secret_hash,
                 created_at_ms: now,
                 expires_at_ms,
                 last_used_at_ms: None,

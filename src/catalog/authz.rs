@@ -244,12 +244,15 @@ impl Catalog {
         if self.allows(caller, privilege, target).await? {
             return Ok(());
         }
-        Err(CatalogError::Forbidden(format!(
-            "principal '{}' lacks the '{}' privilege on {}",
-            caller.principal.name,
-            privilege.name(),
-            describe(target)
-        )))
+        Err(CatalogError::Forbidden {
+            privilege: privilege.name(),
+            message: format!(
+                "principal '{}' lacks the '{}' privilege on {}",
+                caller.principal.name,
+                privilege.name(),
+                describe(target)
+            ),
+        })
     }
 
     /// [`Self::authorize`] as a yes or no.

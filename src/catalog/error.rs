@@ -16,9 +16,12 @@ pub enum CatalogError {
     /// A management object (a role, a principal) that does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// The caller's principal lacks a privilege the operation needs.
-    #[error("{0}")]
-    Forbidden(String),
+    /// The caller's principal lacks a privilege the operation needs (named for the audit log).
+    #[error("{message}")]
+    Forbidden {
+        privilege: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     NoSuchNamespace(String),
     #[error("{0}")]

@@ -341,10 +341,13 @@ impl Catalog {
             None
         } else {
             let Some(id) = caller.principal.id.clone() else {
-                return Err(CatalogError::Forbidden(format!(
-                    "principal '{}' lacks the 'read' privilege on every object of the change feed",
-                    caller.principal.name
-                )));
+                return Err(CatalogError::Forbidden {
+                    privilege: super::Privilege::Read.name(),
+                    message: format!(
+                        "principal '{}' lacks the 'read' privilege on every object of the change feed",
+                        caller.principal.name
+                    ),
+                });
             };
             Some(Reader {
                 principal_id: id,

@@ -391,8 +391,11 @@ pub struct AuditRecord {
     /// Which object: the request path.
     pub object: String,
     pub status: u16,
-    /// `success`, `rejected` (4xx) or `failed` (5xx).
+    /// `success`, `denied` (403: a privilege was missing), `rejected` (other 4xx) or
+    /// `failed` (5xx).
     pub outcome: String,
+    /// For a denial: the privilege that was missing.
+    pub missing_privilege: Option<String>,
 }
 
 /// Signals between committed events and the change feed.

@@ -1252,12 +1252,12 @@ macro_rules! sql_store {
                 let mut conn = self.write_conn().await?;
                 let mut tx = begin(&mut conn).await?;
                 sqlx::query(Self::AUDIT_TX).execute(&mut *tx).await.map_err(map_err)?;
-                // One multi-row statement per chunk (8 parameters a row stay under SQLite's
+                // One multi-row statement per chunk (9 parameters a row stay under SQLite's
                 // and PostgreSQL's parameter limits).
                 for chunk in records.chunks(1000) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO audit_log (at_ms, request_id, actor, client, operation, \
-                         object, status, outcome) ",
+                         object, status, outcome, missing_privilege) ",
                     );
                     insert.push_values(chunk, |mut row, record| {
                         row.push_bind(record.at_ms)
@@ -1267,7 +1267,8 @@ macro_rules! sql_store {
                             .push_bind(&record.operation)
                             .push_bind(&record.object)
                             .push_bind(i32::from(record.status))
-                            .push_bind(&record.outcome);
+                            .push_bind(&record.outcome)
+                            .push_bind(record.missing_privilege.as_deref());
                     });
                     insert.build().execute(&mut *tx).await.map_err(map_err)?;
                 }
@@ -1663,8 +1664,8 @@ macro_rules! sql_store {
             async fn audit_records(&self, limit: usize) -> StoreResult<Vec<AuditRecord>> {
                 let _t = self.time("audit_records");
                 let rows = sqlx::query(
-                    "SELECT at_ms, request_id, actor, client, operation, object, status, outcome \
-                     FROM audit_log ORDER BY id DESC LIMIT $1",
+                    "SELECT at_ms, request_id, actor, client, operation, object, status, outcome, \
+                     missing_privilege FROM audit_log ORDER BY id DESC LIMIT $1",
                 )
                 .bind(page_limit(Some(limit)))
                 .fetch_all(&mut *self.read_conn().await?)
@@ -1682,6 +1683,7 @@ macro_rules! sql_store {
                             object: row.try_get("object").map_err(map_err)?,
                             status: u16::try_from(status).unwrap_or(0),
                             outcome: row.try_get("outcome").map_err(map_err)?,
+                            missing_privilege: row.try_get("missing_privilege").map_err(map_err)?,
                         })
                     })
                     .collect()

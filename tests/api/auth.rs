@@ -575,7 +575,7 @@ async fn api_keys_stand_for_their_principal(backend: Backend) {
 
     // An admin's key acts as an admin; an expired key is refused as expired.
     let expiring = serac::auth::principals::Principals::new(store.as_ref())
-        .create_api_key(ADMIN_ID, Some(std::time::Duration::from_millis(300)))
+        .create_api_key(ADMIN_ID, Some(std::time::Duration::from_secs(1)))
         .await
         .unwrap();
     app.token = Some(expiring.key.clone());
@@ -583,7 +583,7 @@ async fn api_keys_stand_for_their_principal(backend: Backend) {
         .post("/v1/namespaces", &json!({"namespace": ["by_admin_key"]}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let msg = app
         .get("/v1/namespaces")
         .await

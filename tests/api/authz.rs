@@ -269,6 +269,52 @@ async fn roles_and_grants_decide(backend: Backend) {
             "{method} {path}: {msg}"
         );
     }
+    // Every refusal is audited with the privilege it lacked, reads included.
+    app.token = Some(admin.clone());
+    let audit = manage(
+        &app,
+        Method::GET,
+        "/management/v1/audit?limit=100",
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let denied: Vec<(String, String, String)> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["actor"] == "alice" && r["status"] == 403)
+        .map(|r| {
+            assert_eq!(r["outcome"], "denied", "{r}");
+            (
+                r["operation"]
+                    .as_str()
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+                r["object"].as_str().unwrap().to_owned(),
+                r["missing-privilege"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{r}"))
+                    .to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("GET", "/v1/namespaces/team_b/tables/shared", "read"),
+        ("DELETE", "/v1/namespaces/team_a", "drop"),
+        ("GET", "/management/v1/roles", "admin"),
+    ] {
+        assert!(
+            denied
+                .iter()
+                .any(|(m, o, p)| (m.as_str(), o.as_str(), p.as_str()) == expected),
+            "{expected:?} not in {denied:?}"
+        );
+    }
+    app.token = Some(alice.clone());
     // A transaction that touches one table of each team is refused whole.
     let r = app
         .post(
