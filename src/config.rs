@@ -327,6 +327,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SERAC_SCAN_PLAN_LIFETIME", default_value = "10m", value_parser = parse_duration)]
     pub scan_plan_lifetime: Duration,
 
+    /// Purges of dropped tables: how long a replica holds a purge task without renewing its
+    /// lease. A replica that dies mid-purge delays the task this long before another (or
+    /// itself, restarted) takes it over.
+    #[arg(long, env = "SERAC_PURGE_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub purge_lease: Duration,
+
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "SERAC_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,

@@ -416,6 +416,7 @@ async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog
         table_cache_bytes: 1024 * 1024,
         scan_files_per_task: 1000,
         scan_plan_lifetime: std::time::Duration::from_secs(600),
+        purge_lease: std::time::Duration::from_secs(60),
         event_retention: std::time::Duration::from_secs(7 * 86_400),
         event_poll_interval: std::time::Duration::from_secs(2),
         audit_retention: std::time::Duration::ZERO,

@@ -84,6 +84,12 @@ pub struct Metrics {
     pub events_delivered: IntCounter,
     pub feed_subscribers: IntGauge,
     pub audit_records: IntCounterVec,
+    /// Files deleted by purges of dropped tables.
+    pub purge_files_deleted: IntCounter,
+    /// Purge attempts by result: done, failed (retried later).
+    pub purges: IntCounterVec,
+    /// Purge tasks waiting or running (refreshed on scrape).
+    pub purge_tasks: IntGauge,
     pub draining: IntGauge,
     /// 1 when the catalog database answered the query made for the last scrape, else 0.
     pub database_up: IntGauge,
@@ -179,6 +185,24 @@ impl Metrics {
                 &["result"],
             )
             .expect("valid counter"),
+            purge_files_deleted: IntCounter::new(
+                "purge_files_deleted_total",
+                "Files deleted by purges of dropped tables",
+            )
+            .expect("valid counter"),
+            purges: IntCounterVec::new(
+                Opts::new(
+                    "purges_total",
+                    "Purge attempts of dropped tables by result: done, failed (retried later)",
+                ),
+                &["result"],
+            )
+            .expect("valid counter"),
+            purge_tasks: IntGauge::new(
+                "purge_tasks",
+                "Purges of dropped tables waiting or running (all replicas)",
+            )
+            .expect("valid gauge"),
             draining: IntGauge::new("draining", "1 while the server drains before it stops")
                 .expect("valid gauge"),
             database_up: IntGauge::new(
@@ -210,6 +234,9 @@ impl Metrics {
             Box::new(metrics.events_delivered.clone()),
             Box::new(metrics.feed_subscribers.clone()),
             Box::new(metrics.audit_records.clone()),
+            Box::new(metrics.purge_files_deleted.clone()),
+            Box::new(metrics.purges.clone()),
+            Box::new(metrics.purge_tasks.clone()),
             Box::new(metrics.draining.clone()),
             Box::new(metrics.database_up.clone()),
             Box::new(build),

@@ -160,6 +160,7 @@ impl Server {
             table_cache_bytes: args.table_cache_mb.saturating_mul(1024 * 1024),
             scan_files_per_task: args.scan_files_per_task,
             scan_plan_lifetime: args.scan_plan_lifetime,
+            purge_lease: args.purge_lease,
             event_retention: args.event_retention,
             event_poll_interval: args.event_poll_interval,
             audit_retention: args.audit_retention,

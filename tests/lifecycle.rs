@@ -1,8 +1,11 @@
 //! The server as a process and its database as a process: a SIGTERM under load drains without
 //! failing an admitted request, a PostgreSQL outage gives fast 503s and heals by itself, and
-//! HTTPS with its certificate reloaded on SIGHUP (`lifecycle/tls.rs`).
+//! HTTPS with its certificate reloaded on SIGHUP (`lifecycle/tls.rs`), and purges that survive
+//! a crash (`lifecycle/purge.rs`).
 
 mod common;
+#[path = "lifecycle/purge.rs"]
+mod purge;
 #[path = "lifecycle/tls.rs"]
 mod tls;
 
@@ -507,7 +510,15 @@ async fn drain_client(
 }
 
 fn start_serac(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_serac"))
+    serac_command(dir, port, extra)
+        .spawn()
+        .expect("serac starts")
+}
+
+/// `serac serve` on `port` with its data and log in `dir`.
+fn serac_command(dir: &std::path::Path, port: u16, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_serac"));
+    command
         .args(["--log-format", "json", "--log-level", "warn", "serve"])
         .args(["--bind", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -520,9 +531,8 @@ fn start_serac(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::process
                 .append(true)
                 .open(dir.join("serac.log"))
                 .unwrap(),
-        )
-        .spawn()
-        .expect("serac starts")
+        );
+    command
 }
 
 /// 64 keep-alive clients (32 committing, 32 reading), each on its own HTTP/1.1 connection,

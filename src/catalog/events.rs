@@ -22,6 +22,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "table.updated",
     "table.renamed",
     "table.dropped",
+    "table.purged",
     "view.created",
     "view.updated",
     "view.renamed",

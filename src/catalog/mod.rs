@@ -16,6 +16,7 @@ mod locks;
 mod metadata_json;
 mod namespaces;
 mod page;
+mod purge;
 mod scan;
 mod tables;
 mod validate;
@@ -65,6 +66,8 @@ pub struct CatalogSettings {
     pub scan_files_per_task: usize,
     /// How long a split scan plan can be fetched.
     pub scan_plan_lifetime: Duration,
+    /// How long a replica holds a purge task without renewing its lease.
+    pub purge_lease: Duration,
     /// How long change events are kept.
     pub event_retention: Duration,
     /// How often an idle change-feed subscriber looks for events nobody announced (a missed
@@ -148,6 +151,8 @@ pub struct Catalog {
     /// Per principal id: the access the store handed out last, and its index.
     access_index:
         moka::sync::Cache<String, (Arc<crate::store::PrincipalAccess>, Arc<authz::Access>)>,
+    /// Wakes this replica's purge worker when a drop recorded a purge task.
+    purge_wake: tokio::sync::Notify,
     settings: CatalogSettings,
 }
 
@@ -172,6 +177,7 @@ impl Catalog {
             #[cfg(feature = "failpoints")]
             fail_next_swap: std::sync::atomic::AtomicBool::new(false),
             warehouses: RwLock::new(HashMap::new()),
+            purge_wake: tokio::sync::Notify::new(),
             access_index: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_idle(std::time::Duration::from_secs(600))
@@ -201,6 +207,11 @@ impl Catalog {
         self.metrics.db_pool_idle.set(i64::from(idle));
         let counts = self.store.entity_counts().await;
         self.metrics.database_up.set(i64::from(counts.is_ok()));
+        if let Ok(pending) = self.store.purge_task_count().await {
+            self.metrics
+                .purge_tasks
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        }
         let counts = counts?;
         for (kind, count) in [
             ("warehouse", counts.warehouses),
@@ -436,6 +447,7 @@ impl Catalog {
             tasks.push(tokio::spawn(events::write_audit(self.clone(), receiver)));
         }
         tasks.push(tokio::spawn(events::retain_events(self.clone())));
+        tasks.push(tokio::spawn(self.clone().purge_worker()));
         let catalog = self.clone();
         tasks.push(tokio::spawn(clean_up_every(
             Duration::from_secs(300),

@@ -1086,6 +1086,9 @@ impl Catalog {
             })
     }
 
+    /// Drops a table. With [`DropTable::Purge`], a purge task for its files is recorded in
+    /// the same transaction and carried out in the background (see `purge.rs`): the drop
+    /// answers at once, and no crash or restart loses the purge.
     pub async fn drop_table(
         &self,
         caller: &Caller,
@@ -1096,6 +1099,7 @@ impl Catalog {
         self.authorize(caller, Privilege::Drop, Target::Table(warehouse, ident))
             .await?;
         validate_table_ident(ident)?;
+        let purge = mode == DropTable::Purge;
         let row = self
             .store
             .drop_table(
@@ -1103,6 +1107,7 @@ impl Catalog {
                 &warehouse.id,
                 ident.namespace(),
                 ident.name(),
+                purge,
                 &Change::new(
                     caller.idempotency(),
                     vec![self.event(
@@ -1111,51 +1116,21 @@ impl Catalog {
                         warehouse,
                         ident.namespace(),
                         Some(ident.name()),
-                        serde_json::json!({ "purge": mode == DropTable::Purge }),
+                        serde_json::json!({ "purge": purge }),
                     )],
                 ),
             )
             .await?
             .ok_or_else(|| no_such_table(ident))?;
         self.tables.remove(&row.id);
-        let version = Arc::new(TableVersion::new(
+        if purge {
+            self.purge_requested();
+        }
+        Ok(Arc::new(TableVersion::new(
             row.id,
             row.metadata_location,
             row.metadata,
-        ));
-        if mode == DropTable::Purge {
-            let metadata = version.metadata()?;
-            // Only files the table's metadata names within its own location are deleted.
-            let report = self
-                .storage
-                .purge_table(&warehouse.root, metadata, &version.metadata_location)
-                .await;
-            let problem = match report {
-                Ok(report) if report.failures.is_empty() => {
-                    tracing::info!(
-                        table = %display_ident(ident),
-                        deleted = report.deleted,
-                        kept_outside = report.kept_outside,
-                        "purged a dropped table"
-                    );
-                    None
-                }
-                Ok(report) => Some(format!(
-                    "{} of its files could not be deleted (first: {})",
-                    report.failures.len(),
-                    report.failures[0]
-                )),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(problem) = problem {
-                tracing::warn!(table = %display_ident(ident), %problem, "purge of a dropped table was incomplete");
-                return Err(CatalogError::PurgeIncomplete(format!(
-                    "table '{}' was dropped, but its purge is incomplete: {problem}",
-                    display_ident(ident)
-                )));
-            }
-        }
-        Ok(version)
+        )))
     }
 
     pub async fn rename_table(

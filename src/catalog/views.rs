@@ -403,6 +403,7 @@ impl Catalog {
                 &warehouse.id,
                 ident.namespace(),
                 ident.name(),
+                false,
                 &Change::new(
                     caller.idempotency(),
                     vec![self.event(

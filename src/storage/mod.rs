@@ -241,6 +241,7 @@ impl Storage {
         root: &Location,
         metadata: Arc<TableMetadata>,
         metadata_location: &str,
+        deleted: &std::sync::atomic::AtomicU64,
     ) -> StorageResult<PurgeReport> {
         let table_location = Location::parse(metadata.location())?;
         Self::check_within(root, &table_location)?;
@@ -335,7 +336,14 @@ impl Storage {
                 }
             };
             match fs.delete(&location).await {
-                Ok(()) => report.deleted += 1,
+                Ok(()) => {
+                    report.deleted += 1;
+                    let so_far = deleted.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    #[cfg(feature = "failpoints")]
+                    stall_after_failpoint(so_far).await;
+                    #[cfg(not(feature = "failpoints"))]
+                    let _ = so_far;
+                }
                 Err(e) => report.failures.push(e.to_string()),
             }
         }
@@ -343,6 +351,19 @@ impl Storage {
             fs.remove_empty_dirs(&table_location).await?;
         }
         Ok(report)
+    }
+}
+
+/// Test builds: with `SERAC_FAILPOINT_PURGE_STALL_AFTER=N` set, a purge stops for good once
+/// N files are deleted (a test then kills the process: a crash in the middle of a purge).
+#[cfg(feature = "failpoints")]
+async fn stall_after_failpoint(deleted: u64) {
+    let stall = std::env::var("SERAC_FAILPOINT_PURGE_STALL_AFTER")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok());
+    if stall.is_some_and(|n| deleted >= n) {
+        tracing::warn!(deleted, "failpoint: the purge stalls here");
+        std::future::pending::<()>().await;
     }
 }
 

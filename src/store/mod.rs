@@ -213,6 +213,20 @@ impl<'a> Change<'a> {
     }
 }
 
+/// A dropped table whose files are still to be deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgeTask {
+    pub id: String,
+    pub warehouse_id: String,
+    pub namespace: Vec<String>,
+    pub name: String,
+    pub metadata_location: String,
+    pub metadata: String,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    pub deleted_files: i64,
+}
+
 /// A place in the event stream. Events are totally ordered by `(tx, id)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventPosition {
@@ -552,13 +566,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         swaps: &[TableSwap<'_>],
         change: &Change<'_>,
     ) -> StoreResult<bool>;
-    /// Deletes a table row and returns it; `None` when there was none.
+    /// Deletes a table row and returns it; `None` when there was none. With `purge`, a purge
+    /// task for its files is recorded in the same transaction.
     async fn drop_table(
         &self,
         kind: ObjectKind,
         warehouse_id: &str,
         namespace: &[String],
         name: &str,
+        purge: bool,
         change: &Change<'_>,
     ) -> StoreResult<Option<TableRow>>;
     /// Moves a table. `Ok(false)`: no such source table; `MissingReference`: no destination
@@ -594,6 +610,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         namespace: &[String],
         page: PageQuery<'_>,
     ) -> StoreResult<Option<Vec<String>>>;
+
+    // --- purge tasks ------------------------------------------------------------------------
+    /// Takes the oldest due purge task until `lease_until_ms` (no replica takes it meanwhile)
+    /// and counts the attempt; `None` when no task is due.
+    async fn claim_purge_task(&self, lease_until_ms: i64) -> StoreResult<Option<PurgeTask>>;
+    /// Extends a task's lease and records how many files are deleted so far.
+    async fn renew_purge_task(
+        &self,
+        id: &str,
+        lease_until_ms: i64,
+        deleted_files: i64,
+    ) -> StoreResult<()>;
+    /// A task is done: it goes, with the change's events, in one transaction.
+    async fn finish_purge_task(&self, id: &str, change: &Change<'_>) -> StoreResult<()>;
+    /// An attempt failed: the task waits until `due_at_ms`, with the error kept.
+    async fn fail_purge_task(
+        &self,
+        id: &str,
+        error: &str,
+        due_at_ms: i64,
+        deleted_files: i64,
+    ) -> StoreResult<()>;
+    /// How many purge tasks are waiting or running.
+    async fn purge_task_count(&self) -> StoreResult<u64>;
 
     // --- idempotency keys -------------------------------------------------------------------
     async fn idempotency_entry(&self, key: &str) -> StoreResult<Option<IdempotencyEntry>>;

@@ -132,7 +132,7 @@ macro_rules! sql_store {
         use $crate::store::{
             AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
             IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery,
-            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow, ApiKeyRow, RoleRow, GrantRow, GrantObject, PrincipalAccess,
+            Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow, ApiKeyRow, RoleRow, GrantRow, GrantObject, PrincipalAccess, PurgeTask,
             join_levels, now_ms, split_levels,
         };
 
@@ -950,6 +950,7 @@ macro_rules! sql_store {
                 warehouse_id: &str,
                 namespace: &[String],
                 name: &str,
+                purge: bool,
                 change: &Change<'_>,
             ) -> StoreResult<Option<TableRow>> {
                 let _t = self.time("drop_table");
@@ -968,8 +969,111 @@ macro_rules! sql_store {
                 .await
                 .map_err(map_err)?;
                 let table = row.as_ref().map(table_from_row).transpose()?;
+                if let (true, Some(table)) = (purge, &table) {
+                    let now = now_ms();
+                    sqlx::query(
+                        "INSERT INTO purge_tasks (id, warehouse_id, namespace, name, metadata_location, \
+                         metadata, created_at_ms, due_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                    )
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .bind(warehouse_id)
+                    .bind(join_levels(namespace))
+                    .bind(name)
+                    .bind(&table.metadata_location)
+                    .bind(&table.metadata)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
                 self.finish(tx, table.is_some(), change).await?;
                 Ok(table)
+            }
+
+            async fn claim_purge_task(&self, lease_until_ms: i64) -> StoreResult<Option<PurgeTask>> {
+                let _t = self.time("claim_purge_task");
+                // Two replicas may pick the same task; the second finds it no longer due.
+                let row = sqlx::query(
+                    "UPDATE purge_tasks SET due_at_ms = $1, attempts = attempts + 1 \
+                     WHERE id = (SELECT id FROM purge_tasks WHERE due_at_ms <= $2 \
+                     ORDER BY due_at_ms, id LIMIT 1) AND due_at_ms <= $2 \
+                     RETURNING id, warehouse_id, namespace, name, metadata_location, metadata, \
+                     attempts, deleted_files",
+                )
+                .bind(lease_until_ms)
+                .bind(now_ms())
+                .fetch_optional(&mut *self.write_conn().await?)
+                .await
+                .map_err(map_err)?;
+                row.map(|row| {
+                    let namespace: String = row.try_get("namespace").map_err(map_err)?;
+                    Ok(PurgeTask {
+                        id: row.try_get("id").map_err(map_err)?,
+                        warehouse_id: row.try_get("warehouse_id").map_err(map_err)?,
+                        namespace: split_levels(&namespace),
+                        name: row.try_get("name").map_err(map_err)?,
+                        metadata_location: row.try_get("metadata_location").map_err(map_err)?,
+                        metadata: row.try_get("metadata").map_err(map_err)?,
+                        attempts: row.try_get("attempts").map_err(map_err)?,
+                        deleted_files: row.try_get("deleted_files").map_err(map_err)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn renew_purge_task(&self, id: &str, lease_until_ms: i64, deleted_files: i64) -> StoreResult<()> {
+                let _t = self.time("renew_purge_task");
+                sqlx::query("UPDATE purge_tasks SET due_at_ms = $2, deleted_files = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(lease_until_ms)
+                    .bind(deleted_files)
+                    .execute(&mut *self.write_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn finish_purge_task(&self, id: &str, change: &Change<'_>) -> StoreResult<()> {
+                let _t = self.time("finish_purge_task");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin_change(&mut conn, change).await?;
+                let done = sqlx::query("DELETE FROM purge_tasks WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                self.finish(tx, done.rows_affected() > 0, change).await?;
+                Ok(())
+            }
+
+            async fn fail_purge_task(
+                &self,
+                id: &str,
+                error: &str,
+                due_at_ms: i64,
+                deleted_files: i64,
+            ) -> StoreResult<()> {
+                let _t = self.time("fail_purge_task");
+                sqlx::query(
+                    "UPDATE purge_tasks SET due_at_ms = $2, last_error = $3, deleted_files = $4 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(due_at_ms)
+                .bind(error)
+                .bind(deleted_files)
+                .execute(&mut *self.write_conn().await?)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn purge_task_count(&self) -> StoreResult<u64> {
+                let _t = self.time("purge_task_count");
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM purge_tasks")
+                    .fetch_one(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                Ok(u64::try_from(n).unwrap_or(0))
             }
 
             async fn rename_table(

@@ -233,7 +233,10 @@ async fn table_lifecycle(backend: Backend) {
         .delete("/v1/namespaces/db/tables/purged?purgeRequested=True")
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    assert!(!dir.exists(), "purge left {}", dir.display());
+    crate::common::eventually(&format!("purge of {}", dir.display()), || async {
+        !dir.exists()
+    })
+    .await;
 }
 
 async fn table_pagination(backend: Backend) {

@@ -22,6 +22,7 @@ import os
 import pathlib
 import re
 import subprocess
+import time
 import sys
 import urllib.error
 import urllib.parse
@@ -774,6 +775,10 @@ def test_server_side_purge_of_spark_table(spark, ns):
 
     _pyiceberg_catalog().purge_table(t)
     assert "server_purged" not in [r[1] for r in _sql(spark, f"SHOW TABLES IN {ns}")]
+    # The drop answers at once; the purge runs in the background (a durable task).
+    deadline = time.monotonic() + 30
+    while location.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     leftovers = _files_under(location) if location.exists() else []
     assert not location.exists(), f"table directory {location} survived the purge: {leftovers[:20]}"
 

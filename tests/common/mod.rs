@@ -311,6 +311,37 @@ impl Drop for TestApp {
     }
 }
 
+/// Waits up to 20 s for `done` to hold (background work such as a purge), looking every
+/// 20 ms; panics naming `what` when it never does.
+pub async fn eventually<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{what}: still not so after 20 s");
+}
+
+/// The value of one series in the server's /metrics text (0 when absent).
+pub async fn metric(app: &TestApp, series: &str) -> f64 {
+    let text = app.get("/metrics").await.text;
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
 pub fn simple_schema() -> Value {
     json!({
         "type": "struct",

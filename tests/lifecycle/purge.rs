@@ -1,0 +1,183 @@
+//! Purges survive crashes: a drop with purge is recorded in the drop's transaction, and a
+//! server killed in the middle of the purge finishes it after a restart, leaving nothing of
+//! the table and every file of the others.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{self, Backend, free_port};
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A server process on `database_url`; with `stall_after`, its purges stop for good after that
+/// many deletions (a test build's failpoint), so that it can be killed mid-purge.
+fn start(
+    dir: &Path,
+    port: u16,
+    database_url: &str,
+    stall_after: Option<u32>,
+) -> std::process::Child {
+    let mut command = crate::serac_command(
+        dir,
+        port,
+        &["--database-url", database_url, "--purge-lease", "2s"],
+    );
+    command.env_remove("SERAC_FAILPOINT_PURGE_STALL_AFTER");
+    if let Some(n) = stall_after {
+        command.env("SERAC_FAILPOINT_PURGE_STALL_AFTER", n.to_string());
+    }
+    command.spawn().expect("serac starts")
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, String) {
+    let mut request = client.request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// A table with a few commits (each writes a metadata file); its directory.
+async fn table_with_files(client: &reqwest::Client, base: &str, name: &str) -> PathBuf {
+    let (status, text) = send(
+        client,
+        reqwest::Method::POST,
+        format!("{base}/v1/namespaces/p/tables"),
+        Some(json!({"name": name, "schema": common::simple_schema()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let location = serde_json::from_str::<Value>(&text).unwrap()["metadata"]["location"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..8 {
+        let (status, text) = send(
+            client,
+            reqwest::Method::POST,
+            format!("{base}/v1/namespaces/p/tables/{name}"),
+            Some(json!({"requirements": [], "updates": [{"action": "set-properties", "updates": {"round": i.to_string()}}]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+    }
+    PathBuf::from(location.strip_prefix("file://").unwrap())
+}
+
+fn kill(child: &mut std::process::Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+async fn a_purge_cut_short_by_a_crash_finishes_after_restart(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = common::database_url(backend, dir.path()).await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = start(dir.path(), port, &database_url, Some(3));
+    crate::wait_ready(&client, &base).await;
+    let (status, text) = send(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/v1/namespaces"),
+        Some(json!({"namespace": ["p"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let doomed = table_with_files(&client, &base, "doomed").await;
+    let kept = table_with_files(&client, &base, "kept").await;
+    let kept_files = files_under(&kept);
+    let before = files_under(&doomed).len();
+    assert!(before >= 9, "{before} files");
+
+    let (status, text) = send(
+        &client,
+        reqwest::Method::DELETE,
+        format!("{base}/v1/namespaces/p/tables/doomed?purgeRequested=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    // The purge deletes three files and stalls; the process dies there.
+    common::eventually("the purge started", || async {
+        files_under(&doomed).len() <= before - 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left = files_under(&doomed).len();
+    assert!(
+        left > 0 && left == before - 3,
+        "{left} of {before} files left"
+    );
+    kill(&mut server);
+
+    // After a restart (the lease of the dead process runs out) the purge is finished.
+    let mut server = start(dir.path(), port, &database_url, None);
+    crate::wait_ready(&client, &base).await;
+    common::eventually("the purge finished after the restart", || async {
+        !doomed.exists()
+    })
+    .await;
+    assert_eq!(
+        files_under(&kept),
+        kept_files,
+        "another table's files were touched"
+    );
+    let (_, metrics) = send(
+        &client,
+        reqwest::Method::GET,
+        format!("{base}/metrics"),
+        None,
+    )
+    .await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "serac_purges_total{result=\"done\"} 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("purge"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (status, _) = send(
+        &client,
+        reqwest::Method::GET,
+        format!("{base}/v1/namespaces/p/tables/kept"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    kill(&mut server);
+}
+
+crate::both_backends!(a_purge_cut_short_by_a_crash_finishes_after_restart);
