@@ -45,6 +45,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let arrived = std::time::Instant::now();
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -55,7 +56,7 @@ pub async fn authenticate(
         // The token endpoint reads its own credentials (HTTP Basic among them).
         AuthMode::Oauth2 if request.uri().path() == TOKEN_PATH => unauthenticated(),
         AuthMode::Oauth2 => match bearer(request.headers()) {
-            Ok(Some(token)) => match state.auth.verify(token).await {
+            Ok(Some(token)) => match state.auth.verify(token, arrived).await {
                 Ok(principal) => principal,
                 Err(e) => return unauthorized(&e),
             },
@@ -66,7 +67,7 @@ pub async fn authenticate(
     };
     request
         .extensions_mut()
-        .insert(Caller::new(principal.clone(), request_id));
+        .insert(Caller::new(principal.clone(), request_id).arrived_at(arrived));
     let mut response = next.run(request).await;
     response.extensions_mut().insert(principal);
     response

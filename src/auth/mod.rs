@@ -265,10 +265,15 @@ impl Authenticator {
         true
     }
 
-    /// The principal a bearer token (a JWT Serac issued, or an API key) stands for.
-    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+    /// The principal a bearer token (a JWT Serac issued, or an API key) stands for, for a
+    /// request that arrived at `arrived`.
+    pub async fn verify(
+        &self,
+        token: &str,
+        arrived: std::time::Instant,
+    ) -> Result<Arc<Principal>, AuthError> {
         if let Some(key) = token.strip_prefix(API_KEY_PREFIX) {
-            return self.verify_api_key(key).await;
+            return self.verify_api_key(key, arrived).await;
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("not a JWT ({e})")))?;
@@ -330,14 +335,18 @@ impl Authenticator {
 impl Authenticator {
     /// `<id>_<secret>` of an API key: one lookup by id, and one argon2 verification the first
     /// time (then remembered while the stored hash stays the same).
-    async fn verify_api_key(&self, key: &str) -> Result<Arc<Principal>, AuthError> {
+    async fn verify_api_key(
+        &self,
+        key: &str,
+        arrived: std::time::Instant,
+    ) -> Result<Arc<Principal>, AuthError> {
         let (id, secret) = key
             .split_once('_')
             .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
             .ok_or_else(|| AuthError::Invalid("a malformed API key".into()))?;
         let row = self
             .store
-            .api_key(id)
+            .api_key(id, arrived)
             .await
             .map_err(|e| AuthError::Unavailable(e.to_string()))?
             .ok_or_else(|| AuthError::Invalid("unknown or revoked API key".into()))?;

@@ -291,14 +291,18 @@ impl Catalog {
         };
         caller
             .access
-            .get_or_try_init(|| async { self.access_by_id(id).await })
+            .get_or_try_init(|| async { self.access_by_id(id, caller.arrived).await })
             .await
             .cloned()
     }
 
     /// A principal's [`Access`], indexed once per version the store hands out.
-    pub(super) async fn access_by_id(&self, id: &str) -> CatalogResult<Option<Arc<Access>>> {
-        let Some(stored) = self.store.principal_access(id).await? else {
+    pub(super) async fn access_by_id(
+        &self,
+        id: &str,
+        since: std::time::Instant,
+    ) -> CatalogResult<Option<Arc<Access>>> {
+        let Some(stored) = self.store.principal_access(id, since).await? else {
             return Ok(None);
         };
         if let Some((seen, access)) = self.access_index.get(id)

@@ -46,6 +46,8 @@ impl Principal {
 pub struct Caller {
     pub principal: Arc<Principal>,
     pub request_id: Option<String>,
+    /// When the request arrived: what it reads of access is at least that fresh.
+    pub arrived: std::time::Instant,
     idempotency: Option<IdempotencyRecord>,
     /// What the principal may do, read at the first decision of the request.
     pub(super) access: Arc<tokio::sync::OnceCell<Option<Arc<super::authz::Access>>>>,
@@ -56,6 +58,7 @@ impl Caller {
         Self {
             principal,
             request_id,
+            arrived: std::time::Instant::now(),
             idempotency: None,
             access: Arc::default(),
         }
@@ -80,6 +83,11 @@ impl Caller {
             }),
             None,
         )
+    }
+
+    /// The same caller, its request having arrived at `arrived`.
+    pub fn arrived_at(self, arrived: std::time::Instant) -> Self {
+        Self { arrived, ..self }
     }
 
     /// The same caller carrying the idempotency record of the mutation it is about to make.

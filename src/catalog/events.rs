@@ -181,7 +181,10 @@ impl Reader {
             return Ok(events);
         }
         // A principal deleted since it subscribed reads nothing more.
-        let Some(stored) = store.principal_access(&self.principal_id).await? else {
+        let Some(stored) = store
+            .principal_access(&self.principal_id, std::time::Instant::now())
+            .await?
+        else {
             return Ok(Vec::new());
         };
         let access = super::authz::Access::of(&stored);

@@ -48,7 +48,16 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let arrived = Instant::now();
+        self.read_since(key, Instant::now(), query).await
+    }
+
+    /// The value of `key`, from a read that started after `arrived` (when the request that
+    /// asks arrived: one read then serves all of that request's questions).
+    pub async fn read_since<F, Fut, E>(&self, key: K, arrived: Instant, query: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
         let slot = self.slots.get_with(key, || Arc::new(Mutex::new(None)));
         let mut last = slot.lock().await;
         if let Some(read) = last.as_ref()

@@ -691,8 +691,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores a new API key for the principal named `principal`; `MissingReference` if there
     /// is no such principal. The row's principal fields are ignored.
     async fn create_api_key(&self, principal: &str, row: &ApiKeyRow) -> StoreResult<()>;
-    /// A key by its public id, with its principal.
-    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>>;
+    /// A key by its public id, with its principal, as of a moment after `since` (when the
+    /// asking request arrived).
+    async fn api_key(&self, id: &str, since: std::time::Instant) -> StoreResult<Option<ApiKeyRow>>;
     /// The keys of a principal, or of every principal.
     async fn list_api_keys(&self, principal: Option<&str>) -> StoreResult<Vec<ApiKeyRow>>;
     /// Revokes (deletes) a key; `false` if there is no such key.
@@ -717,9 +718,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn role_grants(&self, role: &str) -> StoreResult<Option<Vec<GrantRow>>>;
     /// What a principal may do (`None`: there is no such principal any more). Served from
     /// memory while the access epoch stands (see [`AccessCache`]).
+    /// `since`: when the asking request arrived (changes acknowledged before then are seen).
     async fn principal_access(
         &self,
         principal_id: &str,
+        since: std::time::Instant,
     ) -> StoreResult<Option<Arc<PrincipalAccess>>>;
 }
 

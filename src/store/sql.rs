@@ -454,12 +454,12 @@ macro_rules! sql_store {
                 }
             }
 
-            /// The access epoch, from a read that started after this call (see
+            /// The access epoch, from a read that started after `since` (see
             /// [`AccessCache`](crate::store::AccessCache)).
-            async fn access_epoch(&self) -> StoreResult<i64> {
+            async fn access_epoch(&self, since: std::time::Instant) -> StoreResult<i64> {
                 self.access
                     .epochs
-                    .read((), || async {
+                    .read_since((), since, || async {
                         let _t = self.time("access_epoch");
                         sqlx::query_scalar("SELECT n FROM access_epoch")
                             .fetch_one(&mut *self.read_conn().await?)
@@ -1521,8 +1521,8 @@ macro_rules! sql_store {
                 if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::MissingReference) }
             }
 
-            async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRow>> {
-                let epoch = self.access_epoch().await?;
+            async fn api_key(&self, id: &str, since: std::time::Instant) -> StoreResult<Option<ApiKeyRow>> {
+                let epoch = self.access_epoch(since).await?;
                 if let Some(row) = self.access.api_key(id, epoch) {
                     return Ok(row);
                 }
@@ -1729,8 +1729,12 @@ macro_rules! sql_store {
                 rows.iter().map(grant_from_row).collect::<StoreResult<Vec<_>>>().map(Some)
             }
 
-            async fn principal_access(&self, principal_id: &str) -> StoreResult<Option<std::sync::Arc<PrincipalAccess>>> {
-                let epoch = self.access_epoch().await?;
+            async fn principal_access(
+                &self,
+                principal_id: &str,
+                since: std::time::Instant,
+            ) -> StoreResult<Option<std::sync::Arc<PrincipalAccess>>> {
+                let epoch = self.access_epoch(since).await?;
                 if let Some(access) = self.access.principal(principal_id, epoch) {
                     return Ok(access);
                 }
