@@ -255,18 +255,21 @@ impl Catalog {
         }
     }
 
-    /// Grants (`grant`) or revokes a privilege on an object to or from a role.
+    /// Grants (`grant`) or revokes a privilege on an object of a warehouse (by name; `None`:
+    /// the default one) to or from a role. The caller is authorized before the warehouse is
+    /// looked up, so a refusal does not tell which warehouses exist.
     pub async fn change_grant(
         &self,
         caller: &Caller,
         role: &str,
         privilege: &str,
-        warehouse: &Warehouse,
+        warehouse: Option<&str>,
         object: GrantObject,
         grant: bool,
     ) -> CatalogResult<()> {
         self.authorize(caller, Privilege::Admin, Target::Server)
             .await?;
+        let warehouse = self.warehouse(warehouse).await?;
         if Privilege::parse(privilege).is_none() {
             return Err(CatalogError::BadRequest(format!(
                 "privilege '{}' is not one of {}",
