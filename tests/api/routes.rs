@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::common::{
-    ADMIN_ID, ADMIN_SECRET, Backend, Resp, TestApp, add_one_function, auth_args, simple_schema,
+    ADMIN_ID, ADMIN_SECRET, Backend, Resp, TestApp, add_one_function, append_commit, auth_args,
+    next_snapshot_id, simple_schema,
 };
 
 /// A principal that holds no grant, ever.
@@ -77,6 +78,9 @@ enum Make {
     Principal,
     /// An API key of [`NOBODY`] (to revoke).
     ApiKey,
+    /// A plan of table `t` split in plan tasks (kept by the server until fetched or
+    /// cancelled).
+    SplitPlan,
 }
 
 enum Body {
@@ -112,7 +116,9 @@ struct Fx {
     /// (kept: dropping a view leaves its files), to register again.
     table_location: String,
     view_location: String,
+    /// A split plan of table `t` and one of its plan tasks.
     plan_id: String,
+    plan_task: String,
     /// For names an operation creates.
     fresh: String,
     /// The credentials of [`NOBODY`], for the token endpoint.
@@ -311,23 +317,28 @@ const OPERATIONS: &[Operation] = &[
             json!({"table-changes": [change]}),
         )
     }),
-    // Scan planning. The fixture's plan is of an empty table, so it completed at once and
-    // was never kept: fetching it or its tasks passes authorization and then finds no plan.
+    // Scan planning.
     op("planTableScan", READ_TABLE, 200, |fx| {
         post(fx.v1("/tables/t/plan"), json!({}))
     }),
-    op("fetchPlanningResult", READ_TABLE, 404, |fx| {
-        get(fx.v1(&format!("/tables/t/plan/{}", fx.plan_id)))
-    }),
-    op("cancelPlanning", READ_TABLE, 204, |fx| {
-        delete(fx.v1(&format!("/tables/t/plan/{}", fx.plan_id)))
-    }),
-    op("fetchScanTasks", READ_TABLE, 404, |fx| {
-        post(
-            fx.v1("/tables/t/tasks"),
-            json!({"plan-task": format!("{}:0", fx.plan_id)}),
-        )
-    }),
+    making(
+        Make::SplitPlan,
+        op("fetchPlanningResult", READ_TABLE, 200, |fx| {
+            get(fx.v1(&format!("/tables/t/plan/{}", fx.plan_id)))
+        }),
+    ),
+    making(
+        Make::SplitPlan,
+        op("cancelPlanning", READ_TABLE, 204, |fx| {
+            delete(fx.v1(&format!("/tables/t/plan/{}", fx.plan_id)))
+        }),
+    ),
+    making(
+        Make::SplitPlan,
+        op("fetchScanTasks", READ_TABLE, 200, |fx| {
+            post(fx.v1("/tables/t/tasks"), json!({"plan-task": fx.plan_task}))
+        }),
+    ),
     // Views.
     list("listViews", READ_VIEW, "identifiers", |fx| {
         get(fx.v1("/views"))
@@ -594,7 +605,9 @@ struct World {
 
 impl World {
     async fn start(backend: Backend) -> Self {
-        let app = TestApp::spawn_with(backend, &auth_args()).await;
+        let mut args = auth_args().to_vec();
+        args.extend(["--scan-files-per-task", "1"]);
+        let app = TestApp::spawn_with(backend, &args).await;
         let admin = app.token_for(ADMIN_ID, ADMIN_SECRET).await;
         let mut world = Self {
             app,
@@ -729,7 +742,7 @@ impl World {
             .await;
         self.admin_post(namespaces, json!({"namespace": [ns, "child"]}), ok)
             .await;
-        self.admin_post(&tables, table("t"), ok).await;
+        let t = self.admin_post(&tables, table("t"), ok).await;
         self.admin_post(&views, view("v"), ok).await;
         self.admin_post(
             &format!("/management/v1/warehouses/default/namespaces/{ns}/functions"),
@@ -737,9 +750,10 @@ impl World {
             StatusCode::CREATED,
         )
         .await;
-        let plan = self
-            .admin_post(&format!("{tables}/t/plan"), json!({}), ok)
-            .await;
+        let (plan_id, plan_task) = match operation.make {
+            Make::SplitPlan => self.split_plan(&tables, &t["metadata"]).await,
+            _ => ("no-plan".to_owned(), "no-plan:0".to_owned()),
+        };
         // A table and a view whose metadata files outlive them, to register again.
         self.admin_post(&tables, table("gone_t"), ok).await;
         let gone_table = self
@@ -787,11 +801,74 @@ impl World {
             api_key,
             table_location: text(&gone_table["metadata-location"]),
             view_location: text(&gone_view["metadata-location"]),
-            plan_id: text(&plan["plan-id"]),
+            plan_id,
+            plan_task,
             fresh: format!("fresh_{n}"),
             client: self.nobody_client.clone(),
             data_dir: self.app.dir.path().display().to_string(),
         }
+    }
+
+    /// Gives table `t` (at `tables`/t, its `metadata` as created) a snapshot of two data
+    /// files and plans a scan of it, which splits in two plan tasks (the server runs with
+    /// `--scan-files-per-task 1`): the plan's id and its first task. The manifests are
+    /// written here; the data files need not exist, planning reads manifests only.
+    async fn split_plan(&self, tables: &str, metadata: &Value) -> (String, String) {
+        use iceberg::io::{FileIOBuilder, LocalFsStorageFactory};
+        use iceberg::spec::{
+            DataContentType, DataFileBuilder, DataFileFormat, ManifestListWriter,
+            ManifestWriterBuilder, PartitionSpec, Schema, Struct,
+        };
+        let location = metadata["location"].as_str().expect("a table location");
+        let schema: Schema =
+            serde_json::from_value(metadata["schemas"][0].clone()).expect("an Iceberg schema");
+        let io = FileIOBuilder::new(std::sync::Arc::new(LocalFsStorageFactory)).build();
+        let snapshot_id = next_snapshot_id();
+        let output = |path: String| io.new_output(path).expect("an output file");
+        let mut manifest = ManifestWriterBuilder::new(
+            output(format!("{location}/metadata/{snapshot_id}-m0.avro")),
+            Some(snapshot_id),
+            std::sync::Arc::new(schema),
+            PartitionSpec::unpartition_spec(),
+        )
+        .build_v2_data();
+        for i in 0..2 {
+            let file = DataFileBuilder::default()
+                .content(DataContentType::Data)
+                .file_format(DataFileFormat::Parquet)
+                .file_path(format!("{location}/data/{i}.parquet"))
+                .file_size_in_bytes(100)
+                .record_count(1)
+                .partition_spec_id(0)
+                .partition(Struct::empty())
+                .build()
+                .expect("a data file");
+            manifest.add_file(file, 1).expect("a manifest entry");
+        }
+        let manifest = manifest.write_manifest_file().await.expect("a manifest");
+        // Where `append_commit` names the manifest list.
+        let list = output(format!("{location}/metadata/snap-{snapshot_id}.avro"));
+        let mut list =
+            ManifestListWriter::v2(list.writer().await.expect("a writer"), snapshot_id, None, 1);
+        list.add_manifests(std::iter::once(manifest))
+            .expect("a manifest list");
+        list.close().await.expect("the manifest list written");
+        let ok = StatusCode::OK;
+        self.admin_post(
+            &format!("{tables}/t"),
+            append_commit(metadata, snapshot_id),
+            ok,
+        )
+        .await;
+        let plan = self
+            .admin_post(&format!("{tables}/t/plan"), json!({}), ok)
+            .await;
+        let first_task = plan["plan-tasks"][0].as_str();
+        let text = |v: Option<&str>| {
+            v.unwrap_or_else(|| panic!("a split plan: {plan}"))
+                .to_owned()
+        };
+        (text(plan["plan-id"].as_str()), text(first_task))
     }
 
     /// Names for operation number `n` that name nothing: a namespace, role, principal, API
@@ -806,6 +883,7 @@ impl World {
             table_location: format!("file:///ghost{n}/metadata/00000-ghost.metadata.json"),
             view_location: format!("file:///ghost{n}/metadata/00000-ghost.metadata.json"),
             plan_id: "ghost-plan".to_owned(),
+            plan_task: "ghost-plan:0".to_owned(),
             fresh: format!("ghost_fresh_{n}"),
             client: ("ghost-client".to_owned(), "ghost-secret".to_owned()),
             data_dir: self.app.dir.path().display().to_string(),
