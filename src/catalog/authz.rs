@@ -9,7 +9,8 @@
 //! admin. A refusal is a 403 naming the missing privilege, whether or not the object exists,
 //! so a refusal does not tell which objects exist. Lists show what the caller may read: all
 //! children of a namespace it may read, else only the children it holds `read` on directly
-//! (filtered in the list's one query).
+//! (filtered in the list's one query); below a namespace that does not exist, such a
+//! filtered list is empty too, not a 404.
 
 use std::sync::Arc;
 
