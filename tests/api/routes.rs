@@ -6,6 +6,7 @@
 //! - as a principal that holds no grant: 403 `ForbiddenException` naming the missing
 //!   privilege, on the operation's objects and on objects that do not exist (a list answers
 //!   200 and shows nothing instead);
+//! - as a principal holding every other privilege on the same objects: refused alike;
 //! - as a principal whose one role holds exactly the operation's least privilege: success.
 //!
 //! [`OPERATIONS`] decides for every operationId how to call it and what it needs. An
@@ -57,8 +58,8 @@ enum On {
 
 /// The least privilege of granting and revoking (`grantToRole`, `revokeFromRole`): admin
 /// today. Once holders of `manage-grants` on an object may grant on it, this becomes
-/// `Need::Grants(&[("manage-grants", On::Namespace)])`: the grants those operations make
-/// are on the fixture's namespace already.
+/// `Need::Grants(&[("manage-grants", On::Namespace)])` (and `GRANTABLE` names the new
+/// privilege): the grants those operations make are on the fixture's namespace already.
 const MANAGE_GRANTS: Need = Need::Admin;
 
 /// What a principal without the need gets.
