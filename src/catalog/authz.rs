@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use iceberg::{NamespaceIdent, TableIdent};
 
-use super::ident::display_namespace;
+use super::ident::{display_namespace, validate_namespace, validate_table_name};
 use super::{Caller, Catalog, CatalogError, CatalogResult, Warehouse};
 use crate::store::{GrantObject, GrantRow, ObjectKind, StoreError};
 
@@ -277,6 +277,17 @@ impl Catalog {
                 privilege.escape_debug(),
                 GRANTABLE.map(Privilege::name).join(", ")
             )));
+        }
+        // Names as the catalog allows them, so that a grant or revocation on a name no
+        // object can have is refused rather than stored or ignored.
+        if let GrantObject::Namespace(levels) | GrantObject::Object(_, levels, _) = &object {
+            let namespace = NamespaceIdent::from_vec(levels.clone()).map_err(|_| {
+                CatalogError::BadRequest("the namespace of a grant has no level".into())
+            })?;
+            validate_namespace(&namespace)?;
+        }
+        if let GrantObject::Object(_, _, name) = &object {
+            validate_table_name(name)?;
         }
         let row = GrantRow {
             role: role.to_owned(),

@@ -145,6 +145,10 @@ async fn roles_and_grants_decide(backend: Backend) {
             json!({"privilege": "read", "warehouse": "nowhere"}),
             StatusCode::NOT_FOUND,
         ),
+        (
+            json!({"privilege": "read", "warehouse": "default", "namespace": ["bad\u{1}"]}),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         manage(
             &app,
@@ -155,6 +159,15 @@ async fn roles_and_grants_decide(backend: Backend) {
         )
         .await;
     }
+    // Revoking what cannot be granted is refused as well, not ignored.
+    manage(
+        &app,
+        Method::POST,
+        "/management/v1/roles/team-a/revoke",
+        Some(json!({"privilege": "read", "warehouse": "default", "namespace": ["team_a"], "table": "a/b"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     manage(
         &app,
         Method::POST,
