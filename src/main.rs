@@ -317,10 +317,6 @@ async fn set_member(
 async fn change_grant(caller: &Caller, args: GrantArgs, grant: bool) -> Result<(), String> {
     use serac::store::{GrantObject, ObjectKind};
     let catalog = admin_catalog(&args.database).await?;
-    let warehouse = catalog
-        .warehouse(args.warehouse.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
     let levels = |ns: &str| ns.split('.').map(str::to_owned).collect::<Vec<_>>();
     let object = match (&args.namespace, &args.table, &args.view) {
         (None, _, _) => GrantObject::Warehouse,
@@ -333,7 +329,7 @@ async fn change_grant(caller: &Caller, args: GrantArgs, grant: bool) -> Result<(
             caller,
             &args.role,
             &args.privilege,
-            &warehouse,
+            args.warehouse.as_deref(),
             object,
             grant,
         )

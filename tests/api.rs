@@ -32,6 +32,8 @@ mod namespaces;
 mod operations;
 #[path = "api/parity.rs"]
 mod parity;
+#[path = "api/routes.rs"]
+mod routes;
 #[path = "api/tables.rs"]
 mod tables;
 #[path = "api/transactions.rs"]

@@ -296,10 +296,16 @@ async fn change_grant(
     grant: bool,
 ) -> ApiResult<Response> {
     let object = body.object()?;
-    let warehouse = state.catalog.warehouse(Some(&body.warehouse)).await?;
     state
         .catalog
-        .change_grant(caller, role, &body.privilege, &warehouse, object, grant)
+        .change_grant(
+            caller,
+            role,
+            &body.privilege,
+            Some(&body.warehouse),
+            object,
+            grant,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

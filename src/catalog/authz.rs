@@ -16,14 +16,15 @@
 //! the next request on every replica (whatever its tokens still say). A refusal is a 403 naming the missing privilege, whether or not the object exists,
 //! so a refusal does not tell which objects exist. Lists show what the caller may read: all
 //! children of a namespace it may read, else only the children it holds `read` on directly
-//! (filtered in the list's one query).
+//! (filtered in the list's one query); below a namespace that does not exist, such a
+//! filtered list is empty too, not a 404.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use iceberg::{NamespaceIdent, TableIdent};
 
-use super::ident::display_namespace;
+use super::ident::{display_namespace, validate_namespace, validate_table_name};
 use super::{Caller, Catalog, CatalogError, CatalogResult, Warehouse};
 use crate::store::{GrantObject, GrantRow, OWNER, ObjectKind, PrincipalAccess, StoreError};
 
@@ -391,13 +392,15 @@ impl Catalog {
         }
     }
 
-    /// Grants (`grant`) or revokes a privilege on an object to or from a role.
+    /// Grants (`grant`) or revokes a privilege on an object of a warehouse (by name; `None`:
+    /// the default one) to or from a role. The caller is authorized before the warehouse is
+    /// looked up, so a refusal does not tell which warehouses exist.
     pub async fn change_grant(
         &self,
         caller: &Caller,
         role: &str,
         privilege: &str,
-        warehouse: &Warehouse,
+        warehouse: Option<&str>,
         object: GrantObject,
         grant: bool,
     ) -> CatalogResult<()> {
@@ -429,12 +432,24 @@ impl Catalog {
         };
         self.authorize(caller, Privilege::ManageGrants, target)
             .await?;
+        let warehouse = self.warehouse(warehouse).await?;
         if Privilege::parse(privilege).is_none() {
             return Err(CatalogError::BadRequest(format!(
                 "privilege '{}' is not one of {}",
                 privilege.escape_debug(),
                 GRANTABLE.map(Privilege::name).join(", ")
             )));
+        }
+        // Names as the catalog allows them, so that a grant or revocation on a name no
+        // object can have is refused rather than stored or ignored.
+        if let GrantObject::Namespace(levels) | GrantObject::Object(_, levels, _) = &object {
+            let namespace = NamespaceIdent::from_vec(levels.clone()).map_err(|_| {
+                CatalogError::BadRequest("the namespace of a grant has no level".into())
+            })?;
+            validate_namespace(&namespace)?;
+        }
+        if let GrantObject::Object(_, _, name) = &object {
+            validate_table_name(name)?;
         }
         let row = GrantRow {
             role: role.to_owned(),

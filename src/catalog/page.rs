@@ -31,6 +31,16 @@ pub struct Paged<T> {
     pub next_page_token: Option<String>,
 }
 
+impl<T> Paged<T> {
+    /// No results and no next page.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            next_page_token: None,
+        }
+    }
+}
+
 impl PageRequest {
     pub(crate) fn parse(&self) -> CatalogResult<Page> {
         if self.size == Some(0) {

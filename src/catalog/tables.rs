@@ -273,8 +273,15 @@ impl Catalog {
                     .list_functions(&warehouse.id, namespace, query)
                     .await?
             }
-        }
-        .ok_or_else(|| no_such_namespace(namespace))?;
+        };
+        let Some(names) = names else {
+            // A caller that may not read the namespace is shown nothing either way, so the
+            // answer does not tell whether the namespace exists.
+            if visible_to.is_some() {
+                return Ok(Paged::empty());
+            }
+            return Err(no_such_namespace(namespace));
+        };
         let idents = names
             .into_iter()
             .map(|name| TableIdent::new(namespace.clone(), name))

@@ -7,20 +7,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::common::{Backend, Resp, TestApp};
-
-const ADMIN_ID: &str = "platform-admin";
-const ADMIN_SECRET: &str = "a-long-bootstrap-secret";
+use crate::common::{ADMIN_ID, ADMIN_SECRET, Backend, Resp, TestApp, auth_args};
 
 async fn spawn_authenticated(backend: Backend, extra: &[&str]) -> TestApp {
-    let mut args = vec![
-        "--auth",
-        "oauth2",
-        "--bootstrap-client-id",
-        ADMIN_ID,
-        "--bootstrap-client-secret",
-        ADMIN_SECRET,
-    ];
+    let mut args = auth_args().to_vec();
     args.extend_from_slice(extra);
     TestApp::spawn_with(backend, &args).await
 }

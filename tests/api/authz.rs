@@ -6,40 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::common::{Backend, TestApp};
-
-const ADMIN_ID: &str = "platform-admin";
-const ADMIN_SECRET: &str = "a-long-bootstrap-secret";
-
-fn auth_args() -> [&'static str; 6] {
-    [
-        "--auth",
-        "oauth2",
-        "--bootstrap-client-id",
-        ADMIN_ID,
-        "--bootstrap-client-secret",
-        ADMIN_SECRET,
-    ]
-}
-
-async fn token(app: &TestApp, id: &str, secret: &str) -> String {
-    let r = app
-        .client
-        .post(app.url("/v1/oauth/tokens"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
+use crate::common::{ADMIN_ID, ADMIN_SECRET, Backend, TestApp, auth_args};
 
 /// Sends a management request as the current principal and checks its status.
 async fn manage(
@@ -77,7 +44,7 @@ fn names(listing: &Value, key: &str) -> Vec<String> {
 
 async fn roles_and_grants_decide(backend: Backend) {
     let mut app = TestApp::spawn_with(backend, &auth_args()).await;
-    let admin = token(&app, ADMIN_ID, ADMIN_SECRET).await;
+    let admin = app.token_for(ADMIN_ID, ADMIN_SECRET).await;
     app.token = Some(admin.clone());
     let ns = "/v1/namespaces";
     for levels in [vec!["team_a", "l1", "l2"], vec!["team_b"]] {
@@ -178,6 +145,10 @@ async fn roles_and_grants_decide(backend: Backend) {
             json!({"privilege": "read", "warehouse": "nowhere"}),
             StatusCode::NOT_FOUND,
         ),
+        (
+            json!({"privilege": "read", "warehouse": "default", "namespace": ["bad\u{1}"]}),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         manage(
             &app,
@@ -188,6 +159,15 @@ async fn roles_and_grants_decide(backend: Backend) {
         )
         .await;
     }
+    // Revoking what cannot be granted is refused as well, not ignored.
+    manage(
+        &app,
+        Method::POST,
+        "/management/v1/roles/team-a/revoke",
+        Some(json!({"privilege": "read", "warehouse": "default", "namespace": ["team_a"], "table": "a/b"})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     manage(
         &app,
         Method::POST,
@@ -197,18 +177,18 @@ async fn roles_and_grants_decide(backend: Backend) {
     )
     .await;
 
-    let alice = token(
-        &app,
-        creds[0]["client-id"].as_str().unwrap(),
-        creds[0]["client-secret"].as_str().unwrap(),
-    )
-    .await;
-    let bob = token(
-        &app,
-        creds[1]["client-id"].as_str().unwrap(),
-        creds[1]["client-secret"].as_str().unwrap(),
-    )
-    .await;
+    let alice = app
+        .token_for(
+            creds[0]["client-id"].as_str().unwrap(),
+            creds[0]["client-secret"].as_str().unwrap(),
+        )
+        .await;
+    let bob = app
+        .token_for(
+            creds[1]["client-id"].as_str().unwrap(),
+            creds[1]["client-secret"].as_str().unwrap(),
+        )
+        .await;
     let deep = "/v1/namespaces/team_a%1Fl1%1Fl2/tables/deep";
 
     // A grant on a namespace reaches a table three levels down; the other team's does not.
@@ -427,7 +407,7 @@ impl TestApp {
 /// it may read.
 async fn the_feed_shows_what_a_principal_may_read(backend: Backend) {
     let mut app = TestApp::spawn_with(backend, &auth_args()).await;
-    let admin = token(&app, ADMIN_ID, ADMIN_SECRET).await;
+    let admin = app.token_for(ADMIN_ID, ADMIN_SECRET).await;
     app.token = Some(admin.clone());
     app.create_namespace(&["visible"]).await;
     app.create_namespace(&["hidden"]).await;
@@ -463,12 +443,12 @@ async fn the_feed_shows_what_a_principal_may_read(backend: Backend) {
         StatusCode::NO_CONTENT,
     )
     .await;
-    let watcher = token(
-        &app,
-        c["client-id"].as_str().unwrap(),
-        c["client-secret"].as_str().unwrap(),
-    )
-    .await;
+    let watcher = app
+        .token_for(
+            c["client-id"].as_str().unwrap(),
+            c["client-secret"].as_str().unwrap(),
+        )
+        .await;
     app.token = Some(watcher);
     let mut feed = app.feed("").await;
     app.token = Some(admin);
@@ -764,7 +744,7 @@ async fn the_cli_manages_roles_and_grants() {
         stdout
     };
     let mut app = TestApp::spawn_on(Backend::Sqlite, dir, database.clone(), &auth_args()).await;
-    app.token = Some(token(&app, ADMIN_ID, ADMIN_SECRET).await);
+    app.token = Some(app.token_for(ADMIN_ID, ADMIN_SECRET).await);
     let created = serac(&["principal", "create", "carol"]);
     let field = |name: &str| {
         created
@@ -790,7 +770,7 @@ async fn the_cli_manages_roles_and_grants() {
     assert!(serac(&["role", "list"]).contains("analysts\tcarol"));
     assert!(serac(&["role", "grants", "analysts"]).contains("read\tdefault\tnamespace sales"));
 
-    app.token = Some(token(&app, &id, &secret).await);
+    app.token = Some(app.token_for(&id, &secret).await);
     assert_eq!(app.get("/v1/namespaces/sales").await.status, StatusCode::OK);
     serac(&[
         "role",

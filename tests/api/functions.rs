@@ -2,32 +2,14 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::common::{Backend, TestApp};
-
-fn add_one() -> Value {
-    json!({
-        "function-uuid": "42fd3f91-bc10-41c1-8a52-92b57dd0a9b2",
-        "format-version": 1,
-        "definitions": [{
-            "definition-id": "int",
-            "parameters": [{"name": "x", "type": "int"}],
-            "return-type": "int",
-            "function-type": "udf",
-            "current-version-id": 1,
-            "versions": [{"version-id": 1, "timestamp-ms": 1, "representations": [
-                {"type": "sql", "dialect": "spark", "sql": "x + 1"}]}]
-        }],
-        "definition-log": [{"timestamp-ms": 1, "definition-versions": [{"definition-id": "int", "version-id": 1}]}],
-        "properties": {"owner": "ana"}
-    })
-}
+use crate::common::{Backend, TestApp, add_one_function};
 
 async fn functions_are_created_listed_and_loaded(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_namespace(&["fns"]).await;
     let create = |name: &str, metadata: Value| json!({"name": name, "metadata": metadata});
     let url = "/management/v1/warehouses/default/namespaces/fns/functions";
-    let r = app.post(url, &create("add_one", add_one())).await;
+    let r = app.post(url, &create("add_one", add_one_function())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let created = r.json();
     let location = created["metadata-location"].as_str().unwrap().to_owned();
@@ -39,10 +21,10 @@ async fn functions_are_created_listed_and_loaded(backend: Backend) {
             .starts_with("file://")
     );
 
-    app.post(url, &create("add_one", add_one()))
+    app.post(url, &create("add_one", add_one_function()))
         .await
         .assert_error(StatusCode::CONFLICT, "AlreadyExistsException");
-    let mut invalid = add_one();
+    let mut invalid = add_one_function();
     invalid["definitions"][0]["current-version-id"] = json!(9);
     let message = app
         .post(url, &create("bad", invalid))
@@ -54,7 +36,7 @@ async fn functions_are_created_listed_and_loaded(backend: Backend) {
         .assert_error(StatusCode::BAD_REQUEST, "BadRequestException");
     app.post(
         "/management/v1/warehouses/default/namespaces/nope/functions",
-        &create("f", add_one()),
+        &create("f", add_one_function()),
     )
     .await
     .assert_error(StatusCode::NOT_FOUND, "NoSuchNamespaceException");
@@ -78,7 +60,7 @@ async fn functions_are_created_listed_and_loaded(backend: Backend) {
 
     // The CLI validates and creates too.
     let file = app.dir.path().join("f.json");
-    std::fs::write(&file, add_one().to_string()).unwrap();
+    std::fs::write(&file, add_one_function().to_string()).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
         .args([
             "function",

@@ -8,7 +8,8 @@ Run against a live server:
   operation in `openapi/serac.yaml` and checks each response: no 5xx, a documented status
   code, a documented content type, a body that matches the documented schema, and no
   schema-violating request accepted. The `prefix` is pinned to the default warehouse and
-  some operations to a fixture namespace and table; what the run creates is dropped after.
+  some operations to a fixture namespace and table, role and principal; the namespaces the
+  run creates are dropped after.
 * `test_config_endpoints_match_document` compares the `endpoints` that `GET /v1/config`
   advertises with the catalog operations of the document.
 * `test_unserved_operations` prints the operations of the upstream Iceberg REST spec
@@ -47,6 +48,8 @@ SERAC_ONLY_PREFIXES = ("/management/", "/health", "/ready", "/metrics", "/v1/eve
 PREFIX = "default"
 NAMESPACE = "contract"
 TABLE = "t1"
+ROLE = "contract-role"
+PRINCIPAL = "contract-principal"
 SEED = 20240601
 MAX_EXAMPLES = 25
 STATEFUL_EXAMPLES = 40
@@ -152,7 +155,8 @@ def _drop_namespace_with_tables(ns: tuple[str, ...]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def fixtures_on_server():
-    """A namespace and a table that generated requests for existing objects can reach.
+    """A namespace, a table, a role and a principal that generated requests for existing
+    objects can reach.
 
     Everything the run creates in the default warehouse is dropped afterwards, so later
     tests against the same server see no generated namespaces.
@@ -170,6 +174,10 @@ def fixtures_on_server():
         timeout=30,
     )
     assert r.status_code in (200, 409), r.text
+    r = requests.post(_url("/management/v1/roles"), json={"name": ROLE}, timeout=30)
+    assert r.status_code in (201, 409), r.text
+    r = requests.post(_url("/management/v1/principals"), json={"name": PRINCIPAL}, timeout=30)
+    assert r.status_code in (201, 409), r.text
     yield
     created = sorted(_all_namespaces() - (before - {(NAMESPACE,)}), key=len, reverse=True)
     problems = []
@@ -197,6 +205,11 @@ ON_NAMESPACE = (
     "registerTable",
 )
 ON_TABLE = ("loadTable", "tableExists", "updateTable", "reportMetrics")
+# Access operations whose generated requests should reach the fixture role / principal
+# (those that would delete them are left to generated names).
+ON_ROLE_AND_MEMBER = ("addRoleMember", "removeRoleMember")
+ON_ROLE = ("listRoleGrants", "grantToRole", "revokeFromRole")
+ON_PRINCIPAL = ("rotatePrincipalSecret", "createApiKey")
 
 
 def _toml_list(items) -> str:
@@ -248,6 +261,18 @@ parameters = {{ "path.namespace" = {json.dumps(NAMESPACE)} }}
 [[operations]]
 include-operation-id = {_toml_list(ON_TABLE)}
 parameters = {{ "path.namespace" = {json.dumps(NAMESPACE)}, "path.table" = {json.dumps(TABLE)} }}
+
+[[operations]]
+include-operation-id = {_toml_list(ON_ROLE_AND_MEMBER)}
+parameters = {{ "path.role" = {json.dumps(ROLE)}, "path.principal" = {json.dumps(PRINCIPAL)} }}
+
+[[operations]]
+include-operation-id = {_toml_list(ON_ROLE)}
+parameters = {{ "path.role" = {json.dumps(ROLE)} }}
+
+[[operations]]
+include-operation-id = {_toml_list(ON_PRINCIPAL)}
+parameters = {{ "path.name" = {json.dumps(PRINCIPAL)} }}
 """
 
 

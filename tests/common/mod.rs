@@ -91,6 +91,22 @@ pub async fn database_url(backend: Backend, dir: &Path) -> String {
     }
 }
 
+/// The bootstrap admin of a server started with [`auth_args`].
+pub const ADMIN_ID: &str = "platform-admin";
+pub const ADMIN_SECRET: &str = "a-long-bootstrap-secret";
+
+/// `serac serve` flags for authentication on, with the bootstrap admin.
+pub fn auth_args() -> [&'static str; 6] {
+    [
+        "--auth",
+        "oauth2",
+        "--bootstrap-client-id",
+        ADMIN_ID,
+        "--bootstrap-client-secret",
+        ADMIN_SECRET,
+    ]
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -177,6 +193,27 @@ impl TestApp {
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// A token for a principal's client id and secret (the request must succeed).
+    pub async fn token_for(&self, id: &str, secret: &str) -> String {
+        let r = self
+            .client
+            .post(self.url("/v1/oauth/tokens"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .expect("token request sent");
+        let r = Resp::from(r).await;
+        assert_eq!(r.status, StatusCode::OK, "token for '{id}': {}", r.text);
+        r.json()["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_owned()
     }
 
     /// Stops the server and hands back its data directory and database.
@@ -351,6 +388,25 @@ pub fn simple_schema() -> Value {
             {"id": 2, "name": "data", "required": false, "type": "string"},
             {"id": 3, "name": "ts", "required": false, "type": "timestamptz"}
         ]
+    })
+}
+
+/// The metadata of a function `x + 1`, as the Iceberg REST spec defines function metadata.
+pub fn add_one_function() -> Value {
+    json!({
+        "function-uuid": "42fd3f91-bc10-41c1-8a52-92b57dd0a9b2",
+        "format-version": 1,
+        "definitions": [{
+            "definition-id": "int",
+            "parameters": [{"name": "x", "type": "int"}],
+            "return-type": "int",
+            "function-type": "udf",
+            "current-version-id": 1,
+            "versions": [{"version-id": 1, "timestamp-ms": 1, "representations": [
+                {"type": "sql", "dialect": "spark", "sql": "x + 1"}]}]
+        }],
+        "definition-log": [{"timestamp-ms": 1, "definition-versions": [{"definition-id": "int", "version-id": 1}]}],
+        "properties": {"owner": "ana"}
     })
 }
 
