@@ -405,6 +405,28 @@ impl Catalog {
         grant: bool,
     ) -> CatalogResult<()> {
         // Admins may grant anything; others need manage-grants on the object (owners hold it).
+        // A warehouse that does not exist is a 404 for admins only: others are refused as for
+        // any warehouse, so a refusal does not tell which warehouses exist.
+        let warehouse = match self.warehouse(warehouse).await {
+            Ok(found) => found,
+            Err(CatalogError::NoSuchWarehouse(msg)) => {
+                if self
+                    .allows(caller, Privilege::Admin, Target::Server)
+                    .await?
+                {
+                    return Err(CatalogError::NoSuchWarehouse(msg));
+                }
+                return Err(CatalogError::Forbidden {
+                    privilege: Privilege::ManageGrants.name(),
+                    message: format!(
+                        "principal '{}' lacks the 'manage-grants' privilege on the object of the grant",
+                        caller.principal.name
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let warehouse = warehouse.as_ref();
         let object_ident = match &object {
             GrantObject::Object(_, ns, name) => Some(TableIdent::new(
                 NamespaceIdent::from_vec(ns.clone())
@@ -432,7 +454,6 @@ impl Catalog {
         };
         self.authorize(caller, Privilege::ManageGrants, target)
             .await?;
-        let warehouse = self.warehouse(warehouse).await?;
         if Privilege::parse(privilege).is_none() {
             return Err(CatalogError::BadRequest(format!(
                 "privilege '{}' is not one of {}",

@@ -493,8 +493,7 @@ async fn principal_in_role(app: &TestApp, name: &str, admin: bool) -> String {
         StatusCode::NO_CONTENT,
     )
     .await;
-    token(
-        app,
+    app.token_for(
         c["client-id"].as_str().unwrap(),
         c["client-secret"].as_str().unwrap(),
     )
@@ -527,7 +526,7 @@ async fn grant_on(
 /// once; on another replica, a table just made is its owner's at once.
 async fn creators_own_and_managers_grant(backend: Backend) {
     let mut app = TestApp::spawn_with(backend, &auth_args()).await;
-    let admin = token(&app, ADMIN_ID, ADMIN_SECRET).await;
+    let admin = app.token_for(ADMIN_ID, ADMIN_SECRET).await;
     app.token = Some(admin.clone());
     for levels in [["proj"], ["shared"], ["other"]] {
         app.create_namespace(&levels).await;
