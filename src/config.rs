@@ -163,6 +163,11 @@ pub enum PrincipalCommand {
         /// Allowed everything, server-wide (warehouses, principals, audit log).
         #[arg(long)]
         admin: bool,
+        /// A principal of the OpenID Connect provider (`--oidc-issuer`), named as its tokens'
+        /// principal claim names it: made ahead of its first sign-in so that it can be given
+        /// roles. It has no secret.
+        #[arg(long)]
+        external: bool,
         #[command(flatten)]
         database: DatabaseArgs,
     },

@@ -202,6 +202,7 @@ impl Authenticator {
             client_id: client_id.to_owned(),
             secret_hash: hash_blocking(secret.to_owned()).await?,
             admin: true,
+            external: false,
             created_at_ms: now_ms(),
         };
         match self.store.create_principal(&row, true).await {
@@ -221,7 +222,9 @@ impl Authenticator {
             .store
             .principal_by_client_id(client_id)
             .await
-            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+            .map_err(|e| TokenError::Unavailable(e.to_string()))?
+            // External principals sign in through their identity provider only.
+            .filter(|p| !p.external);
         let hash = found.as_ref().map_or_else(
             || secrets::decoy_hash().to_owned(),
             |p| p.secret_hash.clone(),
@@ -374,6 +377,8 @@ impl Authenticator {
 pub mod principals {
     use super::*;
 
+    pub use crate::store::PrincipalRow;
+
     /// Why a principal or API key could not be made or changed.
     #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
     pub enum PrincipalError {
@@ -428,6 +433,7 @@ pub mod principals {
                     .await
                     .map_err(PrincipalError::Failed)?,
                 admin,
+                external: false,
                 created_at_ms: now_ms(),
             };
             match self.store.create_principal(&row, false).await {
@@ -436,6 +442,34 @@ pub mod principals {
                     client_id,
                     client_secret,
                 }),
+                Err(StoreError::AlreadyExists) => Err(PrincipalError::AlreadyExists(format!(
+                    "principal '{name}' already exists"
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        /// A principal of the OpenID Connect provider (signs in with the provider's tokens,
+        /// has no secret): made by an admin ahead of its first sign-in, so that it can be
+        /// given roles, or at its first request.
+        pub async fn create_external(
+            &self,
+            name: &str,
+            admin: bool,
+        ) -> Result<PrincipalRow, PrincipalError> {
+            validate_name(name).map_err(PrincipalError::Invalid)?;
+            let row = PrincipalRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                name: name.to_owned(),
+                // Never shown, and the token endpoint refuses external principals anyway.
+                client_id: uuid::Uuid::new_v4().simple().to_string(),
+                secret_hash: EXTERNAL_SECRET_HASH.to_owned(),
+                admin,
+                external: true,
+                created_at_ms: now_ms(),
+            };
+            match self.store.create_principal(&row, false).await {
+                Ok(_) => Ok(row),
                 Err(StoreError::AlreadyExists) => Err(PrincipalError::AlreadyExists(format!(
                     "principal '{name}' already exists"
                 ))),
@@ -473,6 +507,10 @@ pub mod principals {
             }
         }
     }
+
+    /// The stored "hash" of an external principal's secret: not a PHC string, so no secret
+    /// ever verifies against it.
+    pub const EXTERNAL_SECRET_HASH: &str = "!external: signs in through the identity provider";
 
     /// 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.' and '@' (a name shows in logs
     /// and events, and may be a client id).
@@ -539,6 +577,16 @@ pub mod principals {
         }
 
         pub async fn rotate_secret(&self, name: &str) -> Result<Credentials, PrincipalError> {
+            if self
+                .store
+                .principal_by_name(name)
+                .await?
+                .is_some_and(|p| p.external)
+            {
+                return Err(PrincipalError::Invalid(format!(
+                    "principal '{name}' is external: it signs in through the identity provider and has no secret"
+                )));
+            }
             let client_secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
             let hash = hash_blocking(client_secret.clone())
                 .await
