@@ -7,8 +7,12 @@
 //! `kid` makes the verifier reload the stored keys once. Verifying a token costs a few
 //! microseconds and no database round trip; the principal's name and admin flag travel in
 //! the token. Client secrets are stored only as argon2id hashes ([`secrets`]).
+//!
+//! Every verified JWT is remembered until it expires ([`token_cache`]), so a client's
+//! repeated requests with one token cost a hash lookup.
 
 pub mod secrets;
+pub mod token_cache;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -114,6 +118,8 @@ pub struct Authenticator {
     /// When an unknown `kid` last made this replica read the stored keys: forged tokens
     /// with made-up kids cost at most one query per [`KEY_RELOAD_INTERVAL`].
     last_key_reload: std::sync::Mutex<Option<std::time::Instant>>,
+    /// JWTs verified lately, until they expire.
+    verified_tokens: token_cache::TokenCache,
 }
 
 /// See `Authenticator::last_key_reload`.
@@ -176,6 +182,7 @@ impl Authenticator {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             last_key_reload: std::sync::Mutex::new(None),
+            verified_tokens: token_cache::TokenCache::new(),
         };
         if settings.mode == AuthMode::Oauth2
             && let Some((client_id, secret)) = &settings.bootstrap
@@ -273,6 +280,17 @@ impl Authenticator {
         if let Some(key) = token.strip_prefix(API_KEY_PREFIX) {
             return self.verify_api_key(key).await;
         }
+        if let Some(principal) = self.verified_tokens.get(token) {
+            return Ok(principal);
+        }
+        let (principal, expires_at) = self.verify_jwt(token).await?;
+        self.verified_tokens
+            .insert(token, principal.clone(), expires_at);
+        Ok(principal)
+    }
+
+    /// A JWT Serac issued: the principal and the token's `exp`.
+    async fn verify_jwt(&self, token: &str) -> Result<(Arc<Principal>, i64), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("not a JWT ({e})")))?;
         if header.alg != Algorithm::HS256 {
@@ -314,11 +332,12 @@ impl Authenticator {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
             _ => AuthError::Invalid(e.to_string()),
         })?;
-        Ok(Arc::new(Principal {
+        let principal = Arc::new(Principal {
             id: Some(data.claims.sub),
             name: data.claims.name,
             unrestricted: data.claims.admin,
-        }))
+        });
+        Ok((principal, data.claims.exp))
     }
 }
 
