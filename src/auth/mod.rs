@@ -8,9 +8,11 @@
 //! microseconds and no database round trip; the principal's name and admin flag travel in
 //! the token. Client secrets are stored only as argon2id hashes ([`secrets`]).
 //!
-//! Every verified JWT is remembered until it expires ([`token_cache`]), so a client's
-//! repeated requests with one token cost a hash lookup.
+//! With `--oidc-issuer`, bearer JWTs of an external identity provider are accepted too
+//! ([`oidc`]). Every verified JWT is remembered until it expires ([`token_cache`]), so a
+//! client's repeated requests with one token cost a hash lookup.
 
+pub mod oidc;
 pub mod secrets;
 pub mod token_cache;
 
@@ -46,6 +48,8 @@ pub struct AuthSettings {
     pub signing_key_file: Option<PathBuf>,
     /// `SERAC_BOOTSTRAP_CLIENT_ID` and `SERAC_BOOTSTRAP_CLIENT_SECRET`.
     pub bootstrap: Option<(String, String)>,
+    /// An external identity provider whose tokens are accepted too (`--oidc-issuer`).
+    pub oidc: Option<oidc::OidcSettings>,
 }
 
 /// Why a request's credentials were not accepted (a 401).
@@ -118,7 +122,9 @@ pub struct Authenticator {
     /// When an unknown `kid` last made this replica read the stored keys: forged tokens
     /// with made-up kids cost at most one query per [`KEY_RELOAD_INTERVAL`].
     last_key_reload: std::sync::Mutex<Option<std::time::Instant>>,
-    /// JWTs verified lately, until they expire.
+    /// The external identity provider, with `--oidc-issuer`.
+    oidc: Option<oidc::Oidc>,
+    /// JWTs verified lately (Serac's and the provider's), until they expire.
     verified_tokens: token_cache::TokenCache,
 }
 
@@ -167,6 +173,12 @@ impl Authenticator {
                 true,
             ),
         };
+        let oidc = match &settings.oidc {
+            Some(oidc) if settings.mode == AuthMode::Oauth2 => {
+                Some(oidc::Oidc::start(oidc.clone()).await?)
+            }
+            _ => None,
+        };
         let auth = Self {
             mode: settings.mode,
             store,
@@ -182,6 +194,7 @@ impl Authenticator {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             last_key_reload: std::sync::Mutex::new(None),
+            oidc,
             verified_tokens: token_cache::TokenCache::new(),
         };
         if settings.mode == AuthMode::Oauth2
@@ -275,7 +288,8 @@ impl Authenticator {
         true
     }
 
-    /// The principal a bearer token (a JWT Serac issued, or an API key) stands for.
+    /// The principal a bearer token (a JWT Serac issued, an API key, or a JWT of the
+    /// OpenID Connect provider) stands for.
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         if let Some(key) = token.strip_prefix(API_KEY_PREFIX) {
             return self.verify_api_key(key).await;
@@ -283,7 +297,10 @@ impl Authenticator {
         if let Some(principal) = self.verified_tokens.get(token) {
             return Ok(principal);
         }
-        let (principal, expires_at) = self.verify_jwt(token).await?;
+        let (principal, expires_at) = match &self.oidc {
+            Some(oidc) if oidc.claims(token) => oidc.principal(self.store.as_ref(), token).await?,
+            _ => self.verify_jwt(token).await?,
+        };
         self.verified_tokens
             .insert(token, principal.clone(), expires_at);
         Ok(principal)

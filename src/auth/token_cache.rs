@@ -1,8 +1,11 @@
-//! Verified bearer JWTs, remembered until they expire: a client sends the same token with
-//! every request, so after the first one a request costs a hash lookup instead of a
-//! signature check.
+//! Verified bearer JWTs (Serac's own and an identity provider's), remembered until they
+//! expire: a client sends the same token with every request, so after the first one a request
+//! costs a hash lookup instead of a signature check (and, for an external identity, a
+//! database lookup of its principal).
 //!
-//! An entry lives until its token's `exp` and at most [`MAX_TTL`]. Only tokens that verified are kept; memory is bounded by
+//! An entry lives until its token's `exp` and at most [`MAX_TTL`], so that a change of an
+//! external principal (deleted, or made admin) reaches its next request within minutes even
+//! with long-lived tokens. Only tokens that verified are kept; memory is bounded by
 //! [`MAX_BYTES`] of tokens.
 
 use std::sync::Arc;

@@ -8,10 +8,11 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::common::{Backend, TestApp};
 
-const ADMIN_ID: &str = "platform-admin";
-const ADMIN_SECRET: &str = "a-long-bootstrap-secret";
+pub(crate) const ADMIN_ID: &str = "platform-admin";
+pub(crate) const ADMIN_SECRET: &str = "a-long-bootstrap-secret";
 
-fn auth_args() -> [&'static str; 6] {
+/// Authentication on, with the bootstrap admin `ADMIN_ID`.
+pub(crate) fn auth_args() -> [&'static str; 6] {
     [
         "--auth",
         "oauth2",
@@ -23,22 +24,7 @@ fn auth_args() -> [&'static str; 6] {
 }
 
 async fn token(app: &TestApp, id: &str, secret: &str) -> String {
-    let r = app
-        .client
-        .post(app.url("/v1/oauth/tokens"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    app.client_credentials_token(id, secret).await
 }
 
 /// Sends a management request as the current principal and checks its status.
@@ -49,13 +35,7 @@ async fn manage(
     body: Option<Value>,
     status: StatusCode,
 ) -> Value {
-    let r = app.request(method.clone(), path, body.as_ref()).await;
-    assert_eq!(r.status, status, "{method} {path}: {}", r.text);
-    if r.text.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
+    app.manage(method, path, body, status).await
 }
 
 fn names(listing: &Value, key: &str) -> Vec<String> {
