@@ -438,6 +438,13 @@ async fn serve_provider() -> Provider {
                 fetches.fetch_add(1, Ordering::SeqCst);
                 axum::Json(jwks(&["rsa-1"]))
             }),
+        )
+        // A key set larger than Serac reads (1 MiB).
+        .route(
+            "/huge",
+            axum::routing::get(|| async {
+                format!(r#"{{"keys": [], "pad": "{}"}}"#, "x".repeat(2 << 20))
+            }),
         );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Provider { base, key_fetches }
@@ -485,6 +492,30 @@ async fn keys_come_from_a_url_or_discovery(backend: Backend) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // The same token at the server of the other issuer: wrong issuer.
     assert_refused(&app, &rs256("rsa-1", &by_discovery), "wrong issuer").await;
+
+    // A provider whose keys cannot be read does not stop the start; its tokens are a 503
+    // that says why (Serac's own tokens still work), and a fetch is bounded in size.
+    let huge = format!("{}/huge", provider.base);
+    let mut broken =
+        TestApp::spawn_with(backend, &oidc_args(ISSUER, &["--oidc-jwks-url", &huge])).await;
+    let r = as_bearer(
+        &broken,
+        Method::GET,
+        "/v1/namespaces",
+        &rs256("rsa-1", &claims("alice")),
+    )
+    .await;
+    let msg = r.assert_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailableException",
+    );
+    assert!(msg.contains("larger than 1048576 bytes"), "{msg}");
+    broken.token = Some(
+        broken
+            .client_credentials_token(ADMIN_ID, ADMIN_SECRET)
+            .await,
+    );
+    assert_eq!(broken.get("/v1/namespaces").await.status, StatusCode::OK);
 }
 
 both_backends!(
