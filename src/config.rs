@@ -163,6 +163,11 @@ pub enum PrincipalCommand {
         /// Allowed everything, server-wide (warehouses, principals, audit log).
         #[arg(long)]
         admin: bool,
+        /// A principal of the OpenID Connect provider (`--oidc-issuer`), named as its tokens'
+        /// principal claim names it: made ahead of its first sign-in so that it can be given
+        /// roles. It has no secret.
+        #[arg(long)]
+        external: bool,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -418,6 +423,33 @@ pub struct ServeArgs {
     #[arg(long, env = "SERAC_BOOTSTRAP_CLIENT_SECRET", hide_env_values = true)]
     pub bootstrap_client_secret: Option<String>,
 
+    /// OpenID Connect: the issuer (`iss`, an http(s) URL) of an identity provider whose bearer
+    /// JWTs are accepted besides Serac's own tokens (needs `--auth oauth2` and
+    /// `--oidc-audience`), e.g. https://keycloak.example.com/realms/data.
+    #[arg(long, env = "SERAC_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// OpenID Connect: the audience (`aud`) the provider's tokens must name, e.g. the client
+    /// id of Serac at the provider.
+    #[arg(long, env = "SERAC_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+
+    /// OpenID Connect: the URL of the provider's signing keys (a JWK set). Without it and
+    /// without `--oidc-jwks-file`, the `jwks_uri` of
+    /// `<issuer>/.well-known/openid-configuration`.
+    #[arg(long, env = "SERAC_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+
+    /// OpenID Connect: a file holding the provider's signing keys (a JWK set), read again
+    /// when a token names a key it does not hold.
+    #[arg(long, env = "SERAC_OIDC_JWKS_FILE")]
+    pub oidc_jwks_file: Option<PathBuf>,
+
+    /// OpenID Connect: the claim of the provider's tokens that names the principal, e.g.
+    /// `sub`, `preferred_username` or `email`.
+    #[arg(long, env = "SERAC_OIDC_PRINCIPAL_CLAIM", default_value = "sub")]
+    pub oidc_principal_claim: String,
+
     /// Origins (comma-separated; `*`: any) whose pages may call the REST API (CORS).
     /// Unset: no CORS headers at all, so browsers keep other sites out.
     #[arg(long, env = "SERAC_CORS_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
@@ -502,7 +534,83 @@ impl ServeArgs {
             token_lifetime: self.token_lifetime,
             signing_key_file: self.token_signing_key_file.clone(),
             bootstrap,
+            oidc: self.oidc_settings(mode)?,
         })
+    }
+
+    /// The OpenID Connect provider, when `--oidc-issuer` is set.
+    fn oidc_settings(
+        &self,
+        mode: crate::auth::AuthMode,
+    ) -> Result<Option<crate::auth::oidc::OidcSettings>, String> {
+        use crate::auth::oidc::{JwksSource, OidcSettings};
+        let Some(issuer) = &self.oidc_issuer else {
+            let stray = [
+                ("SERAC_OIDC_AUDIENCE", self.oidc_audience.is_some()),
+                ("SERAC_OIDC_JWKS_URL", self.oidc_jwks_url.is_some()),
+                ("SERAC_OIDC_JWKS_FILE", self.oidc_jwks_file.is_some()),
+            ];
+            return match stray.iter().find(|(_, set)| *set) {
+                Some((name, _)) => Err(format!(
+                    "{name} is set but SERAC_OIDC_ISSUER (--oidc-issuer) is not: OpenID Connect \
+                     needs the provider's issuer"
+                )),
+                None => Ok(None),
+            };
+        };
+        if mode != crate::auth::AuthMode::Oauth2 {
+            return Err(
+                "SERAC_OIDC_ISSUER: OpenID Connect needs authentication on (--auth oauth2)".into(),
+            );
+        }
+        let http_url = |raw: &str| {
+            url::Url::parse(raw)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        };
+        if http_url(issuer).is_none() {
+            return Err(format!(
+                "SERAC_OIDC_ISSUER: '{issuer}' is not an http(s) URL such as \
+                 https://keycloak.example.com/realms/data"
+            ));
+        }
+        let Some(audience) = self.oidc_audience.clone().filter(|a| !a.is_empty()) else {
+            return Err(
+                "SERAC_OIDC_AUDIENCE: --oidc-issuer needs --oidc-audience, the 'aud' the \
+                 provider's tokens name for this server"
+                    .into(),
+            );
+        };
+        let jwks = match (&self.oidc_jwks_url, &self.oidc_jwks_file) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "SERAC_OIDC_JWKS_URL and SERAC_OIDC_JWKS_FILE: set one of them, \
+                            or neither to discover the keys from the issuer"
+                        .into(),
+                );
+            }
+            (Some(url), None) if http_url(url).is_none() => {
+                return Err(format!(
+                    "SERAC_OIDC_JWKS_URL: '{url}' is not an http(s) URL"
+                ));
+            }
+            (Some(url), None) => JwksSource::Url(url.clone()),
+            (None, Some(file)) => JwksSource::File(file.clone()),
+            (None, None) => JwksSource::Discovery,
+        };
+        let claim = self.oidc_principal_claim.trim();
+        if claim.is_empty() {
+            return Err(
+                "SERAC_OIDC_PRINCIPAL_CLAIM must name a claim, e.g. sub or preferred_username"
+                    .into(),
+            );
+        }
+        Ok(Some(OidcSettings {
+            issuer: issuer.clone(),
+            audience,
+            jwks,
+            principal_claim: claim.to_owned(),
+        }))
     }
 
     /// The caps on one request's work.

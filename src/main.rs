@@ -185,6 +185,24 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
         PrincipalCommand::Create {
             name,
             admin,
+            external: true,
+            database,
+        } => {
+            let store = open_store(&database, metrics, Schema::Migrate).await?;
+            principals::Principals::new(store.as_ref())
+                .create_external(&name, admin)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("principal:     {name}");
+            println!(
+                "(external: it signs in with tokens of the OpenID Connect provider whose \
+                 --oidc-principal-claim is '{name}'; it has no secret)"
+            );
+        }
+        PrincipalCommand::Create {
+            name,
+            admin,
+            external: false,
             database,
         } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
@@ -197,12 +215,15 @@ async fn principal_command(command: PrincipalCommand) -> Result<(), String> {
         }
         PrincipalCommand::List { database } => {
             let store = open_store(&database, metrics, Schema::Migrate).await?;
-            println!("name\tclient id\tadmin\tcreated");
+            println!("name\tclient id\tadmin\texternal\tcreated");
             for p in store.list_principals().await.map_err(|e| e.to_string())? {
                 let created = chrono::DateTime::from_timestamp_millis(p.created_at_ms)
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_default();
-                println!("{}\t{}\t{}\t{created}", p.name, p.client_id, p.admin);
+                println!(
+                    "{}\t{}\t{}\t{}\t{created}",
+                    p.name, p.client_id, p.admin, p.external
+                );
             }
         }
         PrincipalCommand::RotateSecret { name, database } => {

@@ -28,6 +28,8 @@ mod idempotency;
 mod metrics;
 #[path = "api/namespaces.rs"]
 mod namespaces;
+#[path = "api/oidc.rs"]
+mod oidc;
 #[path = "api/operations.rs"]
 mod operations;
 #[path = "api/parity.rs"]

@@ -210,6 +210,10 @@ stop_server() { # stop_server LOGFILE -> 0 if it exited within 15 s of SIGTERM
     return 1
 }
 
+# The test OpenID Connect issuer of the authenticated server (tests sign its tokens).
+OIDC_ISSUER="https://idp.test/realms/serac-clients"
+OIDC_AUDIENCE="serac-clients"
+
 run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
     local backend="$1"
     local dir="$WORK/$backend"
@@ -273,7 +277,8 @@ run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
     echo "serac ($backend) ready on port $port"
 
     # A second server, with authentication on, for the clients' OAuth2 flows
-    # (tests/clients/test_auth.py, and the secured catalog of test_spark.py).
+    # (tests/clients/test_auth.py, and the secured catalog of test_spark.py), and bearer JWTs
+    # of a test OpenID Connect issuer whose test-only keys are in tests/fixtures/oidc.
     local auth_dir="$dir/auth" auth_port auth_db_args=() auth_pid
     mkdir -p "$auth_dir"
     if [ "$backend" = postgres ]; then
@@ -285,7 +290,10 @@ run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
     env -u SERAC_DATABASE_URL -u SERAC_WAREHOUSE_LOCATION -u SERAC_DEFAULT_WAREHOUSE \
         SERAC_BOOTSTRAP_CLIENT_ID=clients-admin SERAC_BOOTSTRAP_CLIENT_SECRET=clients-admin-secret \
         "$SERAC_BIN" --log-level info serve --data-dir "$auth_dir/data" "${auth_db_args[@]}" \
-        --auth oauth2 --bind "127.0.0.1:$auth_port" >"$auth_dir/serac.log" 2>&1 </dev/null &
+        --auth oauth2 --bind "127.0.0.1:$auth_port" \
+        --oidc-issuer "$OIDC_ISSUER" --oidc-audience "$OIDC_AUDIENCE" \
+        --oidc-jwks-file "$ROOT/tests/fixtures/oidc/jwks.json" --oidc-principal-claim preferred_username \
+        >"$auth_dir/serac.log" 2>&1 </dev/null &
     auth_pid=$!
     SERVER_PIDS+=("$auth_pid")
     for i in $(seq 1 100); do
@@ -296,6 +304,7 @@ run_pyiceberg_stage() { # run_pyiceberg_stage sqlite|postgres
     local rc=0
     SERAC_URI="http://127.0.0.1:$port" SERAC_BACKEND="$backend" \
         SERAC_AUTH_URI="http://127.0.0.1:$auth_port" SERAC_AUTH_CREDENTIAL="clients-admin:clients-admin-secret" \
+        SERAC_AUTH_OIDC_ISSUER="$OIDC_ISSUER" SERAC_AUTH_OIDC_AUDIENCE="$OIDC_AUDIENCE" \
         "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rs --tb=short tests/clients </dev/null || rc=$?
     if [ "$rc" != 0 ]; then
         show_log "$server_log"

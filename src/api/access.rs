@@ -42,6 +42,9 @@ struct CreatePrincipal {
     name: String,
     #[serde(default)]
     admin: bool,
+    /// A principal of the OpenID Connect provider: no secret is made or returned.
+    #[serde(default)]
+    external: bool,
 }
 
 #[derive(Serialize)]
@@ -80,9 +83,15 @@ async fn create_principal(
     ApiJson(request): ApiJson<CreatePrincipal>,
 ) -> ApiResult<Response> {
     state.catalog.authorize_admin(&caller).await?;
-    let created = state
-        .auth
-        .principals()
+    let principals = state.auth.principals();
+    if request.external {
+        let created = principals
+            .create_external(&request.name, request.admin)
+            .await
+            .map_err(principal_error)?;
+        return Ok(json(StatusCode::CREATED, &PrincipalBody::from(created)));
+    }
+    let created = principals
         .create(&request.name, request.admin)
         .await
         .map_err(principal_error)?;
@@ -95,7 +104,20 @@ struct PrincipalBody {
     name: String,
     client_id: String,
     admin: bool,
+    external: bool,
     created_at_ms: i64,
+}
+
+impl From<principals::PrincipalRow> for PrincipalBody {
+    fn from(p: principals::PrincipalRow) -> Self {
+        Self {
+            name: p.name,
+            client_id: p.client_id,
+            admin: p.admin,
+            external: p.external,
+            created_at_ms: p.created_at_ms,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -111,15 +133,7 @@ async fn list_principals(State(state): State<AppState>, caller: Caller) -> ApiRe
         .list()
         .await
         .map_err(principal_error)?;
-    let principals = rows
-        .into_iter()
-        .map(|p| PrincipalBody {
-            name: p.name,
-            client_id: p.client_id,
-            admin: p.admin,
-            created_at_ms: p.created_at_ms,
-        })
-        .collect();
+    let principals = rows.into_iter().map(PrincipalBody::from).collect();
     Ok(json(StatusCode::OK, &PrincipalList { principals }))
 }
 

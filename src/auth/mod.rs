@@ -7,8 +7,14 @@
 //! `kid` makes the verifier reload the stored keys once. Verifying a token costs a few
 //! microseconds and no database round trip; the principal's name and admin flag travel in
 //! the token. Client secrets are stored only as argon2id hashes ([`secrets`]).
+//!
+//! With `--oidc-issuer`, bearer JWTs of an external identity provider are accepted too
+//! ([`oidc`]). Every verified JWT is remembered until it expires ([`token_cache`]), so a
+//! client's repeated requests with one token cost a hash lookup.
 
+pub mod oidc;
 pub mod secrets;
+pub mod token_cache;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,6 +48,8 @@ pub struct AuthSettings {
     pub signing_key_file: Option<PathBuf>,
     /// `SERAC_BOOTSTRAP_CLIENT_ID` and `SERAC_BOOTSTRAP_CLIENT_SECRET`.
     pub bootstrap: Option<(String, String)>,
+    /// An external identity provider whose tokens are accepted too (`--oidc-issuer`).
+    pub oidc: Option<oidc::OidcSettings>,
 }
 
 /// Why a request's credentials were not accepted (a 401).
@@ -114,6 +122,10 @@ pub struct Authenticator {
     /// When an unknown `kid` last made this replica read the stored keys: forged tokens
     /// with made-up kids cost at most one query per [`KEY_RELOAD_INTERVAL`].
     last_key_reload: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The external identity provider, with `--oidc-issuer`.
+    oidc: Option<oidc::Oidc>,
+    /// JWTs verified lately (Serac's and the provider's), until they expire.
+    verified_tokens: token_cache::TokenCache,
 }
 
 /// See `Authenticator::last_key_reload`.
@@ -161,6 +173,12 @@ impl Authenticator {
                 true,
             ),
         };
+        let oidc = match &settings.oidc {
+            Some(oidc) if settings.mode == AuthMode::Oauth2 => {
+                Some(oidc::Oidc::start(oidc.clone()).await?)
+            }
+            _ => None,
+        };
         let auth = Self {
             mode: settings.mode,
             store,
@@ -176,6 +194,8 @@ impl Authenticator {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             last_key_reload: std::sync::Mutex::new(None),
+            oidc,
+            verified_tokens: token_cache::TokenCache::new(),
         };
         if settings.mode == AuthMode::Oauth2
             && let Some((client_id, secret)) = &settings.bootstrap
@@ -202,6 +222,7 @@ impl Authenticator {
             client_id: client_id.to_owned(),
             secret_hash: hash_blocking(secret.to_owned()).await?,
             admin: true,
+            external: false,
             created_at_ms: now_ms(),
         };
         match self.store.create_principal(&row, true).await {
@@ -221,7 +242,9 @@ impl Authenticator {
             .store
             .principal_by_client_id(client_id)
             .await
-            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+            .map_err(|e| TokenError::Unavailable(e.to_string()))?
+            // External principals sign in through their identity provider only.
+            .filter(|p| !p.external);
         let hash = found.as_ref().map_or_else(
             || secrets::decoy_hash().to_owned(),
             |p| p.secret_hash.clone(),
@@ -265,8 +288,8 @@ impl Authenticator {
         true
     }
 
-    /// The principal a bearer token (a JWT Serac issued, or an API key) stands for, for a
-    /// request that arrived at `arrived`.
+    /// The principal a bearer token (a JWT Serac issued, an API key, or a JWT of the
+    /// OpenID Connect provider) stands for, for a request that arrived at `arrived`.
     pub async fn verify(
         &self,
         token: &str,
@@ -275,6 +298,20 @@ impl Authenticator {
         if let Some(key) = token.strip_prefix(API_KEY_PREFIX) {
             return self.verify_api_key(key, arrived).await;
         }
+        if let Some(principal) = self.verified_tokens.get(token) {
+            return Ok(principal);
+        }
+        let (principal, expires_at) = match &self.oidc {
+            Some(oidc) if oidc.claims(token) => oidc.principal(self.store.as_ref(), token).await?,
+            _ => self.verify_jwt(token).await?,
+        };
+        self.verified_tokens
+            .insert(token, principal.clone(), expires_at);
+        Ok(principal)
+    }
+
+    /// A JWT Serac issued: the principal and the token's `exp`.
+    async fn verify_jwt(&self, token: &str) -> Result<(Arc<Principal>, i64), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("not a JWT ({e})")))?;
         if header.alg != Algorithm::HS256 {
@@ -316,12 +353,13 @@ impl Authenticator {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
             _ => AuthError::Invalid(e.to_string()),
         })?;
-        Ok(Arc::new(Principal {
+        let principal = Arc::new(Principal {
             id: Some(data.claims.sub),
             name: data.claims.name,
             // Admin or not is read from the database at each decision (see catalog::authz).
             unrestricted: false,
-        }))
+        });
+        Ok((principal, data.claims.exp))
     }
 }
 
@@ -384,6 +422,8 @@ impl Authenticator {
 pub mod principals {
     use super::*;
 
+    pub use crate::store::PrincipalRow;
+
     /// Why a principal or API key could not be made or changed.
     #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
     pub enum PrincipalError {
@@ -438,6 +478,7 @@ pub mod principals {
                     .await
                     .map_err(PrincipalError::Failed)?,
                 admin,
+                external: false,
                 created_at_ms: now_ms(),
             };
             match self.store.create_principal(&row, false).await {
@@ -446,6 +487,34 @@ pub mod principals {
                     client_id,
                     client_secret,
                 }),
+                Err(StoreError::AlreadyExists) => Err(PrincipalError::AlreadyExists(format!(
+                    "principal '{name}' already exists"
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        /// A principal of the OpenID Connect provider (signs in with the provider's tokens,
+        /// has no secret): made by an admin ahead of its first sign-in, so that it can be
+        /// given roles, or at its first request.
+        pub async fn create_external(
+            &self,
+            name: &str,
+            admin: bool,
+        ) -> Result<PrincipalRow, PrincipalError> {
+            validate_name(name).map_err(PrincipalError::Invalid)?;
+            let row = PrincipalRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                name: name.to_owned(),
+                // Never shown, and the token endpoint refuses external principals anyway.
+                client_id: uuid::Uuid::new_v4().simple().to_string(),
+                secret_hash: EXTERNAL_SECRET_HASH.to_owned(),
+                admin,
+                external: true,
+                created_at_ms: now_ms(),
+            };
+            match self.store.create_principal(&row, false).await {
+                Ok(_) => Ok(row),
                 Err(StoreError::AlreadyExists) => Err(PrincipalError::AlreadyExists(format!(
                     "principal '{name}' already exists"
                 ))),
@@ -483,6 +552,10 @@ pub mod principals {
             }
         }
     }
+
+    /// The stored "hash" of an external principal's secret: not a PHC string, so no secret
+    /// ever verifies against it.
+    pub const EXTERNAL_SECRET_HASH: &str = "!external: signs in through the identity provider";
 
     /// 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.' and '@' (a name shows in logs
     /// and events, and may be a client id).
@@ -551,6 +624,16 @@ pub mod principals {
         }
 
         pub async fn rotate_secret(&self, name: &str) -> Result<Credentials, PrincipalError> {
+            if self
+                .store
+                .principal_by_name(name)
+                .await?
+                .is_some_and(|p| p.external)
+            {
+                return Err(PrincipalError::Invalid(format!(
+                    "principal '{name}' is external: it signs in through the identity provider and has no secret"
+                )));
+            }
             let client_secret = secrets::new_secret().map_err(PrincipalError::Failed)?;
             let hash = hash_blocking(client_secret.clone())
                 .await

@@ -272,6 +272,9 @@ pub struct PrincipalRow {
     pub client_id: String,
     pub secret_hash: String,
     pub admin: bool,
+    /// Signs in through the OpenID Connect provider (`--oidc-issuer`): its name is a claim of
+    /// the provider's tokens, and it has no client secret (its `secret_hash` verifies nothing).
+    pub external: bool,
     pub created_at_ms: i64,
 }
 
@@ -674,6 +677,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `only_if_none`, nothing is inserted when any principal exists (`Ok(false)`).
     async fn create_principal(&self, row: &PrincipalRow, only_if_none: bool) -> StoreResult<bool>;
     async fn principal_by_client_id(&self, client_id: &str) -> StoreResult<Option<PrincipalRow>>;
+    async fn principal_by_name(&self, name: &str) -> StoreResult<Option<PrincipalRow>>;
     async fn list_principals(&self) -> StoreResult<Vec<PrincipalRow>>;
     /// Replaces a principal's secret hash; its client id, or `None` if there is no such
     /// principal.

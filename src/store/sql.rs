@@ -320,6 +320,7 @@ macro_rules! sql_store {
                 client_id: row.try_get("client_id").map_err(map_err)?,
                 secret_hash: row.try_get("secret_hash").map_err(map_err)?,
                 admin: row.try_get("admin").map_err(map_err)?,
+                external: row.try_get("external").map_err(map_err)?,
                 created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
             })
         }
@@ -1406,11 +1407,11 @@ macro_rules! sql_store {
             ) -> StoreResult<bool> {
                 let _t = self.time("create_principal");
                 let sql = if only_if_none {
-                    "INSERT INTO principals (id, name, client_id, secret_hash, admin, created_at_ms) \
-                     SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM principals)"
+                    "INSERT INTO principals (id, name, client_id, secret_hash, admin, created_at_ms, external) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM principals)"
                 } else {
-                    "INSERT INTO principals (id, name, client_id, secret_hash, admin, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6)"
+                    "INSERT INTO principals (id, name, client_id, secret_hash, admin, created_at_ms, external) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)"
                 };
                 let done = sqlx::query(sql)
                     .bind(&row.id)
@@ -1419,6 +1420,7 @@ macro_rules! sql_store {
                     .bind(&row.secret_hash)
                     .bind(row.admin)
                     .bind(row.created_at_ms)
+                    .bind(row.external)
                     .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err(map_err)?;
@@ -1428,7 +1430,7 @@ macro_rules! sql_store {
             async fn principal_by_client_id(&self, client_id: &str) -> StoreResult<Option<PrincipalRow>> {
                 let _t = self.time("principal_by_client_id");
                 let row = sqlx::query(
-                    "SELECT id, name, client_id, secret_hash, admin, created_at_ms FROM principals \
+                    "SELECT id, name, client_id, secret_hash, admin, external, created_at_ms FROM principals \
                      WHERE client_id = $1",
                 )
                 .bind(client_id)
@@ -1438,10 +1440,23 @@ macro_rules! sql_store {
                 row.as_ref().map(principal_from_row).transpose()
             }
 
+            async fn principal_by_name(&self, name: &str) -> StoreResult<Option<PrincipalRow>> {
+                let _t = self.time("principal_by_name");
+                let row = sqlx::query(
+                    "SELECT id, name, client_id, secret_hash, admin, external, created_at_ms FROM principals \
+                     WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_optional(&mut *self.read_conn().await?)
+                .await
+                .map_err(map_err)?;
+                row.as_ref().map(principal_from_row).transpose()
+            }
+
             async fn list_principals(&self) -> StoreResult<Vec<PrincipalRow>> {
                 let _t = self.time("list_principals");
                 let rows = sqlx::query(
-                    "SELECT id, name, client_id, secret_hash, admin, created_at_ms FROM principals \
+                    "SELECT id, name, client_id, secret_hash, admin, external, created_at_ms FROM principals \
                      ORDER BY name",
                 )
                 .fetch_all(&mut *self.read_conn().await?)

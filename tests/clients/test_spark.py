@@ -926,3 +926,19 @@ def test_secured_catalog_with_client_credentials(spark):
     _secured_catalog(spark, "unauthenticated")
     with pytest.raises(Exception, match="NotAuthorized|401|bearer token"):
         spark.sql("SHOW NAMESPACES IN unauthenticated").collect()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SERAC_AUTH_OIDC_ISSUER"),
+    reason="SERAC_AUTH_OIDC_ISSUER is not set (tests/run.sh sets it)",
+)
+def test_secured_catalog_with_a_provider_token(spark):
+    """A static bearer JWT of the OpenID Connect issuer as the catalog property `token`."""
+    from test_auth import external_admin, oidc_token
+
+    _secured_catalog(spark, "oidc", token=oidc_token(external_admin()))
+    ns = f"spark_oidc_{BACKEND}_{RUN}"
+    spark.sql(f"CREATE NAMESPACE oidc.{ns}")
+    spark.sql(f"CREATE TABLE oidc.{ns}.t (id bigint) USING iceberg")
+    spark.sql(f"INSERT INTO oidc.{ns}.t VALUES (5), (6)")
+    assert _sql(spark, f"SELECT id FROM oidc.{ns}.t ORDER BY id") == [(5,), (6,)]

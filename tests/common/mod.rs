@@ -265,6 +265,63 @@ impl TestApp {
         Resp::from(req.send().await.expect("request sent")).await
     }
 
+    /// A token of the client credentials flow (`POST /v1/oauth/tokens`).
+    pub async fn client_credentials_token(&self, client_id: &str, secret: &str) -> String {
+        let r = self
+            .client
+            .post(self.url("/v1/oauth/tokens"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .expect("token request sent");
+        let r = Resp::from(r).await;
+        assert_eq!(r.status, StatusCode::OK, "token request: {}", r.text);
+        r.json()["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// A request with this bearer token alone (not `self.token`).
+    pub async fn request_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        Resp::from(req.send().await.expect("request sent")).await
+    }
+
+    /// Sends a request as `self.token`'s principal, checks its status, and returns its JSON
+    /// body (`null` when empty).
+    pub async fn manage(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: StatusCode,
+    ) -> Value {
+        let r = self.request(method.clone(), path, body.as_ref()).await;
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text);
+        if r.text.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.request(Method::GET, path, None).await
     }
