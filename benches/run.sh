@@ -30,8 +30,9 @@
 #   --auth       run the server with --auth oauth2 (a bootstrap admin) and send every
 #                request with a bearer token: an admin's JWT, or with --auth-principal
 #                a non-admin principal's API key holding read/write/create on the
-#                warehouse through a role (every request then reads its grants); the
-#                scenario `token` measures POST /v1/oauth/tokens
+#                warehouse through a role; --auth-principal-jwt: that principal's JWT
+#                (client credentials) instead of an API key; the scenario `token`
+#                measures POST /v1/oauth/tokens
 #   -h, --help   show this help
 #
 # Environment knobs (all optional):
@@ -62,6 +63,7 @@ while [ $# -gt 0 ]; do
         --pg-fast) PG_FAST=1 ;;
         --auth) AUTH=1 ;;
         --auth-principal) AUTH=1; AUTH_PRINCIPAL=1 ;;
+        --auth-principal-jwt) AUTH=1; AUTH_PRINCIPAL=1; AUTH_PRINCIPAL_JWT=1 ;;
         --seed-scale)
             [ $# -ge 2 ] || { echo "--seed-scale needs NAMESPACES,TABLES[,LIST]" >&2; exit 2; }
             SEED_SCALE="$2"; shift ;;
@@ -257,16 +259,28 @@ if [ "$AUTH" = 1 ]; then
         # A principal without admin, in a role that holds read, write and create on the
         # warehouse: every request reads its grants.
         api() { curl -sf -X "$1" -H "Authorization: Bearer $admin_token" -H 'content-type: application/json' "$URI/management/v1/$2" ${3:+-d "$3"}; }
-        api POST principals '{"name": "bench-user"}' >/dev/null
+        user="$(api POST principals '{"name": "bench-user"}')"
         api POST roles '{"name": "bench"}' >/dev/null
         api PUT roles/bench/members/bench-user >/dev/null
         for p in read write create; do
             api POST roles/bench/grants "{\"privilege\": \"$p\", \"warehouse\": \"default\"}" >/dev/null
         done
-        token="$(api POST principals/bench-user/api-keys '{}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+        if [ "${AUTH_PRINCIPAL_JWT:-0}" = 1 ]; then
+            # Its own token, by the client credentials flow (what Spark and PyIceberg do).
+            user_id="$(echo "$user" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client-id"])')"
+            user_secret="$(echo "$user" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client-secret"])')"
+            token="$(curl -sf -X POST "$URI/v1/oauth/tokens" -d grant_type=client_credentials \
+                -d client_id="$user_id" -d client_secret="$user_secret" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+        else
+            token="$(api POST principals/bench-user/api-keys '{}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+        fi
     fi
     LOAD_ARGS=(--token "$token" --client-credentials bench-admin:bench-admin-secret-0123 "${LOAD_ARGS[@]}")
-    LABEL="$LABEL, --auth oauth2 ($([ "$AUTH_PRINCIPAL" = 1 ] && echo "API key of a principal with grants" || echo "admin JWT"))"
+    kind="admin JWT"
+    [ "$AUTH_PRINCIPAL" = 1 ] && kind="API key of a principal with grants"
+    [ "${AUTH_PRINCIPAL_JWT:-0}" = 1 ] && kind="JWT of a principal with grants"
+    LABEL="$LABEL, --auth oauth2 ($kind)"
 fi
 
 # ------------------------------------------------------------------ load

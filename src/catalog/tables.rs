@@ -297,14 +297,8 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<Arc<TableVersion>> {
-        // The decision and the lookup run together (each may wait on the database); the
-        // decision is taken first: a refusal says nothing of whether the table exists.
-        let (allowed, head) = tokio::join!(
-            self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident)),
-            self.lookup_head(warehouse, ident),
-        );
-        allowed?;
-        self.table_version(&head?).await
+        let head = self.authorized_head(caller, warehouse, ident).await?;
+        self.table_version(&head).await
     }
 
     /// The table's id and current metadata location: enough to answer "is it still the same?".
@@ -314,11 +308,22 @@ impl Catalog {
         warehouse: &Warehouse,
         ident: &TableIdent,
     ) -> CatalogResult<TableHead> {
-        let (allowed, head) = tokio::join!(
-            self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident)),
-            self.lookup_head(warehouse, ident),
-        );
-        allowed?;
+        self.authorized_head(caller, warehouse, ident).await
+    }
+
+    /// The head of a table the caller may read. The lookup goes first because its query also
+    /// reads the access epoch, which then serves the decision without a round trip of its
+    /// own; the decision is taken before anything is answered, so a refusal says nothing of
+    /// whether the table exists.
+    async fn authorized_head(
+        &self,
+        caller: &Caller,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+    ) -> CatalogResult<TableHead> {
+        let head = self.lookup_head(warehouse, ident).await;
+        self.authorize(caller, Privilege::Read, Target::Table(warehouse, ident))
+            .await?;
         head
     }
 

@@ -75,6 +75,25 @@ where
     }
 }
 
+impl<K, V> FreshReads<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A value read by another query that started at `started` (one that also read this
+    /// value): kept when it is newer than the last read, so callers that arrived before
+    /// `started` need no read of their own.
+    pub fn offer(&self, key: K, started: Instant, value: V) {
+        let slot = self.slots.get_with(key, || Arc::new(Mutex::new(None)));
+        // Never waits: if a read is running, its answer will be as new.
+        if let Ok(mut last) = slot.try_lock()
+            && last.as_ref().is_none_or(|read| read.started < started)
+        {
+            *last = Some(Read { started, value });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -122,5 +141,26 @@ mod tests {
             queries.load(Ordering::SeqCst) < 32,
             "concurrent callers were not coalesced"
         );
+    }
+
+    #[tokio::test]
+    async fn a_value_offered_by_a_later_query_serves_earlier_arrivals() {
+        let reads = FreshReads::<(), i64>::new(1);
+        let arrived = Instant::now();
+        reads.offer((), Instant::now(), 7);
+        let got = reads
+            .read_since((), arrived, || async {
+                Err::<i64, &str>("no read was needed")
+            })
+            .await;
+        assert_eq!(got, Ok(7));
+        // One that started before the caller arrived does not serve it.
+        let stale = Instant::now();
+        let later = Instant::now();
+        reads.offer((), stale, 8);
+        let got = reads
+            .read_since((), later, || async { Ok::<i64, &str>(9) })
+            .await;
+        assert_eq!(got, Ok(9));
     }
 }

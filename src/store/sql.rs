@@ -101,7 +101,9 @@ macro_rules! object_by_name {
 }
 
 pub(super) const TABLE_ID: &str = object_by_name!("t.id");
-pub(super) const OBJECT_HEAD: &str = object_by_name!("t.id, t.metadata_location");
+/// The head, and the access epoch read in the same statement (a load's decision needs it).
+pub(super) const OBJECT_HEAD: &str =
+    object_by_name!("t.id, t.metadata_location, (SELECT n FROM access_epoch) AS access_epoch");
 pub(super) const OBJECT_ROW: &str = object_by_name!("t.id, t.metadata_location, t.metadata");
 
 /// Implements [`Store`](super::Store) for a type with `reader()` and `writer()` pools.
@@ -793,9 +795,14 @@ macro_rules! sql_store {
                 name: &str,
             ) -> StoreResult<Option<TableHead>> {
                 let _t = self.time("table_head");
+                let started = std::time::Instant::now();
                 let row = self
                     .object_by_name(OBJECT_HEAD, kind, warehouse_id, namespace, name)
                     .await?;
+                if let Some(row) = &row {
+                    let epoch: i64 = row.try_get("access_epoch").map_err(map_err)?;
+                    self.access.epochs.offer((), started, epoch);
+                }
                 row.map(|row| {
                     Ok(TableHead {
                         id: row.try_get("id").map_err(map_err)?,
