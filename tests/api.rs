@@ -32,6 +32,8 @@ mod namespaces;
 mod operations;
 #[path = "api/parity.rs"]
 mod parity;
+#[path = "api/s3.rs"]
+mod s3;
 #[path = "api/tables.rs"]
 mod tables;
 #[path = "api/transactions.rs"]

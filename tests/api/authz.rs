@@ -6,39 +6,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::common::{Backend, TestApp};
+use crate::common::{Backend, TestApp, token};
 
 const ADMIN_ID: &str = "platform-admin";
 const ADMIN_SECRET: &str = "a-long-bootstrap-secret";
 
 fn auth_args() -> [&'static str; 6] {
-    [
-        "--auth",
-        "oauth2",
-        "--bootstrap-client-id",
-        ADMIN_ID,
-        "--bootstrap-client-secret",
-        ADMIN_SECRET,
-    ]
-}
-
-async fn token(app: &TestApp, id: &str, secret: &str) -> String {
-    let r = app
-        .client
-        .post(app.url("/v1/oauth/tokens"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    crate::common::oauth2_args(ADMIN_ID, ADMIN_SECRET)
 }
 
 /// Sends a management request as the current principal and checks its status.

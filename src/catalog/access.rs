@@ -1,0 +1,129 @@
+//! What a client gets with a table to reach its files: `config` entries and storage
+//! credentials scoped to the table's location.
+//!
+//! Local (`file://`) warehouses hand out nothing. S3 warehouses hand out the endpoint, region
+//! and addressing always, and keys as their profile's credential mode says: in `vended` mode
+//! temporary ones from STS whose session policy covers this table only, read-only when the
+//! caller may only read it. Credentials differ per caller, so they are computed per request
+//! (from a cache in the storage layer), never kept with the table's cached response.
+
+use iceberg::TableIdent;
+
+use super::authz::Target;
+use super::{Catalog, CatalogError, CatalogResult, Privilege, TableVersion, Warehouse};
+use crate::storage::{Access, ClientAccess, Location};
+
+/// A table's `config` entries and `storage-credentials`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableAccess {
+    /// Entries for the load result's `config` (the same keys as the credentials, for clients
+    /// that do not read `storage-credentials`).
+    pub config: Vec<(&'static str, String)>,
+    /// At most one entry; never one without a secret.
+    pub credentials: Vec<StorageCredential>,
+}
+
+/// Keys valid for the objects below `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageCredential {
+    pub prefix: String,
+    pub config: Vec<(&'static str, String)>,
+}
+
+impl TableAccess {
+    fn from_client_access(access: ClientAccess) -> Self {
+        let mut config = access.settings;
+        let mut credentials = Vec::new();
+        if let Some((prefix, keys)) = access.credentials
+            && !keys.secret_access_key.expose().is_empty()
+        {
+            let mut entry = vec![
+                ("s3.access-key-id", keys.access_key_id.clone()),
+                (
+                    "s3.secret-access-key",
+                    keys.secret_access_key.expose().to_owned(),
+                ),
+            ];
+            if let Some(token) = &keys.session_token {
+                entry.push(("s3.session-token", token.expose().to_owned()));
+            }
+            if let Some(expires) = keys.expires_at_ms {
+                entry.push(("s3.session-token-expires-at-ms", expires.to_string()));
+            }
+            config.extend(entry.iter().cloned());
+            credentials.push(StorageCredential {
+                prefix: prefix.to_string(),
+                config: config.clone(),
+            });
+        }
+        Self {
+            config,
+            credentials,
+        }
+    }
+}
+
+impl Catalog {
+    /// Whether tables of this warehouse come with per-caller access (then a load response
+    /// cannot be kept whole).
+    pub fn hands_out_access(&self, warehouse: &Warehouse) -> bool {
+        warehouse.storage.is_some()
+    }
+
+    /// What `caller` gets for a loaded table: read-write keys when it may commit to the
+    /// table, read-only ones otherwise. (The caller may read it: the load checked that.)
+    pub async fn table_access(
+        &self,
+        caller: &super::Caller,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        version: &TableVersion,
+    ) -> CatalogResult<TableAccess> {
+        let io = self.io(warehouse)?;
+        if !io.hands_out_access() {
+            return Ok(TableAccess::default());
+        }
+        let access = if self
+            .allows(caller, Privilege::Write, Target::Table(warehouse, ident))
+            .await?
+        {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        };
+        let metadata = version.metadata()?;
+        self.access_at(warehouse, metadata.location(), access).await
+    }
+
+    /// What the creator of the table at `location` gets: read-write access.
+    pub(super) async fn creator_access(
+        &self,
+        warehouse: &Warehouse,
+        location: &Location,
+    ) -> CatalogResult<TableAccess> {
+        self.access_at(warehouse, &location.to_string(), Access::ReadWrite)
+            .await
+    }
+
+    /// Access to the table at `location`.
+    pub(super) async fn access_at(
+        &self,
+        warehouse: &Warehouse,
+        location: &str,
+        access: Access,
+    ) -> CatalogResult<TableAccess> {
+        let io = self.io(warehouse)?;
+        if !io.hands_out_access() {
+            return Ok(TableAccess::default());
+        }
+        let location = Location::parse(location).map_err(|e| {
+            CatalogError::Internal(format!("the table's location is unusable: {e}"))
+        })?;
+        let access = io.client_access(&location, access).await.map_err(|e| {
+            // The store refused to hand out keys (STS down, a role that cannot be assumed):
+            // the table is fine, its credentials are not available now.
+            CatalogError::Unavailable(format!("storage credentials are not available: {e}"))
+        })?;
+        Ok(TableAccess::from_client_access(access))
+    }
+}
