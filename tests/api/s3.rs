@@ -493,6 +493,39 @@ async fn profiles_are_checked_and_modes_hand_out_what_they_say(backend: Backend)
     assert!(entry["config"].get("s3.session-token").is_none(), "{entry}");
     assert_eq!(t["config"]["s3.endpoint"], s3.endpoint.as_str());
 
+    // A staged create and a registration hand out credentials for their table too.
+    let staged = app
+        .post(
+            &format!("/v1/{wh}/namespaces/ns/tables"),
+            &json!({"name": "staged", "schema": crate::common::simple_schema(), "stage-create": true}),
+        )
+        .await;
+    assert_eq!(staged.status, StatusCode::OK, "{}", staged.text);
+    let staged = staged.json();
+    assert_eq!(
+        staged["storage-credentials"][0]["prefix"], staged["metadata"]["location"],
+        "{staged}"
+    );
+    let r = app
+        .post(
+            &format!("/v1/{wh}/namespaces/ns/tables/t/unregister"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/v1/{wh}/namespaces/ns/register"),
+            &json!({"name": "again", "metadata-location": t["metadata-location"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "register: {}", r.text);
+    let registered = r.json();
+    assert_eq!(
+        registered["storage-credentials"][0]["config"]["s3.access-key-id"],
+        s3.access_key_id.as_str()
+    );
+
     let wh = unique("none").replace('_', "-");
     create_warehouse(&app, &s3, &wh, s3.profile("none")).await;
     app.post(

@@ -95,19 +95,23 @@ def warehouse(s3):
             "sts": {"role-arn": s3.role, "session-duration": "1h"},
         },
     }
+    created = _post("/management/v1/warehouses", body)
+    assert s3.secret not in json.dumps(created)
+    return name
+
+
+def _post(path: str, body: dict) -> dict:
     request = urllib.request.Request(
-        f"{SERAC_URI.rstrip('/')}/management/v1/warehouses",
+        f"{SERAC_URI.rstrip('/')}{path}",
         data=json.dumps(body).encode(),
         headers={"content-type": "application/json"},
         method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:
-            created = json.load(resp)
+            return json.load(resp)
     except urllib.error.HTTPError as e:
-        pytest.fail(f"creating the S3 warehouse failed: {e.code} {e.read().decode()}")
-    assert s3.secret not in json.dumps(created)
-    return name
+        pytest.fail(f"POST {path} failed: {e.code} {e.read().decode()}")
 
 
 def _catalog(warehouse: str):
@@ -141,6 +145,12 @@ def test_pyiceberg_lifecycle_with_vended_credentials(s3, warehouse):
     keys = s3.keys_below(table.location())
     assert any(k.endswith(".parquet") for k in keys), keys
     assert any(k.endswith(".metadata.json") for k in keys), keys
+
+    # Server-side scan planning reads the manifests from the bucket.
+    plan = _post(f"/v1/{warehouse}/namespaces/{ns}/tables/events/plan", {})
+    assert plan["status"] == "completed", plan
+    paths = [t["data-file"]["file-path"] for t in plan.get("file-scan-tasks", [])]
+    assert len(paths) == 2 and all(p.startswith(table.location()) for p in paths), plan
 
     table.delete(EqualTo("id", 3))
     assert sorted(r["id"] for r in table.scan().to_arrow().to_pylist()) == [
