@@ -74,7 +74,16 @@ serac_s3_start() {
     local tmp
     tmp="$(mktemp -d "${TMPDIR:-/tmp}/serac-s3.XXXXXX")" || return 1
     _SERAC_S3_TMP="$tmp"
-    mkdir -p "$tmp/data"
+    # The objects live in memory when /dev/shm is there: SeaweedFS turns every volume
+    # read-only once the disk of its data directory has less than 1% free, which a shared
+    # build machine's disk reaches easily (the test data is a few MB).
+    local data="$tmp/data"
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+        data="$(mktemp -d /dev/shm/serac-s3.XXXXXX)" || return 1
+        ln -s "$data" "$tmp/data"
+    else
+        mkdir -p "$data"
+    fi
 
     local admin_key="admin" admin_secret catalog_key catalog_secret signing_key
     admin_secret="$(_serac_s3_random 16)"
@@ -111,7 +120,7 @@ EOF
     local ports s3_port master_port volume_port filer_port admin_port
     ports="$(_serac_s3_free_ports 5)" || { serac_s3_stop; return 1; }
     read -r s3_port master_port volume_port filer_port admin_port <<<"$ports"
-    (cd "$tmp" && exec "$weed" mini -dir="$tmp/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    (cd "$tmp" && exec "$weed" mini -dir="$data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -s3.port="$s3_port" -master.port="$master_port" -volume.port="$volume_port" \
         -filer.port="$filer_port" -admin.port="$admin_port" \
         -s3.config="$tmp/iam.json" -s3.iam.config="$tmp/iam.json" -s3.iam.readOnly=false \
@@ -208,6 +217,7 @@ serac_s3_stop() {
             kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
+    if [ -L "$tmp/data" ]; then rm -rf "$(readlink "$tmp/data")"; fi
     rm -rf "$tmp"
     unset _SERAC_S3_TMP SERAC_TEST_S3_ENDPOINT SERAC_TEST_S3_BUCKET SERAC_TEST_S3_ACCESS_KEY_ID \
         SERAC_TEST_S3_SECRET_ACCESS_KEY SERAC_TEST_S3_ROLE_ARN SERAC_TEST_S3_ADMIN_ACCESS_KEY_ID \
