@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod raw_http;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
