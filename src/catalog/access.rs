@@ -14,7 +14,7 @@ use super::{Catalog, CatalogError, CatalogResult, Privilege, TableVersion, Wareh
 use crate::storage::{Access, ClientAccess, Location};
 
 /// A table's `config` entries and `storage-credentials`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TableAccess {
     /// Entries for the load result's `config` (the same keys as the credentials, for clients
     /// that do not read `storage-credentials`).
@@ -24,10 +24,46 @@ pub struct TableAccess {
 }
 
 /// Keys valid for the objects below `prefix`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StorageCredential {
     pub prefix: String,
     pub config: Vec<(&'static str, String)>,
+}
+
+/// Entries with secret values (keys, tokens) shown redacted.
+struct Redacted<'a>(&'a [(&'static str, String)]);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown = if k.contains("secret") || k.contains("token") || k.contains("key-id") {
+                    "** redacted **"
+                } else {
+                    v.as_str()
+                };
+                (k, shown)
+            }))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TableAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableAccess")
+            .field("config", &Redacted(&self.config))
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StorageCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageCredential")
+            .field("prefix", &self.prefix)
+            .field("config", &Redacted(&self.config))
+            .finish()
+    }
 }
 
 impl TableAccess {
@@ -125,5 +161,31 @@ impl Catalog {
             CatalogError::Unavailable(format!("storage credentials are not available: {e}"))
         })?;
         Ok(TableAccess::from_client_access(access))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_forms_hide_keys_and_tokens() {
+        let access = TableAccess {
+            config: vec![
+                ("s3.region", "us-east-1".into()),
+                ("s3.secret-access-key", "the-secret".into()),
+                ("s3.session-token", "the-token".into()),
+            ],
+            credentials: vec![StorageCredential {
+                prefix: "s3://b/t".into(),
+                config: vec![("s3.secret-access-key", "the-secret".into())],
+            }],
+        };
+        let shown = format!("{access:?}");
+        assert!(shown.contains("us-east-1"), "{shown}");
+        assert!(
+            !shown.contains("the-secret") && !shown.contains("the-token"),
+            "{shown}"
+        );
     }
 }
