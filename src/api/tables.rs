@@ -18,7 +18,8 @@ use super::extract::{ApiJson, ApiJsonWithBody, ApiPath, ApiQuery, parse_namespac
 use super::idempotency::Mutation;
 use crate::catalog::Caller;
 use crate::catalog::{
-    Catalog, DropTable, PageRequest, Paged, SummaryOrder, TableAccess, TableVersion, Warehouse,
+    Catalog, DropTable, PageRequest, Paged, SignRequest, SummaryOrder, TableAccess, TableVersion,
+    Warehouse,
 };
 
 #[derive(Deserialize)]
@@ -601,6 +602,23 @@ pub async fn load_credentials(
     write_credentials(&mut body, &access);
     body.push(b'}');
     Ok(json_response(StatusCode::OK, body))
+}
+
+/// Signs a client's S3 request for the table's objects (warehouses in `remote-signing`
+/// mode): 403 unless it stays inside the table and the caller may do what it does.
+pub async fn sign(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<TablePath>,
+    ApiJson(request): ApiJson<SignRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let ident = path.ident()?;
+    let signed = state
+        .catalog
+        .sign_request(&caller, &warehouse, &ident, &request)
+        .await?;
+    Ok(json(StatusCode::OK, &signed))
 }
 
 /// Metrics reports are accepted, logged and counted; they change nothing in the catalog.

@@ -11,7 +11,8 @@ use iceberg::TableIdent;
 
 use super::authz::Target;
 use super::{Catalog, CatalogError, CatalogResult, Privilege, TableVersion, Warehouse};
-use crate::storage::{Access, ClientAccess, Location};
+use crate::storage::signer::{SignError, SignRequest, SignedRequest};
+use crate::storage::{Access, ClientAccess, CredentialMode, Location, StorageProfile};
 
 /// A table's `config` entries and `storage-credentials`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -128,16 +129,18 @@ impl Catalog {
             Access::Read
         };
         let metadata = version.metadata()?;
-        self.access_at(warehouse, metadata.location(), access).await
+        self.access_at(warehouse, ident, metadata.location(), access)
+            .await
     }
 
     /// What the creator of the table at `location` gets: read-write access.
     pub(super) async fn creator_access(
         &self,
         warehouse: &Warehouse,
+        ident: &TableIdent,
         location: &Location,
     ) -> CatalogResult<TableAccess> {
-        self.access_at(warehouse, &location.to_string(), Access::ReadWrite)
+        self.access_at(warehouse, ident, &location.to_string(), Access::ReadWrite)
             .await
     }
 
@@ -145,6 +148,7 @@ impl Catalog {
     pub(super) async fn access_at(
         &self,
         warehouse: &Warehouse,
+        ident: &TableIdent,
         location: &str,
         access: Access,
     ) -> CatalogResult<TableAccess> {
@@ -160,8 +164,77 @@ impl Catalog {
             // the table is fine, its credentials are not available now.
             CatalogError::Unavailable(format!("storage credentials are not available: {e}"))
         })?;
-        Ok(TableAccess::from_client_access(access))
+        let mut access = TableAccess::from_client_access(access);
+        if let Some(StorageProfile::S3(profile)) = &warehouse.storage
+            && profile.credential_mode == CredentialMode::RemoteSigning
+        {
+            // Relative to the catalog's URI, where clients send their signing requests;
+            // both spellings (the spec's and PyIceberg's).
+            let endpoint = sign_endpoint(warehouse, ident);
+            access.config.push(("s3.signer.endpoint", endpoint.clone()));
+            access.config.push(("signer.endpoint", endpoint));
+        }
+        Ok(access)
     }
+
+    /// Signs a client's S3 request for a table's objects: the caller must read the table,
+    /// and write it for a request that writes; the request must stay inside the table.
+    pub async fn sign_request(
+        &self,
+        caller: &super::Caller,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        request: &SignRequest,
+    ) -> CatalogResult<SignedRequest> {
+        let version = self.load_table(caller, warehouse, ident).await?;
+        let writes = crate::storage::signer::access_of(&request.method)
+            .map_err(|e| CatalogError::BadRequest(e.to_string()))?
+            == Access::ReadWrite;
+        if writes {
+            self.authorize(caller, Privilege::Write, Target::Table(warehouse, ident))
+                .await?;
+        }
+        let metadata = version.metadata()?;
+        let location = Location::parse(metadata.location()).map_err(|e| {
+            CatalogError::Internal(format!("the table's location is unusable: {e}"))
+        })?;
+        let access = if writes {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        };
+        self.io(warehouse)?
+            .sign(&location, access, request)
+            .map_err(|e| match e {
+                SignError::Refused(message) => CatalogError::Forbidden {
+                    privilege: if writes { "write" } else { "read" },
+                    message: format!("request not signed: {message}"),
+                },
+                SignError::Invalid(message) => CatalogError::BadRequest(message),
+            })
+    }
+}
+
+/// `v1/{warehouse}/namespaces/{namespace}/tables/{table}/sign`, each part percent-encoded
+/// (namespace levels joined by the unit separator, as in every table path).
+fn sign_endpoint(warehouse: &Warehouse, ident: &TableIdent) -> String {
+    fn encode(raw: &str) -> String {
+        raw.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+    format!(
+        "v1/{}/namespaces/{}/tables/{}/sign",
+        encode(&warehouse.name),
+        encode(&ident.namespace().join("\u{1F}")),
+        encode(ident.name())
+    )
 }
 
 #[cfg(test)]

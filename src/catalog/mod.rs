@@ -47,6 +47,7 @@ use scan::Plans;
 
 use crate::metrics::Metrics;
 pub use crate::storage::StorageProfile;
+pub use crate::storage::signer::{SignRequest, SignedRequest};
 use crate::storage::{Location, Storage, WarehouseStorage};
 pub use crate::store::{
     AuditRecord, GrantObject, GrantRow, IdempotencyEntry, IdempotencyRecord, ObjectKind, RoleRow,

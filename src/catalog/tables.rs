@@ -451,7 +451,7 @@ impl Catalog {
             return Ok(CreatedTable {
                 metadata_location: None,
                 metadata_json: to_json(&metadata)?,
-                access: self.creator_access(warehouse, &location).await?,
+                access: self.creator_access(warehouse, &ident, &location).await?,
             });
         }
 
@@ -475,7 +475,7 @@ impl Catalog {
         Ok(CreatedTable {
             metadata_location: Some(version.metadata_location.clone()),
             metadata_json: version.metadata_json.clone(),
-            access: self.creator_access(warehouse, &location).await?,
+            access: self.creator_access(warehouse, &ident, &location).await?,
         })
     }
 

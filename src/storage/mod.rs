@@ -16,6 +16,7 @@ pub mod file;
 pub mod location;
 pub mod profile;
 pub mod s3;
+pub mod signer;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read as _, Write as _};
@@ -441,6 +442,13 @@ impl WarehouseStorage {
         ));
         let credentials = match profile.credential_mode {
             CredentialMode::None => None,
+            CredentialMode::RemoteSigning => {
+                // The endpoint that signs is the catalog's (the layer above adds it).
+                settings.push(("s3.remote-signing-enabled", "true".into()));
+                settings.push(("s3.signer", "S3V4RestSigner".into()));
+                settings.push(("py-io-impl", "pyiceberg.io.fsspec.FsspecFileIO".into()));
+                None
+            }
             CredentialMode::Static => Some(TableCredentials {
                 access_key_id: profile.access_key_id.clone(),
                 secret_access_key: profile.secret_access_key.clone(),
@@ -458,6 +466,28 @@ impl WarehouseStorage {
             settings,
             credentials: credentials.map(|c| (table.clone(), c)),
         })
+    }
+
+    /// Signs a client's S3 request for the table at `table` when it stays inside it and
+    /// `access` allows it (remote-signing warehouses only).
+    pub fn sign(
+        &self,
+        table: &Location,
+        access: Access,
+        request: &signer::SignRequest,
+    ) -> Result<signer::SignedRequest, signer::SignError> {
+        let Some(StorageProfile::S3(profile)) = &self.profile else {
+            return Err(signer::SignError::Refused(
+                "this warehouse's requests are not signed by the catalog".into(),
+            ));
+        };
+        if profile.credential_mode != CredentialMode::RemoteSigning {
+            return Err(signer::SignError::Refused(
+                "this warehouse's credential mode is not remote-signing".into(),
+            ));
+        }
+        let uri = signer::check_scope(profile, table, access, request)?;
+        signer::sign_request(profile, &uri, request)
     }
 
     /// Deletes the files a dropped table's metadata names (metadata files, manifest lists,

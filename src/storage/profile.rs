@@ -54,6 +54,8 @@ pub enum CredentialMode {
     Vended,
     /// The profile's own keys (trusted setups only: they reach the whole bucket).
     Static,
+    /// Clients send each request to Serac, which signs it when it stays in the table.
+    RemoteSigning,
     /// None: clients bring their own.
     None,
 }
@@ -63,6 +65,7 @@ impl CredentialMode {
         match self {
             Self::Vended => "vended",
             Self::Static => "static",
+            Self::RemoteSigning => "remote-signing",
             Self::None => "none",
         }
     }

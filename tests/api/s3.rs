@@ -593,7 +593,120 @@ async fn secrets_never_show(backend: Backend) {
     }
 }
 
+/// Sends a request as a signing response says.
+async fn send_signed(
+    client: &reqwest::Client,
+    method: &str,
+    signed: &Value,
+    body: Option<&'static [u8]>,
+) -> reqwest::Response {
+    let mut request = client.request(
+        method.parse().unwrap(),
+        signed["uri"].as_str().expect("a signed URI"),
+    );
+    for (name, values) in signed["headers"].as_object().expect("signed headers") {
+        for value in values.as_array().unwrap() {
+            request = request.header(name.as_str(), value.as_str().unwrap());
+        }
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn remote_signing_signs_inside_the_table_only(backend: Backend) {
+    let s3 = s3_env();
+    let app = TestApp::spawn(backend).await;
+    let wh = unique("signed").replace('_', "-");
+    let mut profile = s3.profile("remote-signing");
+    profile.as_object_mut().unwrap().remove("sts");
+    create_warehouse(&app, &s3, &wh, profile).await;
+    app.post(
+        &format!("/v1/{wh}/namespaces"),
+        &json!({"namespace": ["ns"]}),
+    )
+    .await;
+    let a = create_table(&app, &wh, "ns", "a").await;
+    let b = create_table(&app, &wh, "ns", "b").await;
+    assert!(a.get("storage-credentials").is_none(), "{a}");
+    assert_eq!(a["config"]["s3.remote-signing-enabled"], "true", "{a}");
+    let endpoint = format!("v1/{wh}/namespaces/ns/tables/a/sign");
+    assert_eq!(a["config"]["s3.signer.endpoint"], endpoint.as_str());
+    assert_eq!(a["config"]["signer.endpoint"], endpoint.as_str());
+    let object = |location: &Value, name: &str| {
+        format!(
+            "{}/{}/{}/data/{name}",
+            s3.endpoint,
+            s3.bucket,
+            key_of(location.as_str().unwrap())
+        )
+    };
+    let a_object = object(&a["metadata"]["location"], "signed.parquet");
+    let sign = |method: &str, uri: &str| {
+        json!({"method": method, "region": "us-east-1", "uri": uri,
+               "headers": {"content-type": ["application/octet-stream"]}})
+    };
+    let path = format!("/{endpoint}");
+
+    // A PUT and a GET inside A, signed by Serac, are taken by the store.
+    let http = reqwest::Client::new();
+    let r = app.post(&path, &sign("PUT", &a_object)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let put = send_signed(&http, "PUT", &r.json(), Some(b"signed bytes")).await;
+    assert!(put.status().is_success(), "{:?}", put.text().await);
+    let r = app.post(&path, &sign("GET", &a_object)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let got = send_signed(&http, "GET", &r.json(), None).await;
+    assert!(got.status().is_success());
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"signed bytes");
+    let listing = format!(
+        "{}/{}?list-type=2&prefix={}/",
+        s3.endpoint,
+        s3.bucket,
+        key_of(a["metadata"]["location"].as_str().unwrap())
+    );
+    let r = app.post(&path, &sign("GET", &listing)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        send_signed(&http, "GET", &r.json(), None)
+            .await
+            .status()
+            .is_success()
+    );
+
+    // B's objects through A's endpoint, a batch delete, the bucket root: 403.
+    let b_object = object(&b["metadata"]["location"], "x.parquet");
+    for (method, uri) in [
+        ("GET", b_object.as_str()),
+        ("PUT", b_object.as_str()),
+        ("DELETE", b_object.as_str()),
+        ("POST", &format!("{}/{}?delete", s3.endpoint, s3.bucket)),
+        ("GET", &format!("{}/{}?list-type=2", s3.endpoint, s3.bucket)),
+    ] {
+        let r = app.post(&path, &sign(method, uri)).await;
+        r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+    }
+    // A warehouse in another mode signs nothing.
+    let other = unique("vended").replace('_', "-");
+    create_warehouse(&app, &s3, &other, s3.profile("static")).await;
+    app.post(
+        &format!("/v1/{other}/namespaces"),
+        &json!({"namespace": ["ns"]}),
+    )
+    .await;
+    create_table(&app, &other, "ns", "t").await;
+    let r = app
+        .post(
+            &format!("/v1/{other}/namespaces/ns/tables/t/sign"),
+            &sign("GET", &a_object),
+        )
+        .await;
+    r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+}
+
 both_backends!(
+    remote_signing_signs_inside_the_table_only,
     vended_credentials_reach_one_table_only,
     profiles_are_checked_and_modes_hand_out_what_they_say,
     secrets_never_show,

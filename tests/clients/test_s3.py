@@ -77,27 +77,32 @@ def s3():
     return S3()
 
 
-@pytest.fixture(scope="module")
-def warehouse(s3):
-    """An S3 warehouse with vended credentials, created through the management API."""
-    name = f"s3-{BACKEND}-{_suffix()}"
-    body = {
-        "name": name,
-        "location": f"s3://{s3.bucket}/{name}",
-        "storage": {
-            "type": "s3",
-            "endpoint": s3.endpoint,
-            "region": "us-east-1",
-            "path-style-access": True,
-            "access-key-id": s3.key,
-            "secret-access-key": s3.secret,
-            "credential-mode": "vended",
-            "sts": {"role-arn": s3.role, "session-duration": "1h"},
-        },
+def _create_warehouse(s3: S3, mode: str) -> str:
+    """An S3 warehouse in credential mode `mode`, created through the management API."""
+    name = f"s3-{BACKEND}-{mode}-{_suffix()}"
+    storage = {
+        "type": "s3",
+        "endpoint": s3.endpoint,
+        "region": "us-east-1",
+        "path-style-access": True,
+        "access-key-id": s3.key,
+        "secret-access-key": s3.secret,
+        "credential-mode": mode,
     }
-    created = _post("/management/v1/warehouses", body)
+    if mode == "vended":
+        storage["sts"] = {"role-arn": s3.role, "session-duration": "1h"}
+    created = _post(
+        "/management/v1/warehouses",
+        {"name": name, "location": f"s3://{s3.bucket}/{name}", "storage": storage},
+    )
     assert s3.secret not in json.dumps(created)
     return name
+
+
+@pytest.fixture(scope="module")
+def warehouse(s3):
+    """An S3 warehouse with vended credentials."""
+    return _create_warehouse(s3, "vended")
 
 
 def _post(path: str, body: dict) -> dict:
@@ -190,4 +195,29 @@ def test_duckdb_reads_with_vended_credentials(s3, warehouse):
     finally:
         con.close()
     catalog.purge_table(f"{ns}.t")
+    catalog.drop_namespace(ns)
+
+
+def test_pyiceberg_with_remote_signing(s3):
+    """PyIceberg's fsspec file IO sends every S3 request to Serac for signing (the table
+    config names the signer and the file IO); it never holds a key."""
+    warehouse = _create_warehouse(s3, "remote-signing")
+    catalog = _catalog(warehouse)
+    ns = f"signed_{_suffix()}"
+    catalog.create_namespace(ns)
+    table = catalog.create_table(f"{ns}.t", schema=_rows(0, 1).schema)
+    assert type(table.io).__name__ == "FsspecFileIO", type(table.io)
+    assert not table.io.properties.get("s3.secret-access-key")
+    table.append(_rows(0, 20))
+    table.append(_rows(20, 5))
+    reloaded = catalog.load_table(f"{ns}.t")
+    assert reloaded.scan().to_arrow().num_rows == 25
+    assert sorted(r["id"] for r in reloaded.scan(row_filter=EqualTo("id", 7)).to_arrow().to_pylist()) == [7]
+    location = reloaded.location()
+    assert any(k.endswith(".parquet") for k in s3.keys_below(location))
+    catalog.purge_table(f"{ns}.t")
+    deadline = time.time() + 30
+    while s3.keys_below(location) and time.time() < deadline:
+        time.sleep(0.2)
+    assert s3.keys_below(location) == []
     catalog.drop_namespace(ns)
