@@ -51,6 +51,54 @@ async fn create_table(app: &TestApp, wh: &str, ns: &str, name: &str) -> Value {
     r.json()
 }
 
+/// Makes a principal that may only read namespace `ns` of `wh` (as the admin whose token
+/// is given); its token.
+async fn reader_token(app: &TestApp, admin: &str, wh: &str) -> String {
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        let mut request = app.client.request(method, app.url(path)).bearer_auth(admin);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let reader: Value = send(
+        Method::POST,
+        "/management/v1/principals",
+        Some(json!({"name": "reader"})),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/management/v1/roles",
+            Some(json!({"name": "readers"})),
+        ),
+        (
+            Method::PUT,
+            "/management/v1/roles/readers/members/reader",
+            None,
+        ),
+        (
+            Method::POST,
+            "/management/v1/roles/readers/grants",
+            Some(json!({"privilege": "read", "warehouse": wh, "namespace": ["ns"]})),
+        ),
+    ] {
+        let r = send(method, path, body).await.unwrap();
+        assert!(r.status().is_success(), "{path}: {:?}", r.text().await);
+    }
+    token(
+        app,
+        reader["client-id"].as_str().unwrap(),
+        reader["client-secret"].as_str().unwrap(),
+    )
+    .await
+}
+
 /// Whether an S3 call was refused with AccessDenied.
 fn denied<T, E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
     result: Result<T, aws_sdk_s3::error::SdkError<E>>,
@@ -253,39 +301,8 @@ async fn vended_credentials_reach_one_table_only(backend: Backend) {
     );
 
     // A principal that may only read gets credentials that cannot write.
-    let reader = app
-        .post("/management/v1/principals", &json!({"name": "reader"}))
-        .await
-        .json();
-    for (method, path, body) in [
-        (
-            Method::POST,
-            "/management/v1/roles".to_owned(),
-            Some(json!({"name": "readers"})),
-        ),
-        (
-            Method::PUT,
-            "/management/v1/roles/readers/members/reader".to_owned(),
-            None,
-        ),
-        (
-            Method::POST,
-            "/management/v1/roles/readers/grants".to_owned(),
-            Some(json!({"privilege": "read", "warehouse": wh, "namespace": ["ns"]})),
-        ),
-    ] {
-        let r = app.request(method, &path, body.as_ref()).await;
-        assert!(r.status.is_success(), "{path}: {}", r.text);
-    }
     let admin_token = app.token.take();
-    app.token = Some(
-        token(
-            &app,
-            reader["client-id"].as_str().unwrap(),
-            reader["client-secret"].as_str().unwrap(),
-        )
-        .await,
-    );
+    app.token = Some(reader_token(&app, admin_token.as_deref().unwrap(), &wh).await);
     let load = app.get(&format!("/v1/{wh}/namespaces/ns/tables/a")).await;
     assert_eq!(load.status, StatusCode::OK, "{}", load.text);
     let reader_client = s3.client_of(&credentials_entry(&load.json()));
@@ -617,7 +634,8 @@ async fn send_signed(
 
 async fn remote_signing_signs_inside_the_table_only(backend: Backend) {
     let s3 = s3_env();
-    let app = TestApp::spawn(backend).await;
+    let mut app = TestApp::spawn_with(backend, &auth_args()).await;
+    app.token = Some(token(&app, ADMIN_ID, ADMIN_SECRET).await);
     let wh = unique("signed").replace('_', "-");
     let mut profile = s3.profile("remote-signing");
     profile.as_object_mut().unwrap().remove("sts");
@@ -687,6 +705,15 @@ async fn remote_signing_signs_inside_the_table_only(backend: Backend) {
         let r = app.post(&path, &sign(method, uri)).await;
         r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
     }
+    // A principal that may only read gets reads signed, not writes.
+    let admin = app.token.take();
+    app.token = Some(reader_token(&app, admin.as_deref().unwrap(), &wh).await);
+    let r = app.post(&path, &sign("GET", &a_object)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.post(&path, &sign("PUT", &a_object)).await;
+    r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+    app.token = admin;
+
     // A warehouse in another mode signs nothing.
     let other = unique("vended").replace('_', "-");
     create_warehouse(&app, &s3, &other, s3.profile("static")).await;
