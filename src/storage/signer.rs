@@ -51,6 +51,15 @@ pub enum SignError {
 
 /// Object sub-resources that may be signed (multipart uploads, versions, the SDKs' `x-id`).
 const OBJECT_QUERY: [&str; 5] = ["uploads", "uploadId", "partNumber", "versionId", "x-id"];
+/// Headers (by prefix) that would reach beyond the table or outlive it: a copy from another
+/// object, ACLs and grants, object locks.
+const REFUSED_HEADERS: [&str; 5] = [
+    "x-amz-copy-source",
+    "x-amz-acl",
+    "x-amz-grant-",
+    "x-amz-object-lock-",
+    "x-amz-bypass-governance-retention",
+];
 /// Query parameters of a bucket listing.
 const LIST_QUERY: [&str; 9] = [
     "list-type",
@@ -146,6 +155,17 @@ pub fn check_scope(
             "the caller may only read this table".into(),
         ));
     }
+    if let Some(name) = request.headers.keys().find(|name| {
+        let name = name.to_ascii_lowercase();
+        REFUSED_HEADERS
+            .iter()
+            .any(|refused| name.starts_with(refused))
+    }) {
+        return Err(SignError::Refused(format!(
+            "requests with '{}' are not signed",
+            name.escape_debug()
+        )));
+    }
     let uri = url::Url::parse(&request.uri)
         .map_err(|e| SignError::Invalid(format!("the URI is not valid: {e}")))?;
     let (bucket, key) = bucket_and_key(profile, &uri)?;
@@ -217,10 +237,6 @@ pub fn sign_request(
     // S3 keys are literal: no path normalisation, single percent-encoding.
     settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
     settings.percent_encoding_mode = PercentEncodingMode::Single;
-    // `Expect: 100-continue` is hop-by-hop for some HTTP stacks: never signed.
-    if let Some(excluded) = settings.excluded_headers.as_mut() {
-        excluded.push(std::borrow::Cow::Borrowed("expect"));
-    }
     let region = if request.region.is_empty() {
         profile.region.as_str()
     } else {
@@ -235,36 +251,37 @@ pub fn sign_request(
         .build()
         .map_err(|e| SignError::Invalid(format!("signing failed: {e}")))?
         .into();
-    // Headers the signer sets itself are left out of what is signed as given.
-    let mut headers: BTreeMap<String, Vec<String>> = request
+    // What is signed: the host and every `x-amz-*` header the client sends (S3 refuses
+    // unsigned ones), but not the ones the signature sets itself. Other headers stay
+    // unsigned: they cannot widen what the request reaches.
+    let signed: Vec<(String, String)> = request
         .headers
         .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.join(",")))
         .filter(|(name, _)| {
-            let name = name.to_ascii_lowercase();
-            !matches!(
-                name.as_str(),
-                "authorization" | "x-amz-date" | "x-amz-content-sha256" | "x-amz-security-token"
-            )
+            name.starts_with("x-amz-")
+                && !matches!(
+                    name.as_str(),
+                    "x-amz-date" | "x-amz-content-sha256" | "x-amz-security-token"
+                )
         })
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .collect();
-    let joined: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.join(",")))
         .collect();
     let signable = SignableRequest::new(
         request.method.as_str(),
         uri.as_str(),
-        joined.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        signed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         SignableBody::UnsignedPayload,
     )
     .map_err(|e| SignError::Invalid(format!("the request cannot be signed: {e}")))?;
     let (instructions, _) = sign(signable, &params)
         .map_err(|e| SignError::Invalid(format!("signing failed: {e}")))?
         .into_parts();
-    for (name, value) in instructions.headers() {
-        headers.insert(name.to_ascii_lowercase(), vec![value.to_owned()]);
-    }
+    // The answer holds the headers the signature adds; the client keeps its own (PyIceberg
+    // appends what it gets, so repeating a signed header would send it twice).
+    let headers = instructions
+        .headers()
+        .map(|(name, value)| (name.to_ascii_lowercase(), vec![value.to_owned()]))
+        .collect();
     Ok(SignedRequest {
         uri: uri.to_string(),
         headers,
@@ -372,6 +389,17 @@ mod tests {
             assert!(check(rw, method, uri).is_err(), "{method} {uri}");
         }
         assert!(check(Access::Read, "PUT", "http://127.0.0.1:8333/lake/wh/ns/t1/a").is_err());
+        // A PUT inside the table that copies another table's object, or sets an ACL.
+        let table = Location::parse("s3://lake/wh/ns/t1").unwrap();
+        for (name, value) in [
+            ("X-Amz-Copy-Source", "/lake/wh/ns/t2/a"),
+            ("x-amz-acl", "public-read"),
+            ("x-amz-grant-read", "uri=x"),
+        ] {
+            let mut put = request("PUT", "http://127.0.0.1:8333/lake/wh/ns/t1/a");
+            put.headers.insert(name.into(), vec![value.into()]);
+            assert!(check_scope(&profile(), &table, rw, &put).is_err(), "{name}");
+        }
         assert!(check(rw, "PATCH", "http://127.0.0.1:8333/lake/wh/ns/t1/a").is_err());
     }
 }

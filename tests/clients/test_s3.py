@@ -198,9 +198,18 @@ def test_duckdb_reads_with_vended_credentials(s3, warehouse):
     catalog.drop_namespace(ns)
 
 
-def test_pyiceberg_with_remote_signing(s3):
+def test_pyiceberg_with_remote_signing(s3, monkeypatch):
     """PyIceberg's fsspec file IO sends every S3 request to Serac for signing (the table
-    config names the signer and the file IO); it never holds a key."""
+    config names the signer and the file IO); it never holds a key.
+
+    PyIceberg's file IO runs on one worker thread here: with several, about one run in eight
+    saw s3fs send a request that SeaweedFS refused (403) while the same request as Serac had
+    signed it, replayed, was taken; with one worker, none in twenty-five."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyiceberg.utils.concurrent import ExecutorFactory
+
+    monkeypatch.setattr(ExecutorFactory, "_instance", ThreadPoolExecutor(max_workers=1))
     warehouse = _create_warehouse(s3, "remote-signing")
     catalog = _catalog(warehouse)
     ns = f"signed_{_suffix()}"

@@ -194,16 +194,12 @@ async fn crash_mid_purge(backend: Backend, storage: Storage) {
 
     let mut server = start(dir.path(), port, &database_url, None);
     crate::wait_ready(&client, &base).await;
+    // On a file system the purge ends by removing the table's directories.
     common::eventually("the purge finished after the restart", || async {
         storage.contents(&doomed).await.is_empty()
+            && !(matches!(storage, Storage::File) && directory(&doomed).exists())
     })
     .await;
-    if let Storage::File = storage {
-        assert!(
-            !directory(&doomed).exists(),
-            "the table's directory is left"
-        );
-    }
     assert_eq!(
         storage.contents(&kept).await,
         kept_files,
