@@ -216,9 +216,14 @@ pub enum WarehouseCommand {
     /// Add a warehouse: a name (its URL prefix) and a root location.
     Create {
         name: String,
-        /// Root location of the warehouse, e.g. file:///var/lib/serac/sales.
+        /// Root location of the warehouse, e.g. file:///var/lib/serac/sales or
+        /// s3://bucket/prefix (an S3 location needs --storage-file).
         #[arg(long)]
         location: String,
+        /// A JSON file holding the warehouse's storage profile (see the README: S3
+        /// warehouses). It is checked against the store before the warehouse is created.
+        #[arg(long)]
+        storage_file: Option<std::path::PathBuf>,
         #[command(flatten)]
         database: DatabaseArgs,
     },

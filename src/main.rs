@@ -109,11 +109,24 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Warehouse(WarehouseCommand::Create {
             name,
             location,
+            storage_file,
             database,
         }) => {
+            let storage = match storage_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        format!("cannot read the storage profile {}: {e}", path.display())
+                    })?;
+                    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                        format!("the storage profile {} is not JSON: {e}", path.display())
+                    })?;
+                    Some(serac::storage::StorageProfile::parse(value)?)
+                }
+                None => None,
+            };
             let catalog = admin_catalog(&database).await?;
             let warehouse = catalog
-                .create_warehouse(&caller, &name, &location)
+                .create_warehouse(&caller, &name, &location, storage)
                 .await
                 .map_err(|e| e.to_string())?;
             println!(

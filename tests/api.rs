@@ -36,6 +36,8 @@ mod operations;
 mod parity;
 #[path = "api/routes.rs"]
 mod routes;
+#[path = "api/s3.rs"]
+mod s3;
 #[path = "api/tables.rs"]
 mod tables;
 #[path = "api/transactions.rs"]

@@ -2,7 +2,9 @@
 # Runs Serac's whole test suite:
 #
 #   1. cargo test            (unit + Rust integration tests; a throwaway
-#                             PostgreSQL cluster is provided via SERAC_TEST_PG_URL)
+#                             PostgreSQL cluster is provided via SERAC_TEST_PG_URL, and a
+#                             throwaway S3 with STS (SeaweedFS, tests/lib/s3.sh) via
+#                             SERAC_TEST_S3_*; both are started once and shared by all stages)
 #   2. clients-sqlite        (real clients against `serac serve` on the embedded SQLite
 #                             backend: PyIceberg, DuckDB, Spark 3.5 with Iceberg 1.10,
 #                             and the OpenAPI contract check; see tests/clients; a second
@@ -60,6 +62,8 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # shellcheck source=tests/lib/pg.sh
 . "$ROOT/tests/lib/pg.sh"
+# shellcheck source=tests/lib/s3.sh
+. "$ROOT/tests/lib/s3.sh"
 
 cleanup() {
     local pid
@@ -71,6 +75,7 @@ cleanup() {
         fi
     done
     serac_pg_stop || true
+    serac_s3_stop || true
     if [ "${SERAC_KEEP_TMP:-0}" = "1" ]; then
         echo "kept temp dir: $WORK" >&2
     else
@@ -124,6 +129,12 @@ PG_OK=1
 if ! serac_pg_start; then
     PG_OK=0
     echo "could not start PostgreSQL; tests that need it will fail" >&2
+fi
+
+# ------------------------------------------------------------------------ s3
+log "starting throwaway S3 with STS (SeaweedFS)"
+if ! serac_s3_start; then
+    echo "could not start SeaweedFS; tests that need S3 will fail" >&2
 fi
 
 # --------------------------------------------------------------------- build

@@ -33,7 +33,7 @@ pub(super) fn function_result(function: &LoadedFunction) -> Response {
         table_result_body(
             Some(&function.metadata_location),
             &function.metadata_json,
-            false,
+            None,
         ),
     )
 }

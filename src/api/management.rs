@@ -9,10 +9,10 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::error::{ApiResult, json};
+use super::error::{ApiError, ApiResult, json};
 use super::extract::{ApiJson, ApiPath, parse_namespace};
 use crate::catalog::Caller;
-use crate::catalog::Warehouse;
+use crate::catalog::{StorageProfile, Warehouse};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -122,6 +122,10 @@ async fn create_function(
 struct CreateWarehouse {
     name: String,
     location: String,
+    /// The storage profile (an `s3` location needs one); parsed by the storage layer so
+    /// that its messages name the profile's fields.
+    #[serde(default)]
+    storage: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -129,6 +133,9 @@ struct WarehouseBody<'a> {
     id: &'a str,
     name: &'a str,
     location: &'a str,
+    /// The profile without its keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<serde_json::Value>,
 }
 
 impl<'a> From<&'a Warehouse> for WarehouseBody<'a> {
@@ -137,6 +144,7 @@ impl<'a> From<&'a Warehouse> for WarehouseBody<'a> {
             id: &w.id,
             name: &w.name,
             location: &w.location,
+            storage: w.storage.as_ref().map(StorageProfile::redacted),
         }
     }
 }
@@ -151,9 +159,13 @@ async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<CreateWarehouse>,
 ) -> ApiResult<Response> {
+    let storage = match request.storage {
+        Some(serde_json::Value::Null) | None => None,
+        Some(value) => Some(StorageProfile::parse(value).map_err(ApiError::bad_request)?),
+    };
     let warehouse = state
         .catalog
-        .create_warehouse(&caller, &request.name, &request.location)
+        .create_warehouse(&caller, &request.name, &request.location, storage)
         .await?;
     Ok(json(
         StatusCode::CREATED,

@@ -135,6 +135,7 @@ const CATALOG_ROUTES: &[(&str, &str)] = &[
     ("POST", "/namespaces/{namespace}/tables/{table}/metrics"),
     ("POST", "/namespaces/{namespace}/tables/{table}/unregister"),
     ("GET", "/namespaces/{namespace}/tables/{table}/credentials"),
+    ("POST", "/namespaces/{namespace}/tables/{table}/sign"),
     ("POST", "/tables/rename"),
     ("POST", "/transactions/commit"),
     ("GET", "/namespaces/{namespace}/views"),
@@ -200,6 +201,10 @@ fn catalog_routes() -> Router<AppState> {
         .route(
             "/namespaces/{namespace}/tables/{table}/credentials",
             get(tables::load_credentials),
+        )
+        .route(
+            "/namespaces/{namespace}/tables/{table}/sign",
+            post(tables::sign),
         )
         .route(
             "/namespaces/{namespace}/views",

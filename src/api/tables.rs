@@ -18,7 +18,8 @@ use super::extract::{ApiJson, ApiJsonWithBody, ApiPath, ApiQuery, parse_namespac
 use super::idempotency::Mutation;
 use crate::catalog::Caller;
 use crate::catalog::{
-    Catalog, DropTable, PageRequest, Paged, SummaryOrder, TableVersion, Warehouse,
+    Catalog, DropTable, PageRequest, Paged, SignRequest, SummaryOrder, TableAccess, TableVersion,
+    Warehouse,
 };
 
 #[derive(Deserialize)]
@@ -131,12 +132,13 @@ impl Snapshots {
     }
 }
 
-/// `{"metadata-location": ..., "metadata": ..., "config": {}}`, assembled around metadata
-/// JSON that is already serialized (the stored document), so a load never re-serializes.
+/// `{"metadata-location": ..., "metadata": ..., "config": {...}, "storage-credentials":
+/// [...]}`, assembled around metadata JSON that is already serialized (the stored document),
+/// so a load never re-serializes. `access: None` leaves out `config` (a commit's response).
 pub(super) fn table_result_body(
     metadata_location: Option<&str>,
     metadata_json: &str,
-    with_config: bool,
+    access: Option<&TableAccess>,
 ) -> Vec<u8> {
     let location = serde_json::to_string(&metadata_location).expect("strings serialize");
     let mut body = Vec::with_capacity(metadata_json.len() + location.len() + 64);
@@ -144,22 +146,62 @@ pub(super) fn table_result_body(
     body.extend_from_slice(location.as_bytes());
     body.extend_from_slice(b",\"metadata\":");
     body.extend_from_slice(metadata_json.as_bytes());
-    if with_config {
-        body.extend_from_slice(b",\"config\":{}");
+    if let Some(access) = access {
+        body.extend_from_slice(b",\"config\":");
+        write_config(&mut body, &access.config);
+        if !access.credentials.is_empty() {
+            body.extend_from_slice(b",\"storage-credentials\":");
+            write_credentials(&mut body, access);
+        }
     }
     body.push(b'}');
     body
 }
 
-fn load_result(version: &TableVersion) -> Response {
-    json_response(
+/// A JSON object of string entries.
+fn write_config(body: &mut Vec<u8>, entries: &[(&str, String)]) {
+    let map: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::to_writer(&mut *body, &map).expect("maps serialize");
+}
+
+/// `[{"prefix": ..., "config": {...}}]`
+fn write_credentials(body: &mut Vec<u8>, access: &TableAccess) {
+    body.push(b'[');
+    for (i, credential) in access.credentials.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"{\"prefix\":");
+        serde_json::to_writer(&mut *body, &credential.prefix).expect("strings serialize");
+        body.extend_from_slice(b",\"config\":");
+        write_config(body, &credential.config);
+        body.push(b'}');
+    }
+    body.push(b']');
+}
+
+/// A load result: the version's metadata and what the caller gets to reach its files.
+async fn load_result(
+    catalog: &Catalog,
+    caller: &Caller,
+    warehouse: &Warehouse,
+    ident: &TableIdent,
+    version: &TableVersion,
+) -> ApiResult<Response> {
+    let access = catalog
+        .table_access(caller, warehouse, ident, version)
+        .await?;
+    Ok(json_response(
         StatusCode::OK,
         table_result_body(
             Some(&version.metadata_location),
             &version.metadata_json,
-            true,
+            Some(&access),
         ),
-    )
+    ))
 }
 
 fn commit_result(version: &TableVersion) -> Response {
@@ -168,7 +210,7 @@ fn commit_result(version: &TableVersion) -> Response {
         table_result_body(
             Some(&version.metadata_location),
             &version.metadata_json,
-            false,
+            None,
         ),
     )
 }
@@ -253,24 +295,30 @@ pub async fn create(
                     table_result_body(
                         created.metadata_location.as_deref(),
                         &created.metadata_json,
-                        true,
+                        Some(&created.access),
                     ),
                 ))
             },
-            || replay_load(catalog, caller, warehouse, &ident, load_result),
+            || replay(catalog, caller, warehouse, &ident, true),
         )
         .await
 }
 
-async fn replay_load(
+/// The answer to a replayed mutation: the table as it is now, as a load result (with what
+/// the caller gets to reach its files) or as a commit result.
+async fn replay(
     catalog: &Catalog,
     caller: &Caller,
     warehouse: &Warehouse,
     ident: &TableIdent,
-    respond: fn(&TableVersion) -> Response,
+    as_load: bool,
 ) -> ApiResult<Response> {
     let version = catalog.load_table(caller, warehouse, ident).await?;
-    Ok(respond(&version))
+    if as_load {
+        load_result(catalog, caller, warehouse, ident, &version).await
+    } else {
+        Ok(commit_result(&version))
+    }
 }
 
 pub async fn load(
@@ -298,10 +346,26 @@ pub async fn load(
             Snapshots::All => version.metadata_json.as_str(),
             Snapshots::Refs => version.refs_only_json()?,
         };
-        let body = version.rendered(mode as usize, || {
-            table_result_body(Some(&version.metadata_location), metadata, true).into()
-        });
-        let mut response = json_response(StatusCode::OK, body);
+        let mut response = if state.catalog.hands_out_access(&warehouse) {
+            // Credentials differ per caller: only the metadata part is kept (in the version).
+            let access = state
+                .catalog
+                .table_access(&caller, &warehouse, &ident, &version)
+                .await?;
+            let body = table_result_body(Some(&version.metadata_location), metadata, Some(&access));
+            json_response(StatusCode::OK, body)
+        } else {
+            // Local files: the same body for every caller, kept whole with the version.
+            let body = version.rendered(mode as usize, || {
+                table_result_body(
+                    Some(&version.metadata_location),
+                    metadata,
+                    Some(&TableAccess::default()),
+                )
+                .into()
+            });
+            json_response(StatusCode::OK, body)
+        };
         response.headers_mut().insert(
             header::ETAG,
             HeaderValue::from_str(&tag_of_body).expect("hex tags are valid headers"),
@@ -356,7 +420,7 @@ pub async fn commit(
                     .await?;
                 Ok(commit_result(&version))
             },
-            || replay_load(catalog, caller, warehouse, ident, commit_result),
+            || replay(catalog, caller, warehouse, ident, false),
         )
         .await
 }
@@ -407,7 +471,7 @@ pub async fn unregister(
                 let body = table_result_body(
                     Some(&version.metadata_location),
                     &version.metadata_json,
-                    false,
+                    None,
                 );
                 if let Some(key) = &key {
                     // The table is gone: a replay can only answer from the stored response.
@@ -495,7 +559,7 @@ pub async fn register(
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
     let namespace = parse_namespace(&path.namespace)?;
-    let ident = TableIdent::new(namespace.clone(), request.name.clone());
+    let ident = &TableIdent::new(namespace.clone(), request.name.clone());
     let catalog = &state.catalog;
     let caller = &caller;
     let warehouse = &warehouse;
@@ -511,29 +575,50 @@ pub async fn register(
                         request,
                     )
                     .await?;
-                Ok(load_result(&version))
+                load_result(catalog, caller, warehouse, ident, &version).await
             },
-            || replay_load(catalog, caller, warehouse, &ident, load_result),
+            || replay(catalog, caller, warehouse, ident, true),
         )
         .await
 }
 
-/// Storage credentials of a table: none are needed for the storage this server serves
-/// (`file://`), so the list is empty; the table must exist.
+/// Storage credentials of a table (empty for local files); the table must exist.
 pub async fn load_credentials(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<TablePath>,
 ) -> ApiResult<Response> {
     let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
-    state
+    let ident = path.ident()?;
+    let version = state
         .catalog
-        .table_head(&caller, &warehouse, &path.ident()?)
+        .load_table(&caller, &warehouse, &ident)
         .await?;
-    Ok(json_response(
-        StatusCode::OK,
-        r#"{"storage-credentials":[]}"#,
-    ))
+    let access = state
+        .catalog
+        .table_access(&caller, &warehouse, &ident, &version)
+        .await?;
+    let mut body = b"{\"storage-credentials\":".to_vec();
+    write_credentials(&mut body, &access);
+    body.push(b'}');
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// Signs a client's S3 request for the table's objects (warehouses in `remote-signing`
+/// mode): 403 unless it stays inside the table and the caller may do what it does.
+pub async fn sign(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<TablePath>,
+    ApiJson(request): ApiJson<SignRequest>,
+) -> ApiResult<Response> {
+    let warehouse = state.catalog.warehouse(path.prefix.as_deref()).await?;
+    let ident = path.ident()?;
+    let signed = state
+        .catalog
+        .sign_request(&caller, &warehouse, &ident, &request)
+        .await?;
+    Ok(json(StatusCode::OK, &signed))
 }
 
 /// Metrics reports are accepted, logged and counted; they change nothing in the catalog.

@@ -22,7 +22,11 @@ type ViewPath = TablePath;
 fn view_result(view: &LoadedView) -> Response {
     json_response(
         StatusCode::OK,
-        table_result_body(Some(&view.metadata_location), &view.metadata_json, true),
+        table_result_body(
+            Some(&view.metadata_location),
+            &view.metadata_json,
+            Some(&crate::catalog::TableAccess::default()),
+        ),
     )
 }
 

@@ -25,6 +25,7 @@ fn warehouse() -> &'static Warehouse {
             name: "fuzz".into(),
             root: Location::parse(&location).expect("a valid root"),
             location,
+            storage: None,
         }
     })
 }

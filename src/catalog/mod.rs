@@ -1,6 +1,7 @@
 //! The rules of Iceberg: warehouses, the namespace hierarchy, table lifecycles and the commit
 //! algorithm. This layer knows neither HTTP nor SQL: it talks to a [`Store`] and a [`Storage`].
 
+mod access;
 mod authz;
 mod cache;
 mod caller;
@@ -26,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use access::{StorageCredential, TableAccess};
 pub use authz::Privilege;
 pub use cache::TableVersion;
 pub use caller::{ANONYMOUS, COMMAND_LINE, Caller, Principal};
@@ -44,7 +46,9 @@ use locks::CommitLocks;
 use scan::Plans;
 
 use crate::metrics::Metrics;
-use crate::storage::{Location, Storage};
+pub use crate::storage::StorageProfile;
+pub use crate::storage::signer::{SignRequest, SignedRequest};
+use crate::storage::{Location, Storage, WarehouseStorage};
 pub use crate::store::{
     AuditRecord, GrantObject, GrantRow, IdempotencyEntry, IdempotencyRecord, ObjectKind, RoleRow,
 };
@@ -112,6 +116,8 @@ pub struct Warehouse {
     pub location: String,
     /// The root, parsed: every location of the warehouse lies within it.
     pub root: Location,
+    /// How the warehouse's object store is reached (`None`: local files).
+    pub storage: Option<StorageProfile>,
 }
 
 impl TryFrom<WarehouseRow> for Warehouse {
@@ -124,11 +130,18 @@ impl TryFrom<WarehouseRow> for Warehouse {
                 row.name
             ))
         })?;
+        let storage = row
+            .storage
+            .as_deref()
+            .map(StorageProfile::from_stored_json)
+            .transpose()
+            .map_err(|e| CatalogError::Internal(format!("warehouse '{}': {e}", row.name)))?;
         Ok(Self {
             id: row.id,
             name: row.name,
             location: row.location,
             root,
+            storage,
         })
     }
 }
@@ -264,7 +277,7 @@ impl Catalog {
         }
         let name = self.settings.default_warehouse.clone();
         match self
-            .create_warehouse(&Caller::server(), &name, location)
+            .create_warehouse(&Caller::server(), &name, location, None)
             .await
         {
             // Another replica created it meanwhile.
@@ -273,16 +286,23 @@ impl Catalog {
         }
     }
 
+    /// Creates a warehouse; one on object storage needs a storage profile, which is checked
+    /// against the store (a probe object written, read, listed and deleted; one AssumeRole
+    /// in `vended` mode) before anything is recorded.
     pub async fn create_warehouse(
         &self,
         caller: &Caller,
         name: &str,
         location: &str,
+        storage: Option<StorageProfile>,
     ) -> CatalogResult<Arc<Warehouse>> {
         self.authorize(caller, Privilege::Admin, authz::Target::Server)
             .await?;
         ident::validate_warehouse_name(name)?;
-        let root = self.storage.warehouse_root(location)?;
+        let root = self
+            .storage
+            .warehouse_root(location, storage.as_ref())
+            .map_err(|e| CatalogError::BadRequest(e.to_string()))?;
         let location = root.to_string();
         // Tables are confined to their warehouse: no warehouse may lie inside another.
         if let Some(other) = self.store.list_warehouses().await?.into_iter().find(|w| {
@@ -295,22 +315,28 @@ impl Catalog {
                 other.location, other.name
             )));
         }
+        if storage.is_some() {
+            self.storage
+                .build(&root, storage.as_ref())?
+                .probe()
+                .await
+                .map_err(|e| CatalogError::BadRequest(e.to_string()))?;
+        }
         let row = WarehouseRow {
             id: uuid::Uuid::now_v7().to_string(),
             name: name.to_owned(),
             location,
             properties: HashMap::new(),
+            storage: storage.as_ref().map(StorageProfile::to_stored_json),
             created_at_ms: now_ms(),
         };
         let warehouse = Warehouse::try_from(row.clone())?;
-        let event = self.event(
-            caller,
-            "warehouse.created",
-            &warehouse,
-            &[],
-            None,
-            serde_json::json!({ "location": warehouse.location }),
-        );
+        let mut data = serde_json::json!({ "location": warehouse.location });
+        if let Some(profile) = &warehouse.storage {
+            // Without credentials: events are read by subscribers.
+            data["storage"] = profile.redacted();
+        }
+        let event = self.event(caller, "warehouse.created", &warehouse, &[], None, data);
         match self
             .store
             .create_warehouse(&row, &Change::new(caller.idempotency(), vec![event]))
@@ -389,6 +415,15 @@ impl Catalog {
         let warehouse = Arc::new(Warehouse::try_from(row)?);
         self.remember_warehouse(warehouse.clone());
         Ok(warehouse)
+    }
+
+    /// The storage of a warehouse (built once, then shared).
+    pub(crate) fn io(&self, warehouse: &Warehouse) -> CatalogResult<Arc<WarehouseStorage>> {
+        Ok(self.storage.for_warehouse(
+            &warehouse.id,
+            &warehouse.root,
+            warehouse.storage.as_ref(),
+        )?)
     }
 
     fn remember_warehouse(&self, warehouse: Arc<Warehouse>) {

@@ -120,8 +120,8 @@ impl Catalog {
         );
         let metadata = version.metadata()?;
         let report = self
-            .storage
-            .purge_table(&warehouse.root, metadata, &task.metadata_location, deleted)
+            .io(&warehouse)?
+            .purge_table(metadata, &task.metadata_location, deleted)
             .await?;
         self.metrics
             .purge_files_deleted

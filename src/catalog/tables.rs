@@ -43,6 +43,8 @@ pub(super) const NAMESPACE_PROPERTY_LOCATION: &str = "location";
 pub struct CreatedTable {
     pub metadata_location: Option<String>,
     pub metadata_json: String,
+    /// What the creator gets to write the table's files.
+    pub access: super::TableAccess,
 }
 
 /// What to do with a table's files when it is dropped.
@@ -455,12 +457,13 @@ impl Catalog {
                     display_ident(&ident)
                 )));
             }
-            self.storage
-                .prepare_table_location(&warehouse.root, &location)
+            self.io(warehouse)?
+                .prepare_table_location(&location)
                 .await?;
             return Ok(CreatedTable {
                 metadata_location: None,
                 metadata_json: to_json(&metadata)?,
+                access: self.creator_access(warehouse, &ident, &location).await?,
             });
         }
 
@@ -484,6 +487,7 @@ impl Catalog {
         Ok(CreatedTable {
             metadata_location: Some(version.metadata_location.clone()),
             metadata_json: version.metadata_json.clone(),
+            access: self.creator_access(warehouse, &ident, &location).await?,
         })
     }
 
@@ -577,8 +581,8 @@ impl Catalog {
             claim,
         } = insert;
         if write_file {
-            self.storage
-                .write_metadata(&warehouse.root, metadata_file, json.as_bytes())
+            self.io(warehouse)?
+                .write_metadata(metadata_file, json.as_bytes())
                 .await
                 .map_err(CatalogError::from)?;
         }
@@ -625,7 +629,11 @@ impl Catalog {
     }
 
     pub(super) async fn delete_quietly(&self, warehouse: &Warehouse, location: &Location) {
-        if let Err(e) = self.storage.delete(&warehouse.root, location).await {
+        let deleted = match self.io(warehouse) {
+            Ok(io) => io.delete(location).await.map_err(CatalogError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = deleted {
             tracing::warn!(%location, error = %e, "could not delete an unused metadata file");
         }
     }
@@ -865,8 +873,8 @@ impl Catalog {
         let json = to_json_next(&metadata, order, &current.metadata_json)?;
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let write = self.metrics.metadata_write_duration.start_timer();
-        self.storage
-            .write_metadata(&warehouse.root, &location, json.as_bytes())
+        self.io(warehouse)?
+            .write_metadata(&location, json.as_bytes())
             .await?;
         write.observe_duration();
         let expired_files = if metadata
@@ -1240,10 +1248,7 @@ impl Catalog {
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         let metadata_file =
             super::locations::confine(warehouse, &request.metadata_location, "metadata-location")?;
-        let bytes = self
-            .storage
-            .read_json_file(&warehouse.root, &metadata_file)
-            .await?;
+        let bytes = self.io(warehouse)?.read_json_file(&metadata_file).await?;
         let metadata = super::metadata_json::parse(&bytes).map_err(|e| {
             CatalogError::BadRequest(format!(
                 "'{metadata_file}' is not a valid table metadata file: {e}"

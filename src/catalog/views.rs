@@ -334,8 +334,8 @@ impl Catalog {
             check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
             let file = metadata_file(&view_location, Some(&row.metadata_location), false);
             let location = file.to_string();
-            self.storage
-                .write_metadata(&warehouse.root, &file, json.as_bytes())
+            self.io(warehouse)?
+                .write_metadata(&file, json.as_bytes())
                 .await?;
             let swap = TableSwap {
                 table_id: &row.id,
@@ -449,7 +449,7 @@ impl Catalog {
         validate_table_name(&request.name)?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         let file = confine(warehouse, &request.metadata_location, "metadata-location")?;
-        let bytes = self.storage.read_json_file(&warehouse.root, &file).await?;
+        let bytes = self.io(warehouse)?.read_json_file(&file).await?;
         let metadata: ViewMetadata = serde_json::from_slice(&bytes).map_err(|e| {
             CatalogError::BadRequest(format!("'{file}' is not a valid view metadata file: {e}"))
         })?;

@@ -44,6 +44,10 @@ pub enum FileError {
     TooLarge { location: String, limit: u64 },
     #[error("{0}")]
     Invalid(String),
+    /// An object store refused or failed a request (the message names the location and the
+    /// store's error code).
+    #[error("{0}")]
+    Remote(String),
     #[error("{action} '{location}' failed: {kind}")]
     Io {
         action: &'static str,
@@ -59,7 +63,7 @@ impl From<FileError> for Error {
                 ErrorKind::PreconditionFailed
             }
             FileError::NotFound(_) | FileError::Invalid(_) => ErrorKind::DataInvalid,
-            FileError::Io { .. } => ErrorKind::Unexpected,
+            FileError::Io { .. } | FileError::Remote(_) => ErrorKind::Unexpected,
         };
         Error::new(kind, err.to_string())
     }
@@ -343,10 +347,7 @@ impl IcebergStorage for ConfinedFs {
 
     async fn delete_prefix(&self, path: &str) -> iceberg::Result<()> {
         // Serac never deletes a directory tree; only named files and empty directories.
-        Err(Error::new(
-            ErrorKind::FeatureUnsupported,
-            format!("deleting everything under '{path}' is not allowed"),
-        ))
+        Err(no_prefix_delete(path))
     }
 
     async fn delete_stream(&self, mut paths: BoxStream<'static, String>) -> iceberg::Result<()> {
@@ -357,12 +358,36 @@ impl IcebergStorage for ConfinedFs {
     }
 
     fn new_input(&self, path: &str) -> iceberg::Result<InputFile> {
-        Ok(InputFile::new(Arc::new(self.clone()), path.to_string()))
+        Ok(input_file(self, path))
     }
 
     fn new_output(&self, path: &str) -> iceberg::Result<OutputFile> {
-        Ok(OutputFile::new(Arc::new(self.clone()), path.to_string()))
+        Ok(output_file(self, path))
     }
+}
+
+/// The refusal of a recursive delete (Serac deletes named files only).
+pub(super) fn no_prefix_delete(path: &str) -> Error {
+    Error::new(
+        ErrorKind::FeatureUnsupported,
+        format!("deleting everything under '{path}' is not allowed"),
+    )
+}
+
+/// An input file of a confined storage.
+pub(super) fn input_file<S: IcebergStorage + Clone + 'static>(
+    storage: &S,
+    path: &str,
+) -> InputFile {
+    InputFile::new(Arc::new(storage.clone()), path.to_string())
+}
+
+/// An output file of a confined storage.
+pub(super) fn output_file<S: IcebergStorage + Clone + 'static>(
+    storage: &S,
+    path: &str,
+) -> OutputFile {
+    OutputFile::new(Arc::new(storage.clone()), path.to_string())
 }
 
 /// Builds the [`ConfinedFs`] it holds (the iceberg crate's `FileIO` takes a factory).

@@ -1,13 +1,22 @@
-//! Object storage: metadata files, reads of client-written files, purges, all confined to
-//! the warehouse they belong to.
+//! Object storage: metadata files, reads of client-written files, purges and the credentials
+//! clients get, all confined to the warehouse they belong to.
 //!
-//! Every operation takes [`Location`]s, parsed and normalised once ([`location`]), and the
-//! root it must stay within. `file` locations are served by [`file::ConfinedFs`], which the
-//! iceberg crate's readers (scan planning, purge) also go through, so a location taken from
-//! client metadata cannot reach a file outside its warehouse either.
+//! [`Storage::for_warehouse`] hands out one [`WarehouseStorage`] per warehouse, built once:
+//! its root, its backend and the iceberg crate's file IO over that backend. Every operation
+//! takes [`Location`]s, parsed and normalised once ([`location`]), that must lie within the
+//! root. `file` warehouses are served by [`file::ConfinedFs`], `s3` warehouses by
+//! [`s3::S3Objects`] (aws-sdk-s3, with the warehouse's [`StorageProfile`]); the iceberg
+//! crate's readers (scan planning, purge) go through the same confined backends, so a
+//! location taken from client metadata cannot reach a file or object outside its warehouse
+//! either. Clients of `s3` warehouses get settings and credentials from
+//! [`WarehouseStorage::client_access`] ([`credentials`]: STS session policies, cached).
 
+pub mod credentials;
 pub mod file;
 pub mod location;
+pub mod profile;
+pub mod s3;
+pub mod signer;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read as _, Write as _};
@@ -19,8 +28,12 @@ use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
 use iceberg::{NamespaceIdent, TableIdent};
 
+use credentials::Vendor;
+pub use credentials::{Access, TableCredentials};
 use file::{ConfinedFs, ConfinedFsFactory, FileError};
 pub use location::{Location, LocationError, Scheme, encode_segment, object_dir_segment};
+pub use profile::{CredentialMode, StorageProfile};
+use s3::{ConfinedS3, ConfinedS3Factory, S3Objects};
 
 /// The default cap on metadata files Serac reads (256 MiB).
 pub const DEFAULT_MAX_METADATA_BYTES: u64 = 256 * 1024 * 1024;
@@ -57,7 +70,7 @@ impl From<FileError> for StorageError {
             FileError::NotFound(_) | FileError::NotRegular(_) | FileError::Invalid(_) => {
                 Self::Invalid(err.to_string())
             }
-            FileError::Io { .. } => Self::Io(err.to_string()),
+            FileError::Io { .. } | FileError::Remote(_) => Self::Io(err.to_string()),
         }
     }
 }
@@ -81,11 +94,11 @@ pub struct PurgeReport {
     pub failures: Vec<String>,
 }
 
-/// Hands out confined file access per warehouse root.
+/// Hands out each warehouse's confined storage, built once per warehouse.
 #[derive(Debug)]
 pub struct Storage {
     max_read_bytes: u64,
-    ios: Mutex<HashMap<Location, FileIO>>,
+    warehouses: Mutex<HashMap<String, Arc<WarehouseStorage>>>,
 }
 
 impl Default for Storage {
@@ -94,30 +107,89 @@ impl Default for Storage {
     }
 }
 
+/// The backend of one warehouse.
+#[derive(Debug, Clone)]
+enum Backend {
+    File(ConfinedFs),
+    S3(Arc<S3Objects>),
+}
+
+impl Backend {
+    async fn read(&self, location: &Location) -> Result<Bytes, FileError> {
+        match self {
+            Self::File(fs) => fs.read(location).await,
+            Self::S3(s3) => s3.read(location).await,
+        }
+    }
+
+    async fn write(&self, location: &Location, bytes: Bytes) -> Result<(), FileError> {
+        match self {
+            Self::File(fs) => fs.write(location, bytes).await,
+            Self::S3(s3) => s3.write(location, bytes).await,
+        }
+    }
+
+    async fn delete(&self, location: &Location) -> Result<(), FileError> {
+        match self {
+            Self::File(fs) => fs.delete(location).await,
+            Self::S3(s3) => s3.delete(location).await,
+        }
+    }
+
+    async fn exists(&self, location: &Location) -> Result<bool, FileError> {
+        match self {
+            Self::File(fs) => fs.exists(location).await,
+            Self::S3(s3) => s3.exists(location).await,
+        }
+    }
+}
+
+/// One warehouse's storage: its root, its backend (local files or an S3 bucket and prefix),
+/// the iceberg crate's file IO over that backend, and for S3 the credential vendor.
+#[derive(Debug)]
+pub struct WarehouseStorage {
+    root: Location,
+    max_read_bytes: u64,
+    backend: Backend,
+    io: FileIO,
+    profile: Option<StorageProfile>,
+    vendor: Option<Vendor>,
+}
+
 impl Storage {
     /// Storage that reads files of at most `max_read_bytes` whole.
     pub fn new(max_read_bytes: u64) -> Self {
         Self {
             max_read_bytes,
-            ios: Mutex::new(HashMap::new()),
+            warehouses: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Checks a warehouse root: a location this server can serve, not a file system or
-    /// bucket root and not a system directory.
-    pub fn warehouse_root(&self, raw: &str) -> StorageResult<Location> {
+    /// Checks a warehouse root: a location this server can serve with the given profile
+    /// (`s3` needs one, `file` takes none), not a file system or bucket root and not a
+    /// system directory.
+    pub fn warehouse_root(
+        &self,
+        raw: &str,
+        profile: Option<&StorageProfile>,
+    ) -> StorageResult<Location> {
         let root = Location::parse(raw)?;
-        match root.scheme() {
-            Scheme::File => {}
-            Scheme::S3(scheme) => {
+        match (root.scheme(), profile) {
+            (Scheme::File, None) | (Scheme::S3(_), Some(StorageProfile::S3(_))) => {}
+            (Scheme::File, Some(_)) => {
                 return Err(StorageError::Unsupported(format!(
-                    "storage scheme '{scheme}' of location '{root}' is not supported by this server yet (supported: file)"
+                    "location '{root}' is on the local file system, which takes no storage profile"
+                )));
+            }
+            (Scheme::S3(scheme), None) => {
+                return Err(StorageError::Unsupported(format!(
+                    "location '{root}' is on {scheme}: give a storage profile ('storage' with type s3) for it"
                 )));
             }
         }
         if root.is_root() {
             return Err(StorageError::Unsupported(format!(
-                "location '{root}' is a file system root; give a directory for the warehouse"
+                "location '{root}' is a file system or bucket root; give a directory for the warehouse"
             )));
         }
         let first = root.path().split('/').next().unwrap_or_default();
@@ -129,30 +201,101 @@ impl Storage {
         Ok(root)
     }
 
-    fn fs(&self, root: &Location) -> StorageResult<ConfinedFs> {
-        match root.scheme() {
-            Scheme::File => Ok(ConfinedFs::new(root, self.max_read_bytes)),
-            Scheme::S3(scheme) => Err(StorageError::Unsupported(format!(
-                "storage scheme '{scheme}' is not supported by this server yet"
-            ))),
+    /// A warehouse's storage, built on first use and kept (warehouses and their profiles
+    /// never change).
+    pub fn for_warehouse(
+        &self,
+        id: &str,
+        root: &Location,
+        profile: Option<&StorageProfile>,
+    ) -> StorageResult<Arc<WarehouseStorage>> {
+        if let Some(found) = self
+            .warehouses
+            .lock()
+            .expect("storage map poisoned")
+            .get(id)
+        {
+            return Ok(found.clone());
         }
+        let built = Arc::new(self.build(root, profile)?);
+        Ok(self
+            .warehouses
+            .lock()
+            .expect("storage map poisoned")
+            .entry(id.to_owned())
+            .or_insert(built)
+            .clone())
     }
 
-    /// The iceberg crate's file IO for one warehouse: every path it touches must lie within
-    /// `root`.
-    pub fn file_io(&self, root: &Location) -> StorageResult<FileIO> {
-        let mut ios = self.ios.lock().expect("file IO map poisoned");
-        if let Some(io) = ios.get(root) {
-            return Ok(io.clone());
-        }
-        let io = FileIOBuilder::new(Arc::new(ConfinedFsFactory(self.fs(root)?))).build();
-        ios.insert(root.clone(), io.clone());
-        Ok(io)
+    /// A warehouse's storage, not kept (to check a profile before the warehouse exists).
+    pub fn build(
+        &self,
+        root: &Location,
+        profile: Option<&StorageProfile>,
+    ) -> StorageResult<WarehouseStorage> {
+        let (backend, io, vendor) = match (root.scheme(), profile) {
+            (Scheme::File, None) => {
+                let fs = ConfinedFs::new(root, self.max_read_bytes);
+                let io = FileIOBuilder::new(Arc::new(ConfinedFsFactory(fs.clone()))).build();
+                (Backend::File(fs), io, None)
+            }
+            (Scheme::S3(_), Some(StorageProfile::S3(s3))) => {
+                let objects = Arc::new(S3Objects::new(root, s3, self.max_read_bytes));
+                let io = FileIOBuilder::new(Arc::new(ConfinedS3Factory(ConfinedS3::new(
+                    objects.clone(),
+                ))))
+                .build();
+                let vendor =
+                    (s3.credential_mode == CredentialMode::Vended).then(|| Vendor::new(s3));
+                (Backend::S3(objects), io, vendor)
+            }
+            (scheme, _) => {
+                return Err(StorageError::Unsupported(format!(
+                    "storage scheme '{}' of '{root}' does not match the warehouse's storage profile",
+                    scheme.as_str()
+                )));
+            }
+        };
+        Ok(WarehouseStorage {
+            root: root.clone(),
+            max_read_bytes: self.max_read_bytes,
+            backend,
+            io,
+            profile: profile.cloned(),
+            vendor,
+        })
+    }
+}
+
+/// What a client gets to reach a table's files: settings for its `config` and, when the
+/// profile hands out keys, credentials scoped to the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientAccess {
+    /// Settings without secrets (endpoint, region, addressing).
+    pub settings: Vec<(&'static str, String)>,
+    /// Keys, with the location they are valid for.
+    pub credentials: Option<(Location, TableCredentials)>,
+}
+
+impl WarehouseStorage {
+    pub fn root(&self) -> &Location {
+        &self.root
     }
 
-    /// Refuses a location outside `root`.
-    fn check_within(root: &Location, location: &Location) -> StorageResult<()> {
-        if location.is_within(root) {
+    /// Whether clients get per-table settings or credentials (S3 warehouses).
+    pub fn hands_out_access(&self) -> bool {
+        self.profile.is_some()
+    }
+
+    /// The iceberg crate's file IO for this warehouse: every path it touches must lie
+    /// within the root.
+    pub fn file_io(&self) -> FileIO {
+        self.io.clone()
+    }
+
+    /// Refuses a location outside the root.
+    fn check_within(&self, location: &Location) -> StorageResult<()> {
+        if location.is_within(&self.root) {
             Ok(())
         } else {
             Err(StorageError::Outside(format!(
@@ -164,27 +307,17 @@ impl Storage {
     /// Makes a new table location ready for clients that write into it before its first
     /// commit (DuckDB writes manifests of a staged table there): on a file system, creates
     /// the `metadata` directory. Object stores need nothing.
-    pub async fn prepare_table_location(
-        &self,
-        root: &Location,
-        location: &Location,
-    ) -> StorageResult<()> {
-        Self::check_within(root, location)?;
-        if location.scheme() == Scheme::File {
-            self.fs(root)?
-                .create_dir(&location.join("metadata"))
-                .await?;
+    pub async fn prepare_table_location(&self, location: &Location) -> StorageResult<()> {
+        self.check_within(location)?;
+        if let Backend::File(fs) = &self.backend {
+            fs.create_dir(&location.join("metadata")).await?;
         }
         Ok(())
     }
 
     /// Writes a metadata file; the JSON is gzip-compressed when the file name asks for it.
-    pub async fn write_metadata(
-        &self,
-        root: &Location,
-        location: &Location,
-        json: &[u8],
-    ) -> StorageResult<()> {
+    pub async fn write_metadata(&self, location: &Location, json: &[u8]) -> StorageResult<()> {
+        self.check_within(location)?;
         let bytes = if location.path().ends_with(".gz.metadata.json") {
             let mut encoder =
                 flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -196,18 +329,14 @@ impl Storage {
         } else {
             Bytes::copy_from_slice(json)
         };
-        Ok(self.fs(root)?.write(location, bytes).await?)
+        Ok(self.backend.write(location, bytes).await?)
     }
 
-    /// Reads a whole file within `root` (at most the size cap), decompressed when it is
+    /// Reads a whole file within the root (at most the size cap), decompressed when it is
     /// gzip-compressed (again at most the cap).
-    pub async fn read_json_file(
-        &self,
-        root: &Location,
-        location: &Location,
-    ) -> StorageResult<Bytes> {
-        Self::check_within(root, location)?;
-        let bytes = self.fs(root)?.read(location).await?;
+    pub async fn read_json_file(&self, location: &Location) -> StorageResult<Bytes> {
+        self.check_within(location)?;
+        let bytes = self.backend.read(location).await?;
         if bytes.len() > 2 && bytes[0] == 0x1F && bytes[1] == 0x8B {
             let limit = self.max_read_bytes;
             let mut out = Vec::new();
@@ -227,26 +356,155 @@ impl Storage {
         Ok(bytes)
     }
 
-    /// Deletes one file within `root`; a missing file is not an error.
-    pub async fn delete(&self, root: &Location, location: &Location) -> StorageResult<()> {
-        Ok(self.fs(root)?.delete(location).await?)
+    /// Deletes one file within the root; a missing file is not an error.
+    pub async fn delete(&self, location: &Location) -> StorageResult<()> {
+        self.check_within(location)?;
+        Ok(self.backend.delete(location).await?)
+    }
+
+    /// Checks that the store takes this warehouse's profile: writes, reads, lists and
+    /// deletes a probe object below the root, and in `vended` mode assumes the role once.
+    /// The error names the step that failed.
+    pub async fn probe(&self) -> StorageResult<()> {
+        let Backend::S3(s3) = &self.backend else {
+            return Ok(());
+        };
+        let dir = self
+            .root
+            .join(&format!(".serac-probe-{}", uuid::Uuid::new_v4().simple()));
+        let object = dir.join("probe");
+        let content = Bytes::from_static(b"serac storage profile probe");
+        let step = |what: &str, e: FileError| {
+            StorageError::Invalid(format!("storage profile check failed while {what}: {e}"))
+        };
+        s3.write(&object, content.clone())
+            .await
+            .map_err(|e| step("writing a probe object", e))?;
+        let read = s3
+            .read(&object)
+            .await
+            .map_err(|e| step("reading the probe object back", e))?;
+        if read != content {
+            return Err(StorageError::Invalid(format!(
+                "storage profile check failed: the probe object '{object}' read back differs from what was written"
+            )));
+        }
+        let listed = s3
+            .list(&dir)
+            .await
+            .map_err(|e| step("listing the probe object", e))?;
+        if !listed.contains(&object) {
+            return Err(StorageError::Invalid(format!(
+                "storage profile check failed: listing '{dir}' did not show the probe object"
+            )));
+        }
+        s3.delete(&object)
+            .await
+            .map_err(|e| step("deleting the probe object", e))?;
+        if let (Some(vendor), Some(StorageProfile::S3(profile))) = (&self.vendor, &self.profile) {
+            vendor
+                .vend(profile, &dir, Access::ReadWrite)
+                .await
+                .map_err(|e| {
+                    StorageError::Invalid(format!(
+                        "storage profile check failed while assuming the role: {e}"
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// What a client gets for the table at `table`: settings always, keys as the profile's
+    /// credential mode says (temporary ones scoped to the table in `vended` mode, the
+    /// profile's own in `static` mode, none in `none` mode). Local warehouses: nothing.
+    pub async fn client_access(
+        &self,
+        table: &Location,
+        access: Access,
+    ) -> StorageResult<ClientAccess> {
+        let Some(StorageProfile::S3(profile)) = &self.profile else {
+            return Ok(ClientAccess::default());
+        };
+        self.check_within(table)?;
+        let mut settings = Vec::new();
+        if let Some(endpoint) = &profile.endpoint {
+            settings.push(("s3.endpoint", endpoint.clone()));
+        }
+        settings.push(("s3.region", profile.region.clone()));
+        settings.push(("client.region", profile.region.clone()));
+        settings.push((
+            "s3.path-style-access",
+            profile.path_style_access.to_string(),
+        ));
+        settings.push((
+            "s3.force-virtual-addressing",
+            (!profile.path_style_access).to_string(),
+        ));
+        let credentials = match profile.credential_mode {
+            CredentialMode::None => None,
+            CredentialMode::RemoteSigning => {
+                // The endpoint that signs is the catalog's (the layer above adds it).
+                settings.push(("s3.remote-signing-enabled", "true".into()));
+                settings.push(("s3.signer", "S3V4RestSigner".into()));
+                settings.push(("py-io-impl", "pyiceberg.io.fsspec.FsspecFileIO".into()));
+                None
+            }
+            CredentialMode::Static => Some(TableCredentials {
+                access_key_id: profile.access_key_id.clone(),
+                secret_access_key: profile.secret_access_key.clone(),
+                session_token: None,
+                expires_at_ms: None,
+            }),
+            CredentialMode::Vended => {
+                let vendor = self.vendor.as_ref().ok_or_else(|| {
+                    StorageError::Unsupported("the warehouse vends no credentials".into())
+                })?;
+                Some(vendor.vend(profile, table, access).await?)
+            }
+        };
+        Ok(ClientAccess {
+            settings,
+            credentials: credentials.map(|c| (table.clone(), c)),
+        })
+    }
+
+    /// Signs a client's S3 request for the table at `table` when it stays inside it and
+    /// `access` allows it (remote-signing warehouses only).
+    pub fn sign(
+        &self,
+        table: &Location,
+        access: Access,
+        request: &signer::SignRequest,
+    ) -> Result<signer::SignedRequest, signer::SignError> {
+        let Some(StorageProfile::S3(profile)) = &self.profile else {
+            return Err(signer::SignError::Refused(
+                "this warehouse's requests are not signed by the catalog".into(),
+            ));
+        };
+        if profile.credential_mode != CredentialMode::RemoteSigning {
+            return Err(signer::SignError::Refused(
+                "this warehouse's credential mode is not remote-signing".into(),
+            ));
+        }
+        let uri = signer::check_scope(profile, table, access, request)?;
+        signer::sign_request(profile, &uri, request)
     }
 
     /// Deletes the files a dropped table's metadata names (metadata files, manifest lists,
     /// manifests, data and delete files unless `gc.enabled` is false, statistics) that lie
-    /// within the table's location; files named elsewhere are left alone. Then removes the
-    /// directories under the table location that are left empty.
+    /// within the table's location; files named elsewhere are left alone. Then, on a file
+    /// system, removes the directories under the table location that are left empty; on
+    /// object storage, deletes the objects left below the table location.
     pub async fn purge_table(
         &self,
-        root: &Location,
         metadata: Arc<TableMetadata>,
         metadata_location: &str,
         deleted: &std::sync::atomic::AtomicU64,
     ) -> StorageResult<PurgeReport> {
         let table_location = Location::parse(metadata.location())?;
-        Self::check_within(root, &table_location)?;
-        let io = self.file_io(root)?;
-        let fs = self.fs(root)?;
+        self.check_within(&table_location)?;
+        let io = self.file_io();
+        let fs = &self.backend;
         let mut report = PurgeReport::default();
         let mut files: Vec<String> = Vec::new();
         let gc = metadata
@@ -273,7 +531,7 @@ impl Storage {
             }
             // A manifest list that is gone already (expired, a failed write) has nothing left
             // to delete through it.
-            if !exists(&fs, list_location).await {
+            if !exists(fs, list_location).await {
                 continue;
             }
             match table.manifest_list_reader(snapshot).load().await {
@@ -282,7 +540,7 @@ impl Storage {
                         if manifests.insert(manifest.manifest_path.clone()) {
                             if gc
                                 && within(&manifest.manifest_path, &table_location)
-                                && exists(&fs, &manifest.manifest_path).await
+                                && exists(fs, &manifest.manifest_path).await
                             {
                                 match manifest.load_manifest(&io).await {
                                     Ok(m) => files.extend(
@@ -347,8 +605,25 @@ impl Storage {
                 Err(e) => report.failures.push(e.to_string()),
             }
         }
-        if table_location.scheme() == Scheme::File {
-            fs.remove_empty_dirs(&table_location).await?;
+        match &self.backend {
+            Backend::File(fs) => fs.remove_empty_dirs(&table_location).await?,
+            // Objects below the table that no metadata names (files of failed or abandoned
+            // writes) go too, unless the table keeps its data (`gc.enabled=false`). Table
+            // locations never overlap, so nothing below belongs to another table.
+            Backend::S3(s3) if gc && report.failures.is_empty() => {
+                match s3.list(&table_location).await {
+                    Ok(left) => {
+                        for location in left {
+                            match s3.delete(&location).await {
+                                Ok(()) => report.deleted += 1,
+                                Err(e) => report.failures.push(e.to_string()),
+                            }
+                        }
+                    }
+                    Err(e) => report.failures.push(e.to_string()),
+                }
+            }
+            Backend::S3(_) => {}
         }
         Ok(report)
     }
@@ -367,7 +642,7 @@ async fn stall_after_failpoint(deleted: u64) {
     }
 }
 
-async fn exists(fs: &ConfinedFs, raw: &str) -> bool {
+async fn exists(fs: &Backend, raw: &str) -> bool {
     match Location::parse(raw) {
         Ok(location) => fs.exists(&location).await.unwrap_or(true),
         Err(_) => false,

@@ -59,6 +59,8 @@ pub struct WarehouseRow {
     pub name: String,
     pub location: String,
     pub properties: HashMap<String, String>,
+    /// The storage profile as stored (JSON with its secret); `None` for local files.
+    pub storage: Option<String>,
     pub created_at_ms: i64,
 }
 

@@ -333,6 +333,7 @@ macro_rules! sql_store {
                 name: row.try_get("name").map_err(map_err)?,
                 location: row.try_get("location").map_err(map_err)?,
                 properties: parse_properties(row.try_get("properties").map_err(map_err)?)?,
+                storage: row.try_get("storage").map_err(map_err)?,
                 created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
             })
         }
@@ -550,14 +551,15 @@ macro_rules! sql_store {
                 let mut conn = self.write_conn().await?;
                 let mut tx = begin_change(&mut conn, change).await?;
                 sqlx::query(
-                    "INSERT INTO warehouses (id, name, location, properties, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO warehouses (id, name, location, properties, created_at_ms, storage) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&row.id)
                 .bind(&row.name)
                 .bind(&row.location)
                 .bind(properties_json(&row.properties))
                 .bind(row.created_at_ms)
+                .bind(row.storage.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -568,7 +570,7 @@ macro_rules! sql_store {
             async fn warehouse_by_name(&self, name: &str) -> StoreResult<Option<WarehouseRow>> {
                 let _t = self.time("warehouse_by_name");
                 let row = sqlx::query(
-                    "SELECT id, name, location, properties, created_at_ms FROM warehouses \
+                    "SELECT id, name, location, properties, created_at_ms, storage FROM warehouses \
                      WHERE name = $1",
                 )
                 .bind(name)
@@ -581,7 +583,7 @@ macro_rules! sql_store {
             async fn list_warehouses(&self) -> StoreResult<Vec<WarehouseRow>> {
                 let _t = self.time("list_warehouses");
                 let rows = sqlx::query(
-                    "SELECT id, name, location, properties, created_at_ms FROM warehouses \
+                    "SELECT id, name, location, properties, created_at_ms, storage FROM warehouses \
                      ORDER BY name",
                 )
                 .fetch_all(&mut *self.read_conn().await?)

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod raw_http;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -403,6 +404,38 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// `serac serve` flags for OAuth2 with a bootstrap admin client.
+pub fn oauth2_args<'a>(admin_id: &'a str, admin_secret: &'a str) -> [&'a str; 6] {
+    [
+        "--auth",
+        "oauth2",
+        "--bootstrap-client-id",
+        admin_id,
+        "--bootstrap-client-secret",
+        admin_secret,
+    ]
+}
+
+/// An access token for a client id and secret (client credentials grant).
+pub async fn token(app: &TestApp, id: &str, secret: &str) -> String {
+    let r = app
+        .client
+        .post(app.url("/v1/oauth/tokens"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Waits up to 20 s for `done` to hold (background work such as a purge), looking every

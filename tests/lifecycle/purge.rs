@@ -1,6 +1,6 @@
 //! Purges survive crashes: a drop with purge is recorded in the drop's transaction, and a
 //! server killed in the middle of the purge finishes it after a restart, leaving nothing of
-//! the table and every file of the others.
+//! the table and every file of the others (on `file://` and on S3).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,12 +64,13 @@ async fn send(
     (r.status(), r.text().await.unwrap())
 }
 
-/// A table with a few commits (each writes a metadata file); its directory.
-async fn table_with_files(client: &reqwest::Client, base: &str, name: &str) -> PathBuf {
+/// A table with a few commits (each writes a metadata file) in namespace `p` of the
+/// catalog at `api` (`{base}/v1` or `{base}/v1/{prefix}`); its location.
+async fn table_with_files(client: &reqwest::Client, api: &str, name: &str) -> String {
     let (status, text) = send(
         client,
         reqwest::Method::POST,
-        format!("{base}/v1/namespaces/p/tables"),
+        format!("{api}/namespaces/p/tables"),
         Some(json!({"name": name, "schema": common::simple_schema()})),
     )
     .await;
@@ -82,12 +83,17 @@ async fn table_with_files(client: &reqwest::Client, base: &str, name: &str) -> P
         let (status, text) = send(
             client,
             reqwest::Method::POST,
-            format!("{base}/v1/namespaces/p/tables/{name}"),
+            format!("{api}/namespaces/p/tables/{name}"),
             Some(json!({"requirements": [], "updates": [{"action": "set-properties", "updates": {"round": i.to_string()}}]})),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{text}");
     }
+    location
+}
+
+/// The directory of a `file://` table location.
+fn directory(location: &str) -> PathBuf {
     PathBuf::from(location.strip_prefix("file://").unwrap())
 }
 
@@ -96,7 +102,36 @@ fn kill(child: &mut std::process::Child) {
     child.wait().unwrap();
 }
 
-async fn a_purge_cut_short_by_a_crash_finishes_after_restart(backend: Backend) {
+/// Where the warehouse of a crash scenario lives.
+enum Storage {
+    /// The server's default warehouse, in its data directory.
+    File,
+    /// A warehouse on the throwaway S3 (static keys).
+    S3(common::s3::S3Env),
+}
+
+impl Storage {
+    /// What lies below a table location (files, or object keys), sorted; an empty list
+    /// when nothing (or no directory) is left.
+    async fn contents(&self, location: &str) -> Vec<String> {
+        match self {
+            Self::File => files_under(&directory(location))
+                .into_iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            Self::S3(s3) => {
+                let mut keys = s3.keys_below(&common::s3::key_of(location)).await;
+                keys.sort();
+                keys
+            }
+        }
+    }
+}
+
+/// A purge cut short by a crash: three deletions in, the process dies; after a restart (the
+/// lease of the dead process runs out) the purge is finished, and the other table keeps all
+/// it had.
+async fn crash_mid_purge(backend: Backend, storage: Storage) {
     let dir = tempfile::tempdir().unwrap();
     let database_url = common::database_url(backend, dir.path()).await;
     let port = free_port();
@@ -104,75 +139,90 @@ async fn a_purge_cut_short_by_a_crash_finishes_after_restart(backend: Backend) {
     let client = reqwest::Client::new();
     let mut server = start(dir.path(), port, &database_url, Some(3));
     crate::wait_ready(&client, &base).await;
+    let api = match &storage {
+        Storage::File => format!("{base}/v1"),
+        Storage::S3(s3) => {
+            let wh = common::unique("crash").replace('_', "-");
+            let (status, text) = send(
+                &client,
+                reqwest::Method::POST,
+                format!("{base}/management/v1/warehouses"),
+                Some(
+                    json!({"name": wh, "location": format!("s3://{}/{wh}", s3.bucket),
+                            "storage": s3.profile("static")}),
+                ),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{text}");
+            format!("{base}/v1/{wh}")
+        }
+    };
     let (status, text) = send(
         &client,
         reqwest::Method::POST,
-        format!("{base}/v1/namespaces"),
+        format!("{api}/namespaces"),
         Some(json!({"namespace": ["p"]})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    let doomed = table_with_files(&client, &base, "doomed").await;
-    let kept = table_with_files(&client, &base, "kept").await;
-    let kept_files = files_under(&kept);
-    let before = files_under(&doomed).len();
+    let doomed = table_with_files(&client, &api, "doomed").await;
+    let kept = table_with_files(&client, &api, "kept").await;
+    let kept_files = storage.contents(&kept).await;
+    let before = storage.contents(&doomed).await.len();
     assert!(before >= 9, "{before} files");
 
     let (status, text) = send(
         &client,
         reqwest::Method::DELETE,
-        format!("{base}/v1/namespaces/p/tables/doomed?purgeRequested=true"),
+        format!("{api}/namespaces/p/tables/doomed?purgeRequested=true"),
         None,
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
     // The purge deletes three files and stalls; the process dies there.
     common::eventually("the purge started", || async {
-        files_under(&doomed).len() <= before - 3
+        storage.contents(&doomed).await.len() <= before - 3
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let left = files_under(&doomed).len();
+    let left = storage.contents(&doomed).await.len();
     assert!(
         left > 0 && left == before - 3,
         "{left} of {before} files left"
     );
     kill(&mut server);
 
-    // After a restart (the lease of the dead process runs out) the purge is finished.
     let mut server = start(dir.path(), port, &database_url, None);
     crate::wait_ready(&client, &base).await;
+    // On a file system the purge ends by removing the table's directories.
     common::eventually("the purge finished after the restart", || async {
-        !doomed.exists()
+        storage.contents(&doomed).await.is_empty()
+            && !(matches!(storage, Storage::File) && directory(&doomed).exists())
     })
     .await;
     assert_eq!(
-        files_under(&kept),
+        storage.contents(&kept).await,
         kept_files,
         "another table's files were touched"
     );
-    let (_, metrics) = send(
-        &client,
-        reqwest::Method::GET,
-        format!("{base}/metrics"),
-        None,
-    )
+    // The files go before the task is recorded as done: the metric may trail a moment.
+    common::eventually("serac_purges_total{result=\"done\"} is 1", || async {
+        let (_, metrics) = send(
+            &client,
+            reqwest::Method::GET,
+            format!("{base}/metrics"),
+            None,
+        )
+        .await;
+        metrics
+            .lines()
+            .any(|l| l == "serac_purges_total{result=\"done\"} 1")
+    })
     .await;
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "serac_purges_total{result=\"done\"} 1"),
-        "{}",
-        metrics
-            .lines()
-            .filter(|l| l.contains("purge"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
     let (status, _) = send(
         &client,
         reqwest::Method::GET,
-        format!("{base}/v1/namespaces/p/tables/kept"),
+        format!("{api}/namespaces/p/tables/kept"),
         None,
     )
     .await;
@@ -180,4 +230,15 @@ async fn a_purge_cut_short_by_a_crash_finishes_after_restart(backend: Backend) {
     kill(&mut server);
 }
 
-crate::both_backends!(a_purge_cut_short_by_a_crash_finishes_after_restart);
+async fn a_purge_cut_short_by_a_crash_finishes_after_restart(backend: Backend) {
+    crash_mid_purge(backend, Storage::File).await;
+}
+
+async fn an_s3_purge_cut_short_by_a_crash_finishes_after_restart(backend: Backend) {
+    crash_mid_purge(backend, Storage::S3(common::s3::s3_env())).await;
+}
+
+crate::both_backends!(
+    a_purge_cut_short_by_a_crash_finishes_after_restart,
+    an_s3_purge_cut_short_by_a_crash_finishes_after_restart,
+);

@@ -1,0 +1,264 @@
+//! What a client gets with a table to reach its files: `config` entries and storage
+//! credentials scoped to the table's location.
+//!
+//! Local (`file://`) warehouses hand out nothing. S3 warehouses hand out the endpoint, region
+//! and addressing always, and keys as their profile's credential mode says: in `vended` mode
+//! temporary ones from STS whose session policy covers this table only, read-only when the
+//! caller may only read it. Credentials differ per caller, so they are computed per request
+//! (from a cache in the storage layer), never kept with the table's cached response.
+
+use iceberg::TableIdent;
+
+use super::authz::Target;
+use super::{Catalog, CatalogError, CatalogResult, Privilege, TableVersion, Warehouse};
+use crate::storage::signer::{SignError, SignRequest, SignedRequest};
+use crate::storage::{Access, ClientAccess, CredentialMode, Location, StorageProfile};
+
+/// A table's `config` entries and `storage-credentials`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TableAccess {
+    /// Entries for the load result's `config` (the same keys as the credentials, for clients
+    /// that do not read `storage-credentials`).
+    pub config: Vec<(&'static str, String)>,
+    /// At most one entry; never one without a secret.
+    pub credentials: Vec<StorageCredential>,
+}
+
+/// Keys valid for the objects below `prefix`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageCredential {
+    pub prefix: String,
+    pub config: Vec<(&'static str, String)>,
+}
+
+/// Entries with secret values (keys, tokens) shown redacted.
+struct Redacted<'a>(&'a [(&'static str, String)]);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown = if k.contains("secret") || k.contains("token") || k.contains("key-id") {
+                    "** redacted **"
+                } else {
+                    v.as_str()
+                };
+                (k, shown)
+            }))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TableAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableAccess")
+            .field("config", &Redacted(&self.config))
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StorageCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageCredential")
+            .field("prefix", &self.prefix)
+            .field("config", &Redacted(&self.config))
+            .finish()
+    }
+}
+
+impl TableAccess {
+    fn from_client_access(access: ClientAccess) -> Self {
+        let mut config = access.settings;
+        let mut credentials = Vec::new();
+        if let Some((prefix, keys)) = access.credentials
+            && !keys.secret_access_key.expose().is_empty()
+        {
+            let mut entry = vec![
+                ("s3.access-key-id", keys.access_key_id.clone()),
+                (
+                    "s3.secret-access-key",
+                    keys.secret_access_key.expose().to_owned(),
+                ),
+            ];
+            if let Some(token) = &keys.session_token {
+                entry.push(("s3.session-token", token.expose().to_owned()));
+            }
+            if let Some(expires) = keys.expires_at_ms {
+                entry.push(("s3.session-token-expires-at-ms", expires.to_string()));
+            }
+            config.extend(entry.iter().cloned());
+            credentials.push(StorageCredential {
+                prefix: prefix.to_string(),
+                config: config.clone(),
+            });
+        }
+        Self {
+            config,
+            credentials,
+        }
+    }
+}
+
+impl Catalog {
+    /// Whether tables of this warehouse come with per-caller access (then a load response
+    /// cannot be kept whole).
+    pub fn hands_out_access(&self, warehouse: &Warehouse) -> bool {
+        warehouse.storage.is_some()
+    }
+
+    /// What `caller` gets for a loaded table: read-write keys when it may commit to the
+    /// table, read-only ones otherwise. (The caller may read it: the load checked that.)
+    pub async fn table_access(
+        &self,
+        caller: &super::Caller,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        version: &TableVersion,
+    ) -> CatalogResult<TableAccess> {
+        let io = self.io(warehouse)?;
+        if !io.hands_out_access() {
+            return Ok(TableAccess::default());
+        }
+        let access = if self
+            .allows(caller, Privilege::Write, Target::Table(warehouse, ident))
+            .await?
+        {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        };
+        let metadata = version.metadata()?;
+        self.access_at(warehouse, ident, metadata.location(), access)
+            .await
+    }
+
+    /// What the creator of the table at `location` gets: read-write access.
+    pub(super) async fn creator_access(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        location: &Location,
+    ) -> CatalogResult<TableAccess> {
+        self.access_at(warehouse, ident, &location.to_string(), Access::ReadWrite)
+            .await
+    }
+
+    /// Access to the table at `location`.
+    pub(super) async fn access_at(
+        &self,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        location: &str,
+        access: Access,
+    ) -> CatalogResult<TableAccess> {
+        let io = self.io(warehouse)?;
+        if !io.hands_out_access() {
+            return Ok(TableAccess::default());
+        }
+        let location = Location::parse(location).map_err(|e| {
+            CatalogError::Internal(format!("the table's location is unusable: {e}"))
+        })?;
+        let access = io.client_access(&location, access).await.map_err(|e| {
+            // The store refused to hand out keys (STS down, a role that cannot be assumed):
+            // the table is fine, its credentials are not available now.
+            CatalogError::Unavailable(format!("storage credentials are not available: {e}"))
+        })?;
+        let mut access = TableAccess::from_client_access(access);
+        if let Some(StorageProfile::S3(profile)) = &warehouse.storage
+            && profile.credential_mode == CredentialMode::RemoteSigning
+        {
+            // Relative to the catalog's URI, where clients send their signing requests;
+            // both spellings (the spec's and PyIceberg's).
+            let endpoint = sign_endpoint(warehouse, ident);
+            access.config.push(("s3.signer.endpoint", endpoint.clone()));
+            access.config.push(("signer.endpoint", endpoint));
+        }
+        Ok(access)
+    }
+
+    /// Signs a client's S3 request for a table's objects: the caller must read the table,
+    /// and write it for a request that writes; the request must stay inside the table.
+    pub async fn sign_request(
+        &self,
+        caller: &super::Caller,
+        warehouse: &Warehouse,
+        ident: &TableIdent,
+        request: &SignRequest,
+    ) -> CatalogResult<SignedRequest> {
+        let version = self.load_table(caller, warehouse, ident).await?;
+        let writes = crate::storage::signer::access_of(&request.method)
+            .map_err(|e| CatalogError::BadRequest(e.to_string()))?
+            == Access::ReadWrite;
+        if writes {
+            self.authorize(caller, Privilege::Write, Target::Table(warehouse, ident))
+                .await?;
+        }
+        let metadata = version.metadata()?;
+        let location = Location::parse(metadata.location()).map_err(|e| {
+            CatalogError::Internal(format!("the table's location is unusable: {e}"))
+        })?;
+        let access = if writes {
+            Access::ReadWrite
+        } else {
+            Access::Read
+        };
+        self.io(warehouse)?
+            .sign(&location, access, request)
+            .map_err(|e| match e {
+                SignError::Refused(message) => CatalogError::Forbidden {
+                    privilege: if writes { "write" } else { "read" },
+                    message: format!("request not signed: {message}"),
+                },
+                SignError::Invalid(message) => CatalogError::BadRequest(message),
+            })
+    }
+}
+
+/// `v1/{warehouse}/namespaces/{namespace}/tables/{table}/sign`, each part percent-encoded
+/// (namespace levels joined by the unit separator, as in every table path).
+fn sign_endpoint(warehouse: &Warehouse, ident: &TableIdent) -> String {
+    fn encode(raw: &str) -> String {
+        raw.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+    format!(
+        "v1/{}/namespaces/{}/tables/{}/sign",
+        encode(&warehouse.name),
+        encode(&ident.namespace().join("\u{1F}")),
+        encode(ident.name())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_forms_hide_keys_and_tokens() {
+        let access = TableAccess {
+            config: vec![
+                ("s3.region", "us-east-1".into()),
+                ("s3.secret-access-key", "the-secret".into()),
+                ("s3.session-token", "the-token".into()),
+            ],
+            credentials: vec![StorageCredential {
+                prefix: "s3://b/t".into(),
+                config: vec![("s3.secret-access-key", "the-secret".into())],
+            }],
+        };
+        let shown = format!("{access:?}");
+        assert!(shown.contains("us-east-1"), "{shown}");
+        assert!(
+            !shown.contains("the-secret") && !shown.contains("the-token"),
+            "{shown}"
+        );
+    }
+}

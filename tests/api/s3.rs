@@ -1,0 +1,740 @@
+//! S3 warehouses against a real S3 with STS that enforces session policies (SeaweedFS,
+//! started by `tests/run.sh` through `tests/lib/s3.sh`): profiles checked on create, metadata
+//! written to the bucket, credentials handed out per table that the store itself refuses on
+//! another table's objects, read-only credentials for readers, purges that delete one
+//! table's objects and leave the others', and secrets that never show.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::common::s3::{S3Env, key_of, s3_env};
+use crate::common::{Backend, TestApp, token, unique};
+
+const ADMIN_ID: &str = "s3-admin";
+const ADMIN_SECRET: &str = "a-long-bootstrap-secret-for-s3";
+
+fn auth_args() -> [&'static str; 6] {
+    crate::common::oauth2_args(ADMIN_ID, ADMIN_SECRET)
+}
+
+/// Creates an S3 warehouse `name` at `s3://bucket/name` with `profile`.
+async fn create_warehouse(app: &TestApp, s3: &S3Env, name: &str, profile: Value) -> Value {
+    let r = app
+        .post(
+            "/management/v1/warehouses",
+            &json!({"name": name, "location": format!("s3://{}/{name}", s3.bucket), "storage": profile}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "create warehouse: {}",
+        r.text
+    );
+    assert!(
+        !r.text.contains(&s3.secret_access_key),
+        "the response shows the secret: {}",
+        r.text
+    );
+    r.json()
+}
+
+async fn create_table(app: &TestApp, wh: &str, ns: &str, name: &str) -> Value {
+    let r = app
+        .post(
+            &format!("/v1/{wh}/namespaces/{ns}/tables"),
+            &json!({"name": name, "schema": crate::common::simple_schema()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "create {ns}.{name}: {}", r.text);
+    r.json()
+}
+
+/// Makes a principal that may only read namespace `ns` of `wh` (as the admin whose token
+/// is given); its token.
+async fn reader_token(app: &TestApp, admin: &str, wh: &str) -> String {
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        let mut request = app.client.request(method, app.url(path)).bearer_auth(admin);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let reader: Value = send(
+        Method::POST,
+        "/management/v1/principals",
+        Some(json!({"name": "reader"})),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/management/v1/roles",
+            Some(json!({"name": "readers"})),
+        ),
+        (
+            Method::PUT,
+            "/management/v1/roles/readers/members/reader",
+            None,
+        ),
+        (
+            Method::POST,
+            "/management/v1/roles/readers/grants",
+            Some(json!({"privilege": "read", "warehouse": wh, "namespace": ["ns"]})),
+        ),
+    ] {
+        let r = send(method, path, body).await.unwrap();
+        assert!(r.status().is_success(), "{path}: {:?}", r.text().await);
+    }
+    token(
+        app,
+        reader["client-id"].as_str().unwrap(),
+        reader["client-secret"].as_str().unwrap(),
+    )
+    .await
+}
+
+/// Whether an S3 call was refused with AccessDenied.
+fn denied<T, E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E>>,
+) -> bool {
+    match result {
+        Ok(_) => false,
+        Err(e) => {
+            let code = e
+                .as_service_error()
+                .and_then(|s| s.code())
+                .map(str::to_owned);
+            assert_eq!(code.as_deref(), Some("AccessDenied"), "{e:?}");
+            true
+        }
+    }
+}
+
+async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .is_ok()
+}
+
+/// The one `storage-credentials` entry of a load result, checked: scoped to the table's
+/// location, with every key and the same keys in `config`.
+fn credentials_entry(load: &Value) -> Value {
+    let entries = load["storage-credentials"]
+        .as_array()
+        .unwrap_or_else(|| panic!("storage-credentials in {load}"));
+    assert_eq!(entries.len(), 1, "{load}");
+    let entry = entries[0].clone();
+    assert_eq!(entry["prefix"], load["metadata"]["location"], "{entry}");
+    for key in [
+        "s3.access-key-id",
+        "s3.secret-access-key",
+        "s3.session-token",
+        "s3.session-token-expires-at-ms",
+        "s3.endpoint",
+        "s3.region",
+        "client.region",
+    ] {
+        let value = entry["config"][key].as_str().unwrap_or_default();
+        assert!(!value.is_empty(), "{key} missing in {entry}");
+        assert_eq!(load["config"][key], entry["config"][key], "{key} in config");
+    }
+    assert_eq!(entry["config"]["s3.path-style-access"], "true");
+    assert_eq!(entry["config"]["s3.force-virtual-addressing"], "false");
+    entry
+}
+
+async fn vended_credentials_reach_one_table_only(backend: Backend) {
+    let s3 = s3_env();
+    let mut app = TestApp::spawn_with(backend, &auth_args()).await;
+    app.token = Some(token(&app, ADMIN_ID, ADMIN_SECRET).await);
+    let wh = unique("lake").replace('_', "-");
+    let created = create_warehouse(&app, &s3, &wh, s3.profile("vended")).await;
+    assert_eq!(created["storage"]["credential-mode"], "vended", "{created}");
+    assert!(created["storage"].get("secret-access-key").is_none());
+
+    let r = app
+        .post(
+            &format!("/v1/{wh}/namespaces"),
+            &json!({"namespace": ["ns"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let a = create_table(&app, &wh, "ns", "a").await;
+    let b = create_table(&app, &wh, "ns", "b").await;
+    credentials_entry(&a);
+    let a_location = a["metadata"]["location"].as_str().unwrap().to_owned();
+    let b_location = b["metadata"]["location"].as_str().unwrap().to_owned();
+    assert!(
+        a_location.starts_with(&format!("s3://{}/{wh}/", s3.bucket)),
+        "{a_location}"
+    );
+
+    // A commit writes its metadata file to the bucket.
+    let r = app
+        .post(
+            &format!("/v1/{wh}/namespaces/ns/tables/a"),
+            &json!({"requirements": [], "updates": [
+                {"action": "set-properties", "updates": {"committed": "yes"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "commit: {}", r.text);
+    let committed = r.json()["metadata-location"].as_str().unwrap().to_owned();
+    let a_keys = s3.keys_below(&key_of(&a_location)).await;
+    assert!(a_keys.contains(&key_of(&committed)), "{a_keys:?}");
+
+    // Loading hands out credentials for A; the store lets them work on A's objects only.
+    let load = app.get(&format!("/v1/{wh}/namespaces/ns/tables/a")).await;
+    assert_eq!(load.status, StatusCode::OK, "{}", load.text);
+    let load = load.json();
+    assert_eq!(load["metadata"]["properties"]["committed"], "yes");
+    let entry = credentials_entry(&load);
+    let client = s3.client_of(&entry);
+    let bucket = s3.bucket.as_str();
+    let a_prefix = key_of(&a_location);
+    let b_prefix = key_of(&b_location);
+    let own = format!("{a_prefix}/data/probe.parquet");
+    assert!(put(&client, bucket, &own).await, "put under A");
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(key_of(&committed))
+        .send()
+        .await
+        .expect("get A's metadata file");
+    let listed = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("{a_prefix}/"))
+        .send()
+        .await
+        .expect("list A");
+    assert!(
+        listed
+            .contents()
+            .iter()
+            .any(|o| o.key() == Some(own.as_str()))
+    );
+    client
+        .delete_object()
+        .bucket(bucket)
+        .key(&own)
+        .send()
+        .await
+        .expect("delete under A");
+
+    let b_metadata = key_of(b["metadata-location"].as_str().unwrap());
+    assert!(
+        denied(
+            client
+                .get_object()
+                .bucket(bucket)
+                .key(&b_metadata)
+                .send()
+                .await
+        ),
+        "get on B"
+    );
+    assert!(
+        denied(
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(format!("{b_prefix}/data/x.parquet"))
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+                .send()
+                .await
+        ),
+        "put on B"
+    );
+    assert!(
+        denied(
+            client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(format!("{b_prefix}/"))
+                .send()
+                .await
+        ),
+        "list on B"
+    );
+    assert!(
+        denied(
+            client
+                .delete_object()
+                .bucket(bucket)
+                .key(&b_metadata)
+                .send()
+                .await
+        ),
+        "delete on B"
+    );
+    assert!(
+        denied(client.list_objects_v2().bucket(bucket).send().await),
+        "list the bucket root"
+    );
+    assert!(
+        s3.keys_below(&b_prefix).await.contains(&b_metadata),
+        "B's metadata file is still there"
+    );
+
+    // The credentials endpoint answers the same scope.
+    let r = app
+        .get(&format!("/v1/{wh}/namespaces/ns/tables/a/credentials"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let creds = r.json();
+    assert_eq!(
+        creds["storage-credentials"][0]["prefix"],
+        a_location.as_str()
+    );
+
+    // A principal that may only read gets credentials that cannot write.
+    let admin_token = app.token.take();
+    app.token = Some(reader_token(&app, admin_token.as_deref().unwrap(), &wh).await);
+    let load = app.get(&format!("/v1/{wh}/namespaces/ns/tables/a")).await;
+    assert_eq!(load.status, StatusCode::OK, "{}", load.text);
+    let reader_client = s3.client_of(&credentials_entry(&load.json()));
+    reader_client
+        .get_object()
+        .bucket(bucket)
+        .key(key_of(&committed))
+        .send()
+        .await
+        .expect("a reader reads A");
+    assert!(
+        denied(
+            reader_client
+                .put_object()
+                .bucket(bucket)
+                .key(format!("{a_prefix}/data/r.parquet"))
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"r"))
+                .send()
+                .await
+        ),
+        "a reader's put"
+    );
+    app.token = admin_token;
+
+    // A purge deletes A's objects (also ones no metadata names) and leaves B's.
+    assert!(
+        put(
+            &s3.catalog_client(),
+            bucket,
+            &format!("{a_prefix}/data/orphan.parquet")
+        )
+        .await
+    );
+    let r = app
+        .delete(&format!(
+            "/v1/{wh}/namespaces/ns/tables/a?purgeRequested=true"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    crate::common::eventually("A's objects are purged", || async {
+        s3.keys_below(&a_prefix).await.is_empty()
+    })
+    .await;
+    assert!(s3.keys_below(&b_prefix).await.contains(&b_metadata));
+}
+
+async fn profiles_are_checked_and_modes_hand_out_what_they_say(backend: Backend) {
+    let s3 = s3_env();
+    let app = TestApp::spawn(backend).await;
+    let location = |name: &str| format!("s3://{}/{name}", s3.bucket);
+
+    // What cannot work is refused with what failed, and nothing is created.
+    let mut wrong_secret = s3.profile("static");
+    wrong_secret["secret-access-key"] = json!("not-the-secret");
+    let mut wrong_role = s3.profile("vended");
+    wrong_role["sts"]["role-arn"] = json!("arn:aws:iam::role/NoSuchRole");
+    let cases = [
+        (
+            json!({"name": "w1", "location": location("w1")}),
+            "storage profile",
+        ),
+        (
+            json!({"name": "w2", "location": location("w2"), "storage": wrong_secret}),
+            "writing a probe object",
+        ),
+        (
+            json!({"name": "w3", "location": location("w3"), "storage": wrong_role}),
+            "assuming the role",
+        ),
+        (
+            json!({"name": "w4", "location": "file:///tmp/serac-w4", "storage": s3.profile("none")}),
+            "takes no storage profile",
+        ),
+        (
+            json!({"name": "w5", "location": location("w5"), "storage": {"type": "s3"}}),
+            "invalid storage profile",
+        ),
+    ];
+    for (body, needle) in cases {
+        let r = app.post("/management/v1/warehouses", &body).await;
+        let message = r.assert_error(StatusCode::BAD_REQUEST, "BadRequestException");
+        assert!(message.contains(needle), "{needle}: {message}");
+        assert!(!r.text.contains(&s3.secret_access_key), "{}", r.text);
+    }
+    let list = app.get("/management/v1/warehouses").await;
+    assert!(!list.text.contains("\"w2\""), "{}", list.text);
+
+    // `static` hands out the profile's own keys (no token, no expiry); `none` no keys.
+    let wh = unique("static").replace('_', "-");
+    create_warehouse(&app, &s3, &wh, s3.profile("static")).await;
+    app.post(
+        &format!("/v1/{wh}/namespaces"),
+        &json!({"namespace": ["ns"]}),
+    )
+    .await;
+    let t = create_table(&app, &wh, "ns", "t").await;
+    let entry = &t["storage-credentials"][0];
+    assert_eq!(
+        entry["config"]["s3.access-key-id"],
+        s3.access_key_id.as_str()
+    );
+    assert!(entry["config"].get("s3.session-token").is_none(), "{entry}");
+    assert_eq!(t["config"]["s3.endpoint"], s3.endpoint.as_str());
+
+    // A staged create and a registration hand out credentials for their table too.
+    let staged = app
+        .post(
+            &format!("/v1/{wh}/namespaces/ns/tables"),
+            &json!({"name": "staged", "schema": crate::common::simple_schema(), "stage-create": true}),
+        )
+        .await;
+    assert_eq!(staged.status, StatusCode::OK, "{}", staged.text);
+    let staged = staged.json();
+    assert_eq!(
+        staged["storage-credentials"][0]["prefix"], staged["metadata"]["location"],
+        "{staged}"
+    );
+    let r = app
+        .post(
+            &format!("/v1/{wh}/namespaces/ns/tables/t/unregister"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/v1/{wh}/namespaces/ns/register"),
+            &json!({"name": "again", "metadata-location": t["metadata-location"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "register: {}", r.text);
+    let registered = r.json();
+    assert_eq!(
+        registered["storage-credentials"][0]["config"]["s3.access-key-id"],
+        s3.access_key_id.as_str()
+    );
+
+    let wh = unique("none").replace('_', "-");
+    create_warehouse(&app, &s3, &wh, s3.profile("none")).await;
+    app.post(
+        &format!("/v1/{wh}/namespaces"),
+        &json!({"namespace": ["ns"]}),
+    )
+    .await;
+    let t = create_table(&app, &wh, "ns", "t").await;
+    assert!(t.get("storage-credentials").is_none(), "{t}");
+    assert!(t["config"].get("s3.secret-access-key").is_none(), "{t}");
+    assert_eq!(t["config"]["s3.region"], "us-east-1");
+    let loaded = app.get(&format!("/v1/{wh}/namespaces/ns/tables/t")).await;
+    assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.text);
+    let creds = app
+        .get(&format!("/v1/{wh}/namespaces/ns/tables/t/credentials"))
+        .await;
+    assert_eq!(creds.json(), json!({"storage-credentials": []}));
+
+    // A location outside the warehouse is refused before any request.
+    let r = app
+        .post(
+            &format!("/v1/{wh}/namespaces/ns/tables"),
+            &json!({"name": "outside", "schema": crate::common::simple_schema(),
+                    "location": format!("s3://{}/elsewhere/outside", s3.bucket)}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+}
+
+/// The server as a process with debug logs: the profile's secret and the vended keys show in
+/// no log line, no event and no management response; the CLI creates S3 warehouses from a
+/// profile file.
+async fn secrets_never_show(backend: Backend) {
+    let s3 = s3_env();
+    let dir = tempfile::tempdir().unwrap();
+    let database = crate::common::database_url(backend, dir.path()).await;
+    // The CLI: a profile file, checked and stored.
+    let wh = unique("cli").replace('_', "-");
+    let profile_file = dir.path().join("profile.json");
+    std::fs::write(&profile_file, s3.profile("vended").to_string()).unwrap();
+    let (ok, stdout, stderr) = crate::common::serac_cli(
+        &database,
+        &[
+            "warehouse",
+            "create",
+            &wh,
+            "--location",
+            &format!("s3://{}/{wh}", s3.bucket),
+            "--storage-file",
+            profile_file.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!stdout.contains(&s3.secret_access_key) && !stderr.contains(&s3.secret_access_key));
+
+    let port = crate::common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log_path = dir.path().join("serac.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_serac"))
+        .args([
+            "--log-level",
+            "debug",
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--database-url", &database])
+        .env_remove("SERAC_DATABASE_URL")
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .stderr(std::process::Stdio::from(
+            std::fs::File::options()
+                .append(true)
+                .open(&log_path)
+                .unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    crate::common::eventually("the server is ready", || async {
+        client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+    })
+    .await;
+    let mut seen = String::new();
+    let r = client
+        .post(format!("{base}/v1/{wh}/namespaces"))
+        .json(&json!({"namespace": ["ns"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client
+        .post(format!("{base}/v1/{wh}/namespaces/ns/tables"))
+        .json(&json!({"name": "t", "schema": crate::common::simple_schema()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let created: Value = r.json().await.unwrap();
+    let vended = credentials_entry(&created)["config"].clone();
+    for path in ["/management/v1/warehouses", "/management/v1/audit"] {
+        seen.push_str(
+            &client
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    // A warehouse created through the API while the change feed is open: its
+    // warehouse.created event carries the profile without keys.
+    let url = format!("ws://127.0.0.1:{port}/v1/events/stream?types=warehouse");
+    let (mut feed, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let api_wh = unique("api").replace('_', "-");
+    let r = client
+        .post(format!("{base}/management/v1/warehouses"))
+        .json(
+            &json!({"name": api_wh, "location": format!("s3://{}/{api_wh}", s3.bucket),
+                      "storage": s3.profile("vended")}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    seen.push_str(&r.text().await.unwrap());
+    let events = vec![crate::common::next_event(&mut feed).await];
+    let warehouse_event = &events[0];
+    assert_eq!(
+        warehouse_event["type"], "warehouse.created",
+        "{warehouse_event}"
+    );
+    assert_eq!(
+        warehouse_event["data"]["storage"]["credential-mode"], "vended",
+        "{warehouse_event}"
+    );
+    seen.push_str(&serde_json::to_string(&events).unwrap());
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    child.wait().unwrap();
+    seen.push_str(&std::fs::read_to_string(&log_path).unwrap());
+    assert!(seen.contains("warehouse.created") || seen.contains(&wh));
+    for (what, secret) in [
+        ("the profile's secret key", s3.secret_access_key.as_str()),
+        (
+            "a vended secret key",
+            vended["s3.secret-access-key"].as_str().unwrap(),
+        ),
+        (
+            "a vended session token",
+            vended["s3.session-token"].as_str().unwrap(),
+        ),
+    ] {
+        assert!(
+            !seen.contains(secret),
+            "{what} shows in a response, event or log line"
+        );
+    }
+}
+
+/// Sends a request as a signing response says.
+async fn send_signed(
+    client: &reqwest::Client,
+    method: &str,
+    signed: &Value,
+    body: Option<&'static [u8]>,
+) -> reqwest::Response {
+    let mut request = client.request(
+        method.parse().unwrap(),
+        signed["uri"].as_str().expect("a signed URI"),
+    );
+    for (name, values) in signed["headers"].as_object().expect("signed headers") {
+        for value in values.as_array().unwrap() {
+            request = request.header(name.as_str(), value.as_str().unwrap());
+        }
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn remote_signing_signs_inside_the_table_only(backend: Backend) {
+    let s3 = s3_env();
+    let mut app = TestApp::spawn_with(backend, &auth_args()).await;
+    app.token = Some(token(&app, ADMIN_ID, ADMIN_SECRET).await);
+    let wh = unique("signed").replace('_', "-");
+    let mut profile = s3.profile("remote-signing");
+    profile.as_object_mut().unwrap().remove("sts");
+    create_warehouse(&app, &s3, &wh, profile).await;
+    app.post(
+        &format!("/v1/{wh}/namespaces"),
+        &json!({"namespace": ["ns"]}),
+    )
+    .await;
+    let a = create_table(&app, &wh, "ns", "a").await;
+    let b = create_table(&app, &wh, "ns", "b").await;
+    assert!(a.get("storage-credentials").is_none(), "{a}");
+    assert_eq!(a["config"]["s3.remote-signing-enabled"], "true", "{a}");
+    let endpoint = format!("v1/{wh}/namespaces/ns/tables/a/sign");
+    assert_eq!(a["config"]["s3.signer.endpoint"], endpoint.as_str());
+    assert_eq!(a["config"]["signer.endpoint"], endpoint.as_str());
+    let object = |location: &Value, name: &str| {
+        format!(
+            "{}/{}/{}/data/{name}",
+            s3.endpoint,
+            s3.bucket,
+            key_of(location.as_str().unwrap())
+        )
+    };
+    let a_object = object(&a["metadata"]["location"], "signed.parquet");
+    let sign = |method: &str, uri: &str| {
+        json!({"method": method, "region": "us-east-1", "uri": uri,
+               "headers": {"content-type": ["application/octet-stream"]}})
+    };
+    let path = format!("/{endpoint}");
+
+    // A PUT and a GET inside A, signed by Serac, are taken by the store.
+    let http = reqwest::Client::new();
+    let r = app.post(&path, &sign("PUT", &a_object)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let put = send_signed(&http, "PUT", &r.json(), Some(b"signed bytes")).await;
+    assert!(put.status().is_success(), "{:?}", put.text().await);
+    let r = app.post(&path, &sign("GET", &a_object)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let got = send_signed(&http, "GET", &r.json(), None).await;
+    assert!(got.status().is_success());
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"signed bytes");
+    let listing = format!(
+        "{}/{}?list-type=2&prefix={}/",
+        s3.endpoint,
+        s3.bucket,
+        key_of(a["metadata"]["location"].as_str().unwrap())
+    );
+    let r = app.post(&path, &sign("GET", &listing)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        send_signed(&http, "GET", &r.json(), None)
+            .await
+            .status()
+            .is_success()
+    );
+
+    // B's objects through A's endpoint, a batch delete, the bucket root: 403.
+    let b_object = object(&b["metadata"]["location"], "x.parquet");
+    for (method, uri) in [
+        ("GET", b_object.as_str()),
+        ("PUT", b_object.as_str()),
+        ("DELETE", b_object.as_str()),
+        ("POST", &format!("{}/{}?delete", s3.endpoint, s3.bucket)),
+        ("GET", &format!("{}/{}?list-type=2", s3.endpoint, s3.bucket)),
+    ] {
+        let r = app.post(&path, &sign(method, uri)).await;
+        r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+    }
+    // A principal that may only read gets reads signed, not writes.
+    let admin = app.token.take();
+    app.token = Some(reader_token(&app, admin.as_deref().unwrap(), &wh).await);
+    let r = app.post(&path, &sign("GET", &a_object)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.post(&path, &sign("PUT", &a_object)).await;
+    r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+    app.token = admin;
+
+    // A warehouse in another mode signs nothing.
+    let other = unique("vended").replace('_', "-");
+    create_warehouse(&app, &s3, &other, s3.profile("static")).await;
+    app.post(
+        &format!("/v1/{other}/namespaces"),
+        &json!({"namespace": ["ns"]}),
+    )
+    .await;
+    create_table(&app, &other, "ns", "t").await;
+    let r = app
+        .post(
+            &format!("/v1/{other}/namespaces/ns/tables/t/sign"),
+            &sign("GET", &a_object),
+        )
+        .await;
+    r.assert_error(StatusCode::FORBIDDEN, "ForbiddenException");
+}
+
+both_backends!(
+    remote_signing_signs_inside_the_table_only,
+    vended_credentials_reach_one_table_only,
+    profiles_are_checked_and_modes_hand_out_what_they_say,
+    secrets_never_show,
+);
