@@ -477,12 +477,12 @@ impl WarehouseStorage {
         request: &signer::SignRequest,
     ) -> Result<signer::SignedRequest, signer::SignError> {
         let Some(StorageProfile::S3(profile)) = &self.profile else {
-            return Err(signer::SignError::Refused(
+            return Err(signer::SignError::Invalid(
                 "this warehouse's requests are not signed by the catalog".into(),
             ));
         };
         if profile.credential_mode != CredentialMode::RemoteSigning {
-            return Err(signer::SignError::Refused(
+            return Err(signer::SignError::Invalid(
                 "this warehouse's credential mode is not remote-signing".into(),
             ));
         }

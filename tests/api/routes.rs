@@ -309,6 +309,15 @@ const OPERATIONS: &[Operation] = &[
     op("loadCredentials", READ_TABLE, 200, |fx| {
         get(fx.v1("/tables/t/credentials"))
     }),
+    // The fixture's warehouse is file://, which signs nothing: the least privilege gets the
+    // 400 that says so (tests/api/s3.rs signs for real on an S3 warehouse).
+    op("signS3Request", READ_TABLE, 400, |fx| {
+        post(
+            fx.v1("/tables/t/sign"),
+            json!({"method": "GET", "region": "us-east-1",
+                   "uri": "http://127.0.0.1:1/bucket/t/data/f.parquet", "headers": {}}),
+        )
+    }),
     op("commitTransaction", WRITE_TABLE, 204, |fx| {
         let mut change = set_property();
         change["identifier"] = fx.ident("t");
