@@ -143,7 +143,7 @@ async fn principal(app: &TestApp, name: &str) -> Value {
 }
 
 async fn admin_app(app: &mut TestApp) {
-    app.token = Some(app.client_credentials_token(ADMIN_ID, ADMIN_SECRET).await);
+    app.token = Some(app.token_for(ADMIN_ID, ADMIN_SECRET).await);
 }
 
 /// The provider's tokens are accepted with their key, issuer, audience and expiry checked;
@@ -510,11 +510,7 @@ async fn keys_come_from_a_url_or_discovery(backend: Backend) {
         "ServiceUnavailableException",
     );
     assert!(msg.contains("larger than 1048576 bytes"), "{msg}");
-    broken.token = Some(
-        broken
-            .client_credentials_token(ADMIN_ID, ADMIN_SECRET)
-            .await,
-    );
+    broken.token = Some(broken.token_for(ADMIN_ID, ADMIN_SECRET).await);
     assert_eq!(broken.get("/v1/namespaces").await.status, StatusCode::OK);
 }
 

@@ -9,14 +9,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::common::s3::{S3Env, key_of, s3_env};
-use crate::common::{Backend, TestApp, token, unique};
-
-const ADMIN_ID: &str = "s3-admin";
-const ADMIN_SECRET: &str = "a-long-bootstrap-secret-for-s3";
-
-fn auth_args() -> [&'static str; 6] {
-    crate::common::oauth2_args(ADMIN_ID, ADMIN_SECRET)
-}
+use crate::common::{ADMIN_ID, ADMIN_SECRET, Backend, TestApp, auth_args, unique};
 
 /// Creates an S3 warehouse `name` at `s3://bucket/name` with `profile`.
 async fn create_warehouse(app: &TestApp, s3: &S3Env, name: &str, profile: Value) -> Value {
@@ -91,8 +84,7 @@ async fn reader_token(app: &TestApp, admin: &str, wh: &str) -> String {
         let r = send(method, path, body).await.unwrap();
         assert!(r.status().is_success(), "{path}: {:?}", r.text().await);
     }
-    token(
-        app,
+    app.token_for(
         reader["client-id"].as_str().unwrap(),
         reader["client-secret"].as_str().unwrap(),
     )
@@ -157,7 +149,7 @@ fn credentials_entry(load: &Value) -> Value {
 async fn vended_credentials_reach_one_table_only(backend: Backend) {
     let s3 = s3_env();
     let mut app = TestApp::spawn_with(backend, &auth_args()).await;
-    app.token = Some(token(&app, ADMIN_ID, ADMIN_SECRET).await);
+    app.token = Some(app.token_for(ADMIN_ID, ADMIN_SECRET).await);
     let wh = unique("lake").replace('_', "-");
     let created = create_warehouse(&app, &s3, &wh, s3.profile("vended")).await;
     assert_eq!(created["storage"]["credential-mode"], "vended", "{created}");
@@ -635,7 +627,7 @@ async fn send_signed(
 async fn remote_signing_signs_inside_the_table_only(backend: Backend) {
     let s3 = s3_env();
     let mut app = TestApp::spawn_with(backend, &auth_args()).await;
-    app.token = Some(token(&app, ADMIN_ID, ADMIN_SECRET).await);
+    app.token = Some(app.token_for(ADMIN_ID, ADMIN_SECRET).await);
     let wh = unique("signed").replace('_', "-");
     let mut profile = s3.profile("remote-signing");
     profile.as_object_mut().unwrap().remove("sts");

@@ -266,27 +266,6 @@ impl TestApp {
         Resp::from(req.send().await.expect("request sent")).await
     }
 
-    /// A token of the client credentials flow (`POST /v1/oauth/tokens`).
-    pub async fn client_credentials_token(&self, client_id: &str, secret: &str) -> String {
-        let r = self
-            .client
-            .post(self.url("/v1/oauth/tokens"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .expect("token request sent");
-        let r = Resp::from(r).await;
-        assert_eq!(r.status, StatusCode::OK, "token request: {}", r.text);
-        r.json()["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
-    }
-
     /// A request with this bearer token alone (not `self.token`).
     pub async fn request_as(
         &self,
@@ -404,38 +383,6 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
-}
-
-/// `serac serve` flags for OAuth2 with a bootstrap admin client.
-pub fn oauth2_args<'a>(admin_id: &'a str, admin_secret: &'a str) -> [&'a str; 6] {
-    [
-        "--auth",
-        "oauth2",
-        "--bootstrap-client-id",
-        admin_id,
-        "--bootstrap-client-secret",
-        admin_secret,
-    ]
-}
-
-/// An access token for a client id and secret (client credentials grant).
-pub async fn token(app: &TestApp, id: &str, secret: &str) -> String {
-    let r = app
-        .client
-        .post(app.url("/v1/oauth/tokens"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Waits up to 20 s for `done` to hold (background work such as a purge), looking every
