@@ -303,6 +303,32 @@ impl Bench {
             .map_err(|e| format!("GET {path}: bad body: {e:#}"))
     }
 
+    /// One load of `t`, described: response size, storage credentials and signer settings.
+    async fn describe_load(&self, ns: &str, t: &str) -> Result<String, String> {
+        let path = format!("namespaces/{ns}/tables/{t}");
+        let (status, body) = self.send(self.req(reqwest::Method::GET, &path)).await?;
+        if status != 200 {
+            return Err(format!("GET {path}: {status} {}", body.snippet()));
+        }
+        let value: serde_json::Value = body
+            .parse()
+            .map_err(|e| format!("GET {path}: bad body: {e:#}"))?;
+        let credentials = value["storage-credentials"]
+            .as_array()
+            .map_or(0, |entries| entries.len());
+        let signing = value["config"]["s3.remote-signing-enabled"] == "true";
+        Ok(format!(
+            "loading {t} answers {} bytes, {credentials} storage-credentials entr{}{}",
+            body.0.len(),
+            if credentials == 1 { "y" } else { "ies" },
+            if signing {
+                ", remote signing enabled"
+            } else {
+                ""
+            }
+        ))
+    }
+
     /// Lists the tables of `ns`, page after page; returns their names.
     async fn list_tables(&self, ns: &str) -> Result<Vec<String>, String> {
         #[derive(Deserialize)]
@@ -1221,6 +1247,15 @@ async fn run(args: Args) -> Result<usize> {
             took.as_secs_f64(),
             args.snapshots as f64 / took.as_secs_f64().max(1e-9)
         );
+        eprintln!("setup: {msg}");
+        info.push(msg);
+        // What every timed load answers: its size, and whether it carries storage
+        // credentials (an S3 warehouse in vended or static mode) or signing settings.
+        let msg = b
+            .describe_load(&ns, "t_small")
+            .await
+            .map_err(|e| anyhow!(e))
+            .context("setup: load t_small")?;
         eprintln!("setup: {msg}");
         info.push(msg);
     }

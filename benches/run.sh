@@ -33,6 +33,11 @@
 #                warehouse through a role; --auth-principal-jwt: that principal's JWT
 #                (client credentials) instead of an API key; the scenario `token`
 #                measures POST /v1/oauth/tokens
+#   --s3 MODE    run the scenarios against an S3 warehouse instead of the default
+#                file:// one: starts SeaweedFS with STS (tests/lib/s3.sh), creates the
+#                warehouse `lake` with a storage profile in credential-mode MODE (vended,
+#                static, remote-signing or none) and passes --prefix lake to the load
+#                generator; every load then carries the table's storage credentials
 #   -h, --help   show this help
 #
 # Environment knobs (all optional):
@@ -64,6 +69,9 @@ while [ $# -gt 0 ]; do
         --auth) AUTH=1 ;;
         --auth-principal) AUTH=1; AUTH_PRINCIPAL=1 ;;
         --auth-principal-jwt) AUTH=1; AUTH_PRINCIPAL=1; AUTH_PRINCIPAL_JWT=1 ;;
+        --s3)
+            [ $# -ge 2 ] || { echo "--s3 needs a credential mode (vended, static, remote-signing, none)" >&2; exit 2; }
+            S3_MODE="$2"; shift ;;
         --seed-scale)
             [ $# -ge 2 ] || { echo "--seed-scale needs NAMESPACES,TABLES[,LIST]" >&2; exit 2; }
             SEED_SCALE="$2"; shift ;;
@@ -73,7 +81,11 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-AUTH="${AUTH:-0}"; AUTH_PRINCIPAL="${AUTH_PRINCIPAL:-0}"
+AUTH="${AUTH:-0}"; AUTH_PRINCIPAL="${AUTH_PRINCIPAL:-0}"; S3_MODE="${S3_MODE:-}"
+case "$S3_MODE" in
+    ""|vended|static|remote-signing|none) ;;
+    *) echo "--s3: unknown credential mode '$S3_MODE' (vended, static, remote-signing, none)" >&2; exit 2 ;;
+esac
 if [ -z "${CARGO_TARGET_DIR:-}" ]; then
     export CARGO_TARGET_DIR="$HOME/.cache/serac/target"
 fi
@@ -122,6 +134,7 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/serac-bench.XXXXXX")"
 SERAC_PID=""
 PG_STARTED=0
+S3_STARTED=0
 
 cleanup() {
     if [ -n "$SERAC_PID" ] && kill -0 "$SERAC_PID" 2>/dev/null; then
@@ -135,6 +148,9 @@ cleanup() {
     fi
     if [ "$PG_STARTED" = 1 ]; then
         serac_pg_stop || true
+    fi
+    if [ "$S3_STARTED" = 1 ]; then
+        serac_s3_stop || true
     fi
     if [ "${SERAC_KEEP_TMP:-0}" = "1" ]; then
         echo "kept temp dir: $WORK" >&2
@@ -281,6 +297,40 @@ if [ "$AUTH" = 1 ]; then
     [ "$AUTH_PRINCIPAL" = 1 ] && kind="API key of a principal with grants"
     [ "${AUTH_PRINCIPAL_JWT:-0}" = 1 ] && kind="JWT of a principal with grants"
     LABEL="$LABEL, --auth oauth2 ($kind)"
+fi
+
+if [ -n "$S3_MODE" ]; then
+    # shellcheck source=tests/lib/s3.sh
+    . "$ROOT/tests/lib/s3.sh"
+    log "starting SeaweedFS (S3 with STS)"
+    S3_STARTED=1
+    serac_s3_start >"$WORK/s3.log" 2>&1 || { cat "$WORK/s3.log" >&2; exit 1; }
+    profile="$(S3_MODE="$S3_MODE" python3 -c '
+import json, os
+e = os.environ
+p = {"type": "s3", "endpoint": e["SERAC_TEST_S3_ENDPOINT"], "region": "us-east-1",
+     "path-style-access": True, "access-key-id": e["SERAC_TEST_S3_ACCESS_KEY_ID"],
+     "secret-access-key": e["SERAC_TEST_S3_SECRET_ACCESS_KEY"], "credential-mode": e["S3_MODE"]}
+if e["S3_MODE"] == "vended":
+    p["sts"] = {"role-arn": e["SERAC_TEST_S3_ROLE_ARN"], "session-duration": "1h"}
+print(json.dumps({"name": "lake", "location": "s3://%s/bench" % e["SERAC_TEST_S3_BUCKET"], "storage": p}))
+')"
+    auth_header=()
+    if [ "$AUTH" = 1 ]; then auth_header=(-H "Authorization: Bearer $admin_token"); fi
+    if ! curl -sf -X POST "${auth_header[@]}" -H 'content-type: application/json' \
+        "$URI/management/v1/warehouses" -d "$profile" >/dev/null; then
+        echo "could not create the S3 warehouse:" >&2
+        curl -s -X POST "${auth_header[@]}" -H 'content-type: application/json' \
+            "$URI/management/v1/warehouses" -d "$profile" >&2 || true
+        exit 1
+    fi
+    if [ "$AUTH_PRINCIPAL" = 1 ]; then
+        for p in read write create; do
+            api POST roles/bench/grants "{\"privilege\": \"$p\", \"warehouse\": \"lake\"}" >/dev/null
+        done
+    fi
+    LOAD_ARGS=(--prefix lake "${LOAD_ARGS[@]}")
+    LABEL="$LABEL, S3 warehouse (SeaweedFS, credential-mode $S3_MODE)"
 fi
 
 # ------------------------------------------------------------------ load

@@ -13,9 +13,11 @@ use serac::storage::Storage;
 /// small objects on many threads spends a quarter of its CPU in glibc's malloc and free, and
 /// glibc keeps freed memory in per-thread arenas, so RSS grows under load and stays there.
 /// Measured in benches/README.md.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(not(feature = "system-allocator"))]
 unsafe extern "C" {
     fn mi_version() -> std::ffi::c_int;
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
@@ -25,6 +27,7 @@ unsafe extern "C" {
 /// for its arenas (`purge_delay` 1000 ms): a burst of large commits then keeps its peak RSS
 /// for that long. Serac purges after 10 ms (mimalloc 2's default), unless
 /// `MIMALLOC_PURGE_DELAY` says otherwise.
+#[cfg(not(feature = "system-allocator"))]
 fn tune_allocator() {
     /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (include/mimalloc.h).
     const PURGE_DELAY: std::ffi::c_int = 15;
@@ -39,6 +42,9 @@ fn tune_allocator() {
         }
     }
 }
+
+#[cfg(feature = "system-allocator")]
+fn tune_allocator() {}
 
 /// How long an idle thread of the blocking pool lives (see `main`).
 const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -348,12 +348,17 @@ async fn serve_connection(
         tracing::debug!(%peer, error = %e, "TCP_NODELAY could not be set");
     }
     // The permit stays with this task during the handshake, then goes with the stream.
-    match &shared.tls {
+    match shared.tls.clone() {
         None => serve_http(stream, peer, permit, shared).await,
+        // Boxed: a task's future is as large as its largest branch, and the TLS one (the
+        // handshake, the TLS stream) would make every plain connection's task carry it.
         Some(acceptor) => {
-            if let Some(stream) = handshake(acceptor, stream, peer, &shared).await {
-                serve_http(stream, peer, permit, shared).await;
-            }
+            Box::pin(async move {
+                if let Some(stream) = handshake(&acceptor, stream, peer, &shared).await {
+                    serve_http(stream, peer, permit, shared).await;
+                }
+            })
+            .await
         }
     }
 }
