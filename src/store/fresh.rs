@@ -80,6 +80,14 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// The newest value read so far, without waiting (`None`: none yet, or a read is
+    /// running right now).
+    pub fn last(&self, key: &K) -> Option<V> {
+        let slot = self.slots.get(key)?;
+        let last = slot.try_lock().ok()?;
+        last.as_ref().map(|read| read.value.clone())
+    }
+
     /// A value read by another query that started at `started` (one that also read this
     /// value): kept when it is newer than the last read, so callers that arrived before
     /// `started` need no read of their own.
