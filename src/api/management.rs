@@ -1,5 +1,5 @@
-//! The management API: warehouses. (Authentication arrives in a later issue; until then the
-//! management API is as open as the catalog API.)
+//! The management API: warehouses (create, list, a new storage profile, delete), functions
+//! and the audit log; admins only (see `catalog/authz.rs`).
 
 use axum::Router;
 use axum::extract::State;

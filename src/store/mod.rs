@@ -383,7 +383,8 @@ pub struct PrincipalAccess {
 pub const OWNER: &str = "owner";
 
 /// Per process: what principals may do and the API keys looked up, each kept with the access
-/// epoch it was read at and used only while the epoch stands. The epoch is a counter in the
+/// epoch it was read at and used only while the epoch stands. (The same row holds the
+/// warehouse epoch, read with it: see `catalog/warehouses.rs`.) The epoch is a counter in the
 /// database that every change of access moves in its own transaction (triggers of migration
 /// 11), whoever makes it: a replica, the command line, another process on the SQLite file. It
 /// is read once per request (concurrent requests share a read that started after they
