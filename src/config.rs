@@ -57,6 +57,49 @@ pub enum Command {
     /// Manage API keys of principals (sent as `Authorization: Bearer <key>`).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Manage the secrets stored in the database (storage profiles' secret keys).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+/// The keys that encrypt storage profiles' secrets in the database (see the README: how
+/// secrets are stored).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SecretsArgs {
+    /// A file holding the key (at least 32 bytes, e.g. `openssl rand -base64 48`) that
+    /// encrypts storage profiles' secrets in the database (AES-256-GCM). Without it, secrets
+    /// are stored in plain text and the server warns at start.
+    #[arg(long, env = "SERAC_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
+
+    /// Files holding earlier keys (comma-separated): secrets encrypted with them are still
+    /// read, and written again with --secrets-key-file (`serac secrets rotate` does it for
+    /// all at once).
+    #[arg(long, env = "SERAC_SECRETS_PREVIOUS_KEY_FILES", value_delimiter = ',')]
+    pub secrets_previous_key_files: Vec<PathBuf>,
+}
+
+impl SecretsArgs {
+    /// The keys, read and checked.
+    pub fn keys(&self) -> Result<crate::storage::SecretKeys, String> {
+        crate::storage::SecretKeys::from_files(
+            self.secrets_key_file.as_deref(),
+            &self.secrets_previous_key_files,
+        )
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Encrypt every stored secret with --secrets-key-file, reading those encrypted with a
+    /// key of --secrets-previous-key-files (or still in plain text). Run it after every
+    /// replica has the new key, before the previous key is dropped.
+    Rotate {
+        #[command(flatten)]
+        secrets: SecretsArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// What a grant is on: a warehouse, a namespace in it, or a table or view of a namespace.
@@ -225,6 +268,28 @@ pub enum WarehouseCommand {
         #[arg(long)]
         storage_file: Option<std::path::PathBuf>,
         #[command(flatten)]
+        secrets: SecretsArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Give a warehouse a new storage profile (new keys, STS role or endpoint; its location
+    /// stays). It is checked against the store before it replaces the old one; running
+    /// servers use it from their next request on.
+    Update {
+        name: String,
+        /// A JSON file holding the new storage profile.
+        #[arg(long)]
+        storage_file: std::path::PathBuf,
+        #[command(flatten)]
+        secrets: SecretsArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Delete an empty warehouse (no namespaces, tables, views or functions, no pending
+    /// purges); its grants go with it. The default warehouse cannot be deleted.
+    Delete {
+        name: String,
+        #[command(flatten)]
         database: DatabaseArgs,
     },
     /// List the warehouses.
@@ -281,6 +346,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
 
     /// Apply no database migrations: wait until `serac migrate` (run once, e.g. by a
     /// Kubernetes Job) has applied every migration of this build, so that replicas never race

@@ -4,7 +4,7 @@ use clap::Parser;
 use serac::catalog::{Caller, Catalog, CatalogSettings};
 use serac::config::{
     ApiKeyCommand, Cli, Command, FunctionCommand, GrantArgs, PrincipalCommand, RoleCommand,
-    WarehouseCommand,
+    SecretsCommand, WarehouseCommand,
 };
 use serac::server::{Schema, Server, open_store, shutdown_signal};
 use serac::storage::Storage;
@@ -116,21 +116,16 @@ async fn run(command: Command) -> Result<(), String> {
             name,
             location,
             storage_file,
+            secrets,
             database,
         }) => {
-            let storage = match storage_file {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        format!("cannot read the storage profile {}: {e}", path.display())
-                    })?;
-                    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                        format!("the storage profile {} is not JSON: {e}", path.display())
-                    })?;
-                    Some(serac::storage::StorageProfile::parse(value)?)
-                }
-                None => None,
-            };
-            let catalog = admin_catalog(&database).await?;
+            let storage = storage_file
+                .as_deref()
+                .map(read_profile)
+                .transpose()?
+                .map(serac::storage::StorageProfile::parse)
+                .transpose()?;
+            let catalog = catalog_with_keys(&database, &secrets).await?;
             let warehouse = catalog
                 .create_warehouse(&caller, &name, &location, storage)
                 .await
@@ -175,6 +170,61 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Principal(command) => principal_command(command).await,
         Command::ApiKey(command) => api_key_command(command).await,
         Command::Role(command) => role_command(&caller, command).await,
+        Command::Warehouse(WarehouseCommand::Update {
+            name,
+            storage_file,
+            secrets,
+            database,
+        }) => {
+            let profile = read_profile(&storage_file)?;
+            let catalog = catalog_with_keys(&database, &secrets).await?;
+            let warehouse = catalog
+                .update_warehouse_storage(&caller, &name, profile)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "replaced the storage profile of warehouse '{}' (servers use it from their next request on)",
+                warehouse.name
+            );
+            Ok(())
+        }
+        Command::Warehouse(WarehouseCommand::Delete { name, database }) => {
+            admin_catalog(&database)
+                .await?
+                .delete_warehouse(&caller, &name)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("deleted warehouse '{name}'");
+            Ok(())
+        }
+        Command::Secrets(SecretsCommand::Rotate { secrets, database }) => {
+            let catalog = catalog_with_keys(&database, &secrets).await?;
+            let report = catalog
+                .rotate_secrets(&caller)
+                .await
+                .map_err(|e| e.to_string())?;
+            let how = match secrets.secrets_key_file {
+                Some(_) => "encrypted with the current secrets key",
+                None => "stored in plain text (no --secrets-key-file)",
+            };
+            for name in &report.rewritten {
+                println!("{name}\trewritten: {how}");
+            }
+            for name in &report.current {
+                println!("{name}\tunchanged: {how} already");
+            }
+            for (name, why) in &report.skipped {
+                println!("{name}\tSKIPPED: {why}");
+            }
+            if report.skipped.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} warehouse(s) could not be rewritten (see above)",
+                    report.skipped.len()
+                ))
+            }
+        }
         Command::Warehouse(WarehouseCommand::List { database }) => {
             let catalog = admin_catalog(&database).await?;
             for w in catalog
@@ -442,7 +492,34 @@ async fn api_key_command(command: ApiKeyCommand) -> Result<(), String> {
     Ok(())
 }
 
+/// A storage profile file, as JSON.
+fn read_profile(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the storage profile {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("the storage profile {} is not JSON: {e}", path.display()))
+}
+
+/// [`admin_catalog`] sealing and opening stored secrets with the given keys.
+async fn catalog_with_keys(
+    database: &serac::config::DatabaseArgs,
+    secrets: &serac::config::SecretsArgs,
+) -> Result<Catalog, String> {
+    catalog_on(
+        database,
+        Storage::default().with_secret_keys(secrets.keys()?),
+    )
+    .await
+}
+
 async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog, String> {
+    catalog_on(database, Storage::default()).await
+}
+
+async fn catalog_on(
+    database: &serac::config::DatabaseArgs,
+    storage: Storage,
+) -> Result<Catalog, String> {
     let metrics = std::sync::Arc::new(serac::metrics::Metrics::new());
     let store = open_store(database, metrics.db.clone(), Schema::Migrate).await?;
     let settings = CatalogSettings {
@@ -458,5 +535,5 @@ async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog
         audit_retention: std::time::Duration::ZERO,
         limits: serac::catalog::Limits::default(),
     };
-    Ok(Catalog::new(store, Storage::default(), settings, metrics))
+    Ok(Catalog::new(store, storage, settings, metrics))
 }

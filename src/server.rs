@@ -142,6 +142,8 @@ impl Server {
         let auth_settings = args.auth_settings()?;
         // Before the database: a start with a wrong certificate fails at once.
         let tls = args.tls()?.map(Tls::load).transpose()?.map(Arc::new);
+        // So does one with an unreadable secrets key.
+        let secret_keys = args.secrets.keys()?;
         let metrics = Arc::new(Metrics::new());
         let schema = if args.no_migrate {
             Schema::AwaitMigrations
@@ -166,7 +168,7 @@ impl Server {
             audit_retention: args.audit_retention,
             limits: args.limits(),
         };
-        let storage = Storage::new(args.max_metadata_bytes);
+        let storage = Storage::new(args.max_metadata_bytes).with_secret_keys(secret_keys);
         let catalog = Arc::new(Catalog::new(store, storage, settings, metrics));
         let location = args.default_warehouse_location()?;
         if let Some(dir) = crate::storage::Location::parse(&location)
@@ -184,6 +186,10 @@ impl Server {
             .ensure_default_warehouse(&location)
             .await
             .map_err(|e| format!("default warehouse: {e}"))?;
+        catalog
+            .check_stored_secrets()
+            .await
+            .map_err(|e| format!("stored secrets: {e}"))?;
         let listener = listen(args.bind, args.listen_backlog)
             .map_err(|e| format!("SERAC_BIND: cannot listen on {}: {e}", args.bind))?;
         let lifecycle = Arc::new(Lifecycle::default());

@@ -34,6 +34,8 @@ mod oidc;
 mod operations;
 #[path = "api/parity.rs"]
 mod parity;
+#[path = "api/profiles.rs"]
+mod profiles;
 #[path = "api/routes.rs"]
 mod routes;
 #[path = "api/s3.rs"]

@@ -92,6 +92,7 @@ impl From<CatalogError> for ApiError {
             ),
             E::AlreadyExists(_) => (StatusCode::CONFLICT, "AlreadyExistsException"),
             E::NamespaceNotEmpty(_) => (StatusCode::CONFLICT, "NamespaceNotEmptyException"),
+            E::Conflict(_) => (StatusCode::CONFLICT, "ConflictException"),
             E::CommitFailed(_) => (StatusCode::CONFLICT, "CommitFailedException"),
             E::IdempotencyKeyUsed => (StatusCode::CONFLICT, "IdempotencyKeyConflictException"),
             E::Unavailable(_) => (

@@ -1,11 +1,11 @@
-//! The management API: warehouses. (Authentication arrives in a later issue; until then the
-//! management API is as open as the catalog API.)
+//! The management API: warehouses (create, list, a new storage profile, delete), functions
+//! and the audit log; admins only (see `catalog/authz.rs`).
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -17,6 +17,8 @@ use crate::catalog::{StorageProfile, Warehouse};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/warehouses", get(list).post(create))
+        .route("/warehouses/{warehouse}", axum::routing::delete(delete))
+        .route("/warehouses/{warehouse}/storage", put(update_storage))
         .route("/audit", get(audit))
         .route(
             "/warehouses/{warehouse}/namespaces/{namespace}/functions",
@@ -179,4 +181,40 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Respon
         warehouses: warehouses.iter().map(WarehouseBody::from).collect(),
     };
     Ok(json(StatusCode::OK, &body))
+}
+
+#[derive(Deserialize)]
+struct WarehousePath {
+    warehouse: String,
+}
+
+/// `PUT /management/v1/warehouses/{warehouse}/storage`: a new storage profile (the body, as
+/// `storage` on create), checked against the store before it replaces the old one.
+async fn update_storage(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<WarehousePath>,
+    ApiJson(profile): ApiJson<serde_json::Value>,
+) -> ApiResult<Response> {
+    let warehouse = state
+        .catalog
+        .update_warehouse_storage(&caller, &path.warehouse, profile)
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &WarehouseBody::from(warehouse.as_ref()),
+    ))
+}
+
+/// `DELETE /management/v1/warehouses/{warehouse}`: only an empty warehouse (409 otherwise).
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<WarehousePath>,
+) -> ApiResult<Response> {
+    state
+        .catalog
+        .delete_warehouse(&caller, &path.warehouse)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -116,8 +116,7 @@ impl Catalog {
         ident: &TableIdent,
         version: &TableVersion,
     ) -> CatalogResult<TableAccess> {
-        let io = self.io(warehouse)?;
-        if !io.hands_out_access() {
+        if !self.hands_out_access(warehouse) {
             return Ok(TableAccess::default());
         }
         let access = if self
@@ -129,30 +128,38 @@ impl Catalog {
             Access::Read
         };
         let metadata = version.metadata()?;
-        self.access_at(warehouse, ident, metadata.location(), access)
+        self.access_at(caller, warehouse, ident, metadata.location(), access)
             .await
     }
 
     /// What the creator of the table at `location` gets: read-write access.
     pub(super) async fn creator_access(
         &self,
+        caller: &super::Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         location: &Location,
     ) -> CatalogResult<TableAccess> {
-        self.access_at(warehouse, ident, &location.to_string(), Access::ReadWrite)
-            .await
+        self.access_at(
+            caller,
+            warehouse,
+            ident,
+            &location.to_string(),
+            Access::ReadWrite,
+        )
+        .await
     }
 
-    /// Access to the table at `location`.
+    /// Access to the table at `location`, with the warehouse's current profile.
     pub(super) async fn access_at(
         &self,
+        caller: &super::Caller,
         warehouse: &Warehouse,
         ident: &TableIdent,
         location: &str,
         access: Access,
     ) -> CatalogResult<TableAccess> {
-        let io = self.io(warehouse)?;
+        let io = self.io(caller.arrived, warehouse).await?;
         if !io.hands_out_access() {
             return Ok(TableAccess::default());
         }
@@ -165,7 +172,7 @@ impl Catalog {
             CatalogError::Unavailable(format!("storage credentials are not available: {e}"))
         })?;
         let mut access = TableAccess::from_client_access(access);
-        if let Some(StorageProfile::S3(profile)) = &warehouse.storage
+        if let Some(StorageProfile::S3(profile)) = io.profile()
             && profile.credential_mode == CredentialMode::RemoteSigning
         {
             // Relative to the catalog's URI, where clients send their signing requests;
@@ -203,7 +210,8 @@ impl Catalog {
         } else {
             Access::Read
         };
-        self.io(warehouse)?
+        self.io(caller.arrived, warehouse)
+            .await?
             .sign(&location, access, request)
             .map_err(|e| match e {
                 SignError::Refused(message) => CatalogError::Forbidden {

@@ -37,6 +37,10 @@ pub enum CatalogError {
     AlreadyExists(String),
     #[error("{0}")]
     NamespaceNotEmpty(String),
+    /// The request conflicts with the state of a management object (a warehouse that still
+    /// holds namespaces, the default warehouse).
+    #[error("{0}")]
+    Conflict(String),
     /// A commit requirement does not hold, or the commit lost too many races.
     #[error("{0}")]
     CommitFailed(String),

@@ -15,6 +15,8 @@ use crate::store::{AuditRecord, EventPosition, EventRow, NewEvent, Store, now_ms
 /// Every event type. A subscriber's `types` filter may name these or a kind (`table`).
 pub const EVENT_TYPES: &[&str] = &[
     "warehouse.created",
+    "warehouse.updated",
+    "warehouse.deleted",
     "namespace.created",
     "namespace.updated",
     "namespace.dropped",

@@ -357,6 +357,7 @@ impl Catalog {
                 json: &json,
                 write_file: true,
                 claim: None,
+                arrived: caller.arrived,
             },
             Change::new(None, vec![event]),
         )

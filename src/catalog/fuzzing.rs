@@ -26,6 +26,7 @@ fn warehouse() -> &'static Warehouse {
             root: Location::parse(&location).expect("a valid root"),
             location,
             storage: None,
+            stored_secrets: None,
         }
     })
 }

@@ -22,6 +22,7 @@ mod scan;
 mod tables;
 mod validate;
 mod views;
+mod warehouses;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -39,6 +40,7 @@ pub use page::{MAX_PAGE_SIZE, PageRequest, Paged};
 pub use scan::{PlanResult, PlanTableScanRequest, ScanTasks, parse_filter};
 pub use tables::{CreatedTable, DropTable};
 pub use views::{CommitViewRequest, CreateViewRequest, LoadedView, RegisterViewRequest};
+pub use warehouses::{SecretRotation, Warehouse};
 
 use cache::TableCache;
 use events::AuditLog;
@@ -46,13 +48,13 @@ use locks::CommitLocks;
 use scan::Plans;
 
 use crate::metrics::Metrics;
-pub use crate::storage::StorageProfile;
+use crate::storage::Storage;
 pub use crate::storage::signer::{SignRequest, SignedRequest};
-use crate::storage::{Location, Storage, WarehouseStorage};
+pub use crate::storage::{StorageProfile, StoredSecrets};
 pub use crate::store::{
     AuditRecord, GrantObject, GrantRow, IdempotencyEntry, IdempotencyRecord, ObjectKind, RoleRow,
 };
-use crate::store::{Change, Store, WarehouseRow, now_ms};
+use crate::store::{Store, now_ms};
 
 /// Tunables of the catalog, from the configuration.
 #[derive(Debug, Clone)]
@@ -107,45 +109,6 @@ impl Default for Limits {
     }
 }
 
-/// A warehouse: a named root location with its own namespaces and tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warehouse {
-    pub id: String,
-    pub name: String,
-    /// The root as stored.
-    pub location: String,
-    /// The root, parsed: every location of the warehouse lies within it.
-    pub root: Location,
-    /// How the warehouse's object store is reached (`None`: local files).
-    pub storage: Option<StorageProfile>,
-}
-
-impl TryFrom<WarehouseRow> for Warehouse {
-    type Error = CatalogError;
-
-    fn try_from(row: WarehouseRow) -> CatalogResult<Self> {
-        let root = Location::parse(&row.location).map_err(|e| {
-            CatalogError::Internal(format!(
-                "warehouse '{}' has an unusable root location: {e}",
-                row.name
-            ))
-        })?;
-        let storage = row
-            .storage
-            .as_deref()
-            .map(StorageProfile::from_stored_json)
-            .transpose()
-            .map_err(|e| CatalogError::Internal(format!("warehouse '{}': {e}", row.name)))?;
-        Ok(Self {
-            id: row.id,
-            name: row.name,
-            location: row.location,
-            root,
-            storage,
-        })
-    }
-}
-
 #[derive(Debug)]
 pub struct Catalog {
     store: Arc<dyn Store>,
@@ -160,7 +123,9 @@ pub struct Catalog {
     audit: AuditLog,
     #[cfg(feature = "failpoints")]
     fail_next_swap: std::sync::atomic::AtomicBool,
-    warehouses: RwLock<HashMap<String, Arc<Warehouse>>>,
+    /// Warehouses by name, each with the warehouse epoch it was read at: an entry is used
+    /// while no newer epoch is known (see [`Catalog::warehouse`] and [`Catalog::io`]).
+    warehouses: RwLock<HashMap<String, (Arc<Warehouse>, i64)>>,
     /// Per principal id: the access the store handed out last, and its index.
     access_index:
         moka::sync::Cache<String, (Arc<crate::store::PrincipalAccess>, Arc<authz::Access>)>,
@@ -265,172 +230,6 @@ impl Catalog {
 
     pub fn backend(&self) -> &'static str {
         self.store.backend()
-    }
-
-    // --- warehouses ---------------------------------------------------------------------------
-
-    /// Creates the default warehouse on first start; later starts leave it as it is.
-    pub async fn ensure_default_warehouse(&self, location: &str) -> CatalogResult<Arc<Warehouse>> {
-        match self.warehouse(None).await {
-            Err(CatalogError::NoSuchWarehouse(_)) => {}
-            found => return found,
-        }
-        let name = self.settings.default_warehouse.clone();
-        match self
-            .create_warehouse(&Caller::server(), &name, location, None)
-            .await
-        {
-            // Another replica created it meanwhile.
-            Err(CatalogError::AlreadyExists(_)) => self.warehouse(None).await,
-            created => created,
-        }
-    }
-
-    /// Creates a warehouse; one on object storage needs a storage profile, which is checked
-    /// against the store (a probe object written, read, listed and deleted; one AssumeRole
-    /// in `vended` mode) before anything is recorded.
-    pub async fn create_warehouse(
-        &self,
-        caller: &Caller,
-        name: &str,
-        location: &str,
-        storage: Option<StorageProfile>,
-    ) -> CatalogResult<Arc<Warehouse>> {
-        self.authorize(caller, Privilege::Admin, authz::Target::Server)
-            .await?;
-        ident::validate_warehouse_name(name)?;
-        let root = self
-            .storage
-            .warehouse_root(location, storage.as_ref())
-            .map_err(|e| CatalogError::BadRequest(e.to_string()))?;
-        let location = root.to_string();
-        // Tables are confined to their warehouse: no warehouse may lie inside another.
-        if let Some(other) = self.store.list_warehouses().await?.into_iter().find(|w| {
-            w.name != name
-                && Location::parse(&w.location)
-                    .map_or(w.location == location, |o| o.overlaps(&root))
-        }) {
-            return Err(CatalogError::BadRequest(format!(
-                "location '{location}' overlaps the location '{}' of warehouse '{}'",
-                other.location, other.name
-            )));
-        }
-        if storage.is_some() {
-            self.storage
-                .build(&root, storage.as_ref())?
-                .probe()
-                .await
-                .map_err(|e| CatalogError::BadRequest(e.to_string()))?;
-        }
-        let row = WarehouseRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: name.to_owned(),
-            location,
-            properties: HashMap::new(),
-            storage: storage.as_ref().map(StorageProfile::to_stored_json),
-            created_at_ms: now_ms(),
-        };
-        let warehouse = Warehouse::try_from(row.clone())?;
-        let mut data = serde_json::json!({ "location": warehouse.location });
-        if let Some(profile) = &warehouse.storage {
-            // Without credentials: events are read by subscribers.
-            data["storage"] = profile.redacted();
-        }
-        let event = self.event(caller, "warehouse.created", &warehouse, &[], None, data);
-        match self
-            .store
-            .create_warehouse(&row, &Change::new(caller.idempotency(), vec![event]))
-            .await
-        {
-            Ok(()) => {}
-            Err(crate::store::StoreError::AlreadyExists) => {
-                return Err(CatalogError::AlreadyExists(format!(
-                    "warehouse '{name}' already exists"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let warehouse = Arc::new(warehouse);
-        self.remember_warehouse(warehouse.clone());
-        Ok(warehouse)
-    }
-
-    /// The warehouse a client's `warehouse` setting names: by name, else by its location.
-    pub async fn warehouse_named_or_at(&self, requested: &str) -> CatalogResult<Arc<Warehouse>> {
-        match self.warehouse(Some(requested)).await {
-            Err(CatalogError::NoSuchWarehouse(msg)) => {
-                let location = requested.trim_end_matches('/');
-                let by_location = self
-                    .store
-                    .list_warehouses()
-                    .await?
-                    .into_iter()
-                    .map(Warehouse::try_from)
-                    .collect::<CatalogResult<Vec<_>>>()?
-                    .into_iter()
-                    .find(|w| w.location == location || w.root.to_string() == location)
-                    .ok_or(CatalogError::NoSuchWarehouse(msg))?;
-                self.warehouse(Some(&by_location.name)).await
-            }
-            found => found,
-        }
-    }
-
-    pub async fn list_warehouses(&self, caller: &Caller) -> CatalogResult<Vec<Warehouse>> {
-        self.authorize(caller, Privilege::Admin, authz::Target::Server)
-            .await?;
-        self.store
-            .list_warehouses()
-            .await?
-            .into_iter()
-            .map(Warehouse::try_from)
-            .collect()
-    }
-
-    /// The warehouse of a prefix (`None`: the default one). Warehouses are never renamed or
-    /// deleted, so a warehouse found once stays valid for the life of the process.
-    pub async fn warehouse(&self, name: Option<&str>) -> CatalogResult<Arc<Warehouse>> {
-        let name = name.unwrap_or(&self.settings.default_warehouse);
-        if let Some(w) = self
-            .warehouses
-            .read()
-            .expect("warehouse map poisoned")
-            .get(name)
-        {
-            return Ok(w.clone());
-        }
-        if ident::validate_warehouse_name(name).is_err() {
-            // No warehouse can have this name; the database is not asked.
-            return Err(CatalogError::NoSuchWarehouse(format!(
-                "warehouse '{}' does not exist",
-                name.escape_debug()
-            )));
-        }
-        let row = self.store.warehouse_by_name(name).await?.ok_or_else(|| {
-            CatalogError::NoSuchWarehouse(format!(
-                "warehouse '{}' does not exist",
-                name.escape_debug()
-            ))
-        })?;
-        let warehouse = Arc::new(Warehouse::try_from(row)?);
-        self.remember_warehouse(warehouse.clone());
-        Ok(warehouse)
-    }
-
-    /// The storage of a warehouse (built once, then shared).
-    pub(crate) fn io(&self, warehouse: &Warehouse) -> CatalogResult<Arc<WarehouseStorage>> {
-        Ok(self.storage.for_warehouse(
-            &warehouse.id,
-            &warehouse.root,
-            warehouse.storage.as_ref(),
-        )?)
-    }
-
-    fn remember_warehouse(&self, warehouse: Arc<Warehouse>) {
-        self.warehouses
-            .write()
-            .expect("warehouse map poisoned")
-            .insert(warehouse.name.clone(), warehouse);
     }
 
     // --- idempotency keys -----------------------------------------------------------------------

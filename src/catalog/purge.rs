@@ -107,12 +107,10 @@ impl Catalog {
     ) -> CatalogResult<Arc<Warehouse>> {
         let warehouse = self
             .store
-            .list_warehouses()
+            .warehouse_by_id(&task.warehouse_id)
             .await?
-            .into_iter()
-            .find(|w| w.id == task.warehouse_id)
             .ok_or_else(|| CatalogError::Internal("the warehouse of a purge is gone".into()))?;
-        let warehouse = Arc::new(Warehouse::try_from(warehouse)?);
+        let warehouse = Arc::new(Warehouse::from_row(warehouse, self.storage.secret_keys())?);
         let version = TableVersion::new(
             String::new(),
             task.metadata_location.clone(),
@@ -120,7 +118,8 @@ impl Catalog {
         );
         let metadata = version.metadata()?;
         let report = self
-            .io(&warehouse)?
+            .io(std::time::Instant::now(), &warehouse)
+            .await?
             .purge_table(metadata, &task.metadata_location, deleted)
             .await?;
         self.metrics

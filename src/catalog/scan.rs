@@ -525,7 +525,7 @@ impl Catalog {
 
         // Manifests are read through the warehouse's confined file IO: a manifest list or
         // manifest named outside the warehouse is refused, not read.
-        let io: FileIO = self.io(warehouse)?.file_io();
+        let io: FileIO = self.io(caller.arrived, warehouse).await?.file_io();
         let table = Table::builder()
             .metadata(metadata.clone())
             .metadata_location(version.metadata_location.clone())

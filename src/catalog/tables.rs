@@ -457,13 +457,16 @@ impl Catalog {
                     display_ident(&ident)
                 )));
             }
-            self.io(warehouse)?
+            self.io(caller.arrived, warehouse)
+                .await?
                 .prepare_table_location(&location)
                 .await?;
             return Ok(CreatedTable {
                 metadata_location: None,
                 metadata_json: to_json(&metadata)?,
-                access: self.creator_access(warehouse, &ident, &location).await?,
+                access: self
+                    .creator_access(caller, warehouse, &ident, &location)
+                    .await?,
             });
         }
 
@@ -487,7 +490,9 @@ impl Catalog {
         Ok(CreatedTable {
             metadata_location: Some(version.metadata_location.clone()),
             metadata_json: version.metadata_json.clone(),
-            access: self.creator_access(warehouse, &ident, &location).await?,
+            access: self
+                .creator_access(caller, warehouse, &ident, &location)
+                .await?,
         })
     }
 
@@ -549,6 +554,7 @@ impl Catalog {
                     json: &json,
                     write_file,
                     claim: Some(&claim(location)),
+                    arrived: caller.arrived,
                 },
                 Change::new(caller.idempotency(), vec![event]).owned_by(caller.owner()),
             )
@@ -579,9 +585,11 @@ impl Catalog {
             json,
             write_file,
             claim,
+            arrived,
         } = insert;
         if write_file {
-            self.io(warehouse)?
+            self.io(arrived, warehouse)
+                .await?
                 .write_metadata(metadata_file, json.as_bytes())
                 .await
                 .map_err(CatalogError::from)?;
@@ -629,7 +637,7 @@ impl Catalog {
     }
 
     pub(super) async fn delete_quietly(&self, warehouse: &Warehouse, location: &Location) {
-        let deleted = match self.io(warehouse) {
+        let deleted = match self.io(std::time::Instant::now(), warehouse).await {
             Ok(io) => io.delete(location).await.map_err(CatalogError::from),
             Err(e) => Err(e),
         };
@@ -828,6 +836,8 @@ impl Catalog {
         request: &CommitTableRequest,
         order: &SummaryOrder,
     ) -> CatalogResult<Prepared> {
+        // The head's query also reads the epochs, which then serve the storage's check.
+        let since = std::time::Instant::now();
         let Some(head) = self
             .store
             .table_head(
@@ -873,7 +883,8 @@ impl Catalog {
         let json = to_json_next(&metadata, order, &current.metadata_json)?;
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let write = self.metrics.metadata_write_duration.start_timer();
-        self.io(warehouse)?
+        self.io(since, warehouse)
+            .await?
             .write_metadata(&location, json.as_bytes())
             .await?;
         write.observe_duration();
@@ -1248,7 +1259,11 @@ impl Catalog {
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         let metadata_file =
             super::locations::confine(warehouse, &request.metadata_location, "metadata-location")?;
-        let bytes = self.io(warehouse)?.read_json_file(&metadata_file).await?;
+        let bytes = self
+            .io(caller.arrived, warehouse)
+            .await?
+            .read_json_file(&metadata_file)
+            .await?;
         let metadata = super::metadata_json::parse(&bytes).map_err(|e| {
             CatalogError::BadRequest(format!(
                 "'{metadata_file}' is not a valid table metadata file: {e}"
@@ -1492,6 +1507,8 @@ pub(super) struct Insert<'a> {
     pub write_file: bool,
     /// The location a table or view claims (`None`: a function).
     pub claim: Option<&'a ClaimedLocation>,
+    /// When the request arrived (see [`Catalog::io`]).
+    pub arrived: std::time::Instant,
 }
 
 pub(super) enum InsertError {

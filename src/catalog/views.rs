@@ -211,6 +211,7 @@ impl Catalog {
                 json: &json,
                 write_file: existing_file.is_none(),
                 claim: Some(&claim(location)),
+                arrived: caller.arrived,
             },
             Change::new(caller.idempotency(), vec![event]).owned_by(caller.owner()),
         )
@@ -334,7 +335,8 @@ impl Catalog {
             check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
             let file = metadata_file(&view_location, Some(&row.metadata_location), false);
             let location = file.to_string();
-            self.io(warehouse)?
+            self.io(caller.arrived, warehouse)
+                .await?
                 .write_metadata(&file, json.as_bytes())
                 .await?;
             let swap = TableSwap {
@@ -449,7 +451,11 @@ impl Catalog {
         validate_table_name(&request.name)?;
         let ident = TableIdent::new(namespace.clone(), request.name.clone());
         let file = confine(warehouse, &request.metadata_location, "metadata-location")?;
-        let bytes = self.io(warehouse)?.read_json_file(&file).await?;
+        let bytes = self
+            .io(caller.arrived, warehouse)
+            .await?
+            .read_json_file(&file)
+            .await?;
         let metadata: ViewMetadata = serde_json::from_slice(&bytes).map_err(|e| {
             CatalogError::BadRequest(format!("'{file}' is not a valid view metadata file: {e}"))
         })?;

@@ -10,12 +10,16 @@
 //! location taken from client metadata cannot reach a file or object outside its warehouse
 //! either. Clients of `s3` warehouses get settings and credentials from
 //! [`WarehouseStorage::client_access`] ([`credentials`]: STS session policies, cached).
+//! A warehouse whose profile changes gets a new [`WarehouseStorage`] (new clients, an empty
+//! credential cache) the first time it is asked for with the new profile; profiles' secrets
+//! are sealed at rest with the operator's key ([`secrets`]).
 
 pub mod credentials;
 pub mod file;
 pub mod location;
 pub mod profile;
 pub mod s3;
+pub mod secrets;
 pub mod signer;
 
 use std::collections::{HashMap, HashSet};
@@ -32,8 +36,9 @@ use credentials::Vendor;
 pub use credentials::{Access, TableCredentials};
 use file::{ConfinedFs, ConfinedFsFactory, FileError};
 pub use location::{Location, LocationError, Scheme, encode_segment, object_dir_segment};
-pub use profile::{CredentialMode, StorageProfile};
+pub use profile::{CredentialMode, StorageProfile, StoredSecrets};
 use s3::{ConfinedS3, ConfinedS3Factory, S3Objects};
+pub use secrets::SecretKeys;
 
 /// The default cap on metadata files Serac reads (256 MiB).
 pub const DEFAULT_MAX_METADATA_BYTES: u64 = 256 * 1024 * 1024;
@@ -94,11 +99,13 @@ pub struct PurgeReport {
     pub failures: Vec<String>,
 }
 
-/// Hands out each warehouse's confined storage, built once per warehouse.
+/// Hands out each warehouse's confined storage, built once per warehouse and profile.
 #[derive(Debug)]
 pub struct Storage {
     max_read_bytes: u64,
     warehouses: Mutex<HashMap<String, Arc<WarehouseStorage>>>,
+    /// Seal and open the secrets of stored profiles.
+    secret_keys: SecretKeys,
 }
 
 impl Default for Storage {
@@ -162,7 +169,21 @@ impl Storage {
         Self {
             max_read_bytes,
             warehouses: Mutex::new(HashMap::new()),
+            secret_keys: SecretKeys::none(),
         }
+    }
+
+    /// The same storage, sealing and opening profiles' secrets with `keys`.
+    pub fn with_secret_keys(self, keys: SecretKeys) -> Self {
+        Self {
+            secret_keys: keys,
+            ..self
+        }
+    }
+
+    /// The keys that seal and open stored profiles' secrets.
+    pub fn secret_keys(&self) -> &SecretKeys {
+        &self.secret_keys
     }
 
     /// Checks a warehouse root: a location this server can serve with the given profile
@@ -201,30 +222,43 @@ impl Storage {
         Ok(root)
     }
 
-    /// A warehouse's storage, built on first use and kept (warehouses and their profiles
-    /// never change).
+    /// A warehouse's storage, built on first use and kept while the warehouse's root and
+    /// profile stay the same. A new profile (other keys, role or endpoint) gets new storage:
+    /// new clients, and a credential cache that holds nothing the old profile vended.
     pub fn for_warehouse(
         &self,
         id: &str,
         root: &Location,
         profile: Option<&StorageProfile>,
     ) -> StorageResult<Arc<WarehouseStorage>> {
+        let same = |s: &WarehouseStorage| &s.root == root && s.profile.as_ref() == profile;
         if let Some(found) = self
             .warehouses
             .lock()
             .expect("storage map poisoned")
             .get(id)
+            .filter(|s| same(s))
         {
             return Ok(found.clone());
         }
         let built = Arc::new(self.build(root, profile)?);
-        Ok(self
-            .warehouses
+        let mut warehouses = self.warehouses.lock().expect("storage map poisoned");
+        match warehouses.get(id) {
+            // Another request built it meanwhile.
+            Some(found) if same(found) => Ok(found.clone()),
+            _ => {
+                warehouses.insert(id.to_owned(), built.clone());
+                Ok(built)
+            }
+        }
+    }
+
+    /// Drops a warehouse's storage (the warehouse was deleted).
+    pub fn forget(&self, id: &str) {
+        self.warehouses
             .lock()
             .expect("storage map poisoned")
-            .entry(id.to_owned())
-            .or_insert(built)
-            .clone())
+            .remove(id);
     }
 
     /// A warehouse's storage, not kept (to check a profile before the warehouse exists).
@@ -285,6 +319,11 @@ impl WarehouseStorage {
     /// Whether clients get per-table settings or credentials (S3 warehouses).
     pub fn hands_out_access(&self) -> bool {
         self.profile.is_some()
+    }
+
+    /// The profile this storage was built with.
+    pub fn profile(&self) -> Option<&StorageProfile> {
+        self.profile.as_ref()
     }
 
     /// The iceberg crate's file IO for this warehouse: every path it touches must lie

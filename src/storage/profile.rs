@@ -12,13 +12,16 @@
 //! ```
 //!
 //! The secret access key is a [`Secret`]: its `Debug` form is redacted, and the only way to
-//! serialize a profile with it is [`StorageProfile::to_stored_json`] (for the database row).
+//! serialize a profile with it is [`StorageProfile::to_stored_json`] (for the database row),
+//! which seals it with the server's secrets key when there is one ([`super::secrets`]).
 //! What responses and events show is [`StorageProfile::redacted`], which holds no credential.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::secrets::{SecretKeys, StoredSecret};
 
 /// Shortest and longest STS session an AssumeRole may ask for (AWS's bounds).
 pub const MIN_SESSION: Duration = Duration::from_secs(900);
@@ -190,14 +193,75 @@ impl StorageProfile {
         Ok(profile)
     }
 
-    /// A profile as stored in the database (with its secret).
-    pub fn from_stored_json(raw: &str) -> Result<Self, String> {
-        serde_json::from_str(raw).map_err(|e| format!("stored storage profile is unreadable: {e}"))
+    /// A profile as stored in the database row of warehouse `warehouse_id`, its secret
+    /// opened with `keys`. A secret that cannot be opened (a key this server lacks) is no
+    /// error here: the profile comes back with an empty secret and the reason, so that what
+    /// needs no secret (listing, replacing the profile, deleting the warehouse) still works.
+    pub fn from_stored_json(
+        raw: &str,
+        keys: &SecretKeys,
+        warehouse_id: &str,
+    ) -> Result<(Self, StoredSecrets), String> {
+        let unreadable =
+            |e: serde_json::Error| format!("stored storage profile is unreadable: {e}");
+        let mut value: serde_json::Value = serde_json::from_str(raw).map_err(unreadable)?;
+        let stored: StoredSecret = value
+            .get("secret-access-key")
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .map_err(unreadable)?
+            .ok_or("stored storage profile has no 'secret-access-key'")?;
+        let (plain, state) = match keys.open(&stored, &secret_place(warehouse_id)) {
+            Ok(plain) => (
+                plain,
+                match &stored {
+                    StoredSecret::Plain(_) => StoredSecrets::Plain,
+                    StoredSecret::Sealed(sealed) => StoredSecrets::Sealed {
+                        key_id: sealed.key_id.clone(),
+                        current: keys.is_current(&stored),
+                    },
+                },
+            ),
+            Err(e) => (
+                String::new(),
+                StoredSecrets::Unreadable(format!("its secret access key cannot be read: {e}")),
+            ),
+        };
+        value["secret-access-key"] = serde_json::Value::String(plain);
+        let profile = serde_json::from_value(value).map_err(unreadable)?;
+        Ok((profile, state))
     }
 
-    /// The profile with its secret, for the database row only.
-    pub fn to_stored_json(&self) -> String {
-        serde_json::to_string(self).expect("profiles serialize")
+    /// The profile with its secret (sealed with `keys`' current key, if any), for the
+    /// database row of warehouse `warehouse_id` only.
+    pub fn to_stored_json(&self, keys: &SecretKeys, warehouse_id: &str) -> String {
+        let mut value = serde_json::to_value(self).expect("profiles serialize");
+        let sealed = keys.seal(
+            self.s3().secret_access_key.expose(),
+            &secret_place(warehouse_id),
+        );
+        value["secret-access-key"] = serde_json::to_value(sealed).expect("secrets serialize");
+        value.to_string()
+    }
+
+    /// The names of the fields that differ from `old`, for change events (never values).
+    pub fn changed_fields(&self, old: &Self) -> Vec<String> {
+        let (new, old) = (
+            serde_json::to_value(self).expect("profiles serialize"),
+            serde_json::to_value(old).expect("profiles serialize"),
+        );
+        let (Some(new), Some(old)) = (new.as_object(), old.as_object()) else {
+            return Vec::new();
+        };
+        let mut fields: Vec<String> = new
+            .keys()
+            .chain(old.keys())
+            .filter(|k| new.get(*k) != old.get(*k))
+            .cloned()
+            .collect();
+        fields.sort();
+        fields.dedup();
+        fields
     }
 
     /// The profile without credentials, for responses, events and logs.
@@ -211,7 +275,8 @@ impl StorageProfile {
                 sts.remove("external-id");
             }
         }
-        debug_assert!(!value.to_string().contains(s3.secret_access_key.expose()));
+        let secret = s3.secret_access_key.expose();
+        debug_assert!(secret.is_empty() || !value.to_string().contains(secret));
         value
     }
 
@@ -267,6 +332,22 @@ impl StorageProfile {
     }
 }
 
+/// How the secret of a stored profile is kept, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredSecrets {
+    /// In plain text.
+    Plain,
+    /// Sealed with a secrets key; `current`: with the key that seals now.
+    Sealed { key_id: String, current: bool },
+    /// It cannot be opened, for this reason (the profile is held with an empty secret).
+    Unreadable(String),
+}
+
+/// The associated data of a warehouse's sealed secret: where it belongs.
+fn secret_place(warehouse_id: &str) -> String {
+    format!("warehouse {warehouse_id} storage secret-access-key")
+}
+
 fn check_endpoint(raw: &str, field: &str) -> Result<(), String> {
     match url::Url::parse(raw) {
         Ok(url)
@@ -310,8 +391,40 @@ mod tests {
             s3.sts.as_ref().unwrap().session_duration,
             Duration::from_secs(3600)
         );
-        let stored = parsed.to_stored_json();
-        assert_eq!(StorageProfile::from_stored_json(&stored).unwrap(), parsed);
+        let stored = parsed.to_stored_json(&SecretKeys::none(), "w1");
+        assert_eq!(
+            StorageProfile::from_stored_json(&stored, &SecretKeys::none(), "w1").unwrap(),
+            (parsed.clone(), StoredSecrets::Plain)
+        );
+        // Sealed: the stored form holds no secret; it opens for its warehouse with the key.
+        let keys = SecretKeys::from_material(b"0123456789abcdef0123456789abcdef", &[]);
+        let sealed = parsed.to_stored_json(&keys, "w1");
+        assert!(!sealed.contains("very-secret-value"), "{sealed}");
+        let (back, state) = StorageProfile::from_stored_json(&sealed, &keys, "w1").unwrap();
+        assert_eq!(back, parsed);
+        assert!(matches!(state, StoredSecrets::Sealed { current: true, .. }));
+        // Without the key: the profile without its secret, and why.
+        let (back, state) =
+            StorageProfile::from_stored_json(&sealed, &SecretKeys::none(), "w1").unwrap();
+        assert_eq!(back.s3().secret_access_key.expose(), "");
+        assert_eq!(back.redacted(), parsed.redacted());
+        let StoredSecrets::Unreadable(why) = state else {
+            panic!("unreadable: {state:?}")
+        };
+        assert!(why.contains(keys.current_id().unwrap()), "{why}");
+    }
+
+    #[test]
+    fn changed_fields_name_fields_only() {
+        let old = StorageProfile::parse(profile()).unwrap();
+        let mut value = profile();
+        value["secret-access-key"] = serde_json::json!("rotated-secret");
+        value["region"] = serde_json::json!("eu-west-1");
+        let new = StorageProfile::parse(value).unwrap();
+        assert_eq!(
+            new.changed_fields(&old),
+            vec!["region".to_owned(), "secret-access-key".to_owned()]
+        );
     }
 
     #[test]

@@ -8,7 +8,40 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Mutex;
+/// The newest read of one key, and the lock that lets one read run at a time. The newest
+/// read sits behind a plain mutex held for a copy only, so checking it and offering a newer
+/// value never wait on a running read (under load, offers used to be lost while callers
+/// checked the slot, and each loss cost a query).
+struct Slot<V> {
+    latest: std::sync::Mutex<Option<Read<V>>>,
+    running: tokio::sync::Mutex<()>,
+}
+
+impl<V: Clone> Slot<V> {
+    fn new() -> Self {
+        Self {
+            latest: std::sync::Mutex::new(None),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The latest value if its read started after `arrived`.
+    fn fresh(&self, arrived: Instant) -> Option<V> {
+        let latest = self.latest.lock().expect("fresh-read slot poisoned");
+        latest
+            .as_ref()
+            .filter(|read| read.started > arrived)
+            .map(|read| read.value.clone())
+    }
+
+    /// Keeps a value read by a query that started at `started`, unless a newer one is kept.
+    fn keep(&self, started: Instant, value: V) {
+        let mut latest = self.latest.lock().expect("fresh-read slot poisoned");
+        if latest.as_ref().is_none_or(|read| read.started < started) {
+            *latest = Some(Read { started, value });
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Read<V> {
@@ -16,10 +49,8 @@ struct Read<V> {
     value: V,
 }
 
-type Slot<V> = Arc<Mutex<Option<Read<V>>>>;
-
 pub struct FreshReads<K, V> {
-    slots: moka::sync::Cache<K, Slot<V>>,
+    slots: moka::sync::Cache<K, Arc<Slot<V>>>,
 }
 
 impl<K, V> std::fmt::Debug for FreshReads<K, V> {
@@ -42,6 +73,10 @@ where
         }
     }
 
+    fn slot(&self, key: K) -> Arc<Slot<V>> {
+        self.slots.get_with(key, || Arc::new(Slot::new()))
+    }
+
     /// The value of `key`, from a read that started after this call began.
     pub async fn read<F, Fut, E>(&self, key: K, query: F) -> Result<V, E>
     where
@@ -58,39 +93,33 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let slot = self.slots.get_with(key, || Arc::new(Mutex::new(None)));
-        let mut last = slot.lock().await;
-        if let Some(read) = last.as_ref()
-            && read.started > arrived
-        {
-            return Ok(read.value.clone());
+        let slot = self.slot(key);
+        if let Some(value) = slot.fresh(arrived) {
+            return Ok(value);
+        }
+        let _running = slot.running.lock().await;
+        // A read that finished while this caller waited may do.
+        if let Some(value) = slot.fresh(arrived) {
+            return Ok(value);
         }
         let started = Instant::now();
         let value = query().await?;
-        *last = Some(Read {
-            started,
-            value: value.clone(),
-        });
+        slot.keep(started, value.clone());
         Ok(value)
     }
-}
 
-impl<K, V> FreshReads<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
+    /// The newest value read so far, without waiting (`None`: none yet).
+    pub fn last(&self, key: &K) -> Option<V> {
+        let slot = self.slots.get(key)?;
+        let latest = slot.latest.lock().expect("fresh-read slot poisoned");
+        latest.as_ref().map(|read| read.value.clone())
+    }
+
     /// A value read by another query that started at `started` (one that also read this
     /// value): kept when it is newer than the last read, so callers that arrived before
-    /// `started` need no read of their own.
+    /// `started` need no read of their own. Never waits for a running read.
     pub fn offer(&self, key: K, started: Instant, value: V) {
-        let slot = self.slots.get_with(key, || Arc::new(Mutex::new(None)));
-        // Never waits: if a read is running, its answer will be as new.
-        if let Ok(mut last) = slot.try_lock()
-            && last.as_ref().is_none_or(|read| read.started < started)
-        {
-            *last = Some(Read { started, value });
-        }
+        self.slot(key).keep(started, value);
     }
 }
 

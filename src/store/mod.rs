@@ -59,9 +59,51 @@ pub struct WarehouseRow {
     pub name: String,
     pub location: String,
     pub properties: HashMap<String, String>,
-    /// The storage profile as stored (JSON with its secret); `None` for local files.
+    /// The storage profile as stored (JSON with its secret, sealed when the server has a
+    /// secrets key); `None` for local files.
     pub storage: Option<String>,
     pub created_at_ms: i64,
+    /// The warehouse epoch (see [`Epochs`]) read in the same statement as the row; 0 for a
+    /// row about to be written.
+    pub epoch: i64,
+}
+
+/// What a warehouse still holds, when it cannot be deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WarehouseContents {
+    pub namespaces: i64,
+    pub tables: i64,
+    pub views: i64,
+    pub functions: i64,
+    /// Purge tasks of dropped tables not finished yet.
+    pub purge_tasks: i64,
+}
+
+impl WarehouseContents {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The outcome of deleting a warehouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarehouseDeletion {
+    Deleted,
+    /// There was no such warehouse.
+    NotFound,
+    /// It still holds these (nothing was changed). All zero: something was created in it
+    /// while it was being deleted.
+    NotEmpty(WarehouseContents),
+}
+
+/// The two counters of the `access_epoch` row, read together: `access` moves with every
+/// change of what principals may do (migration 11), `warehouses` with every change of a
+/// warehouse row a replica may hold in memory (a new storage profile, a deletion; migration
+/// 15).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Epochs {
+    pub access: i64,
+    pub warehouses: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,7 +383,8 @@ pub struct PrincipalAccess {
 pub const OWNER: &str = "owner";
 
 /// Per process: what principals may do and the API keys looked up, each kept with the access
-/// epoch it was read at and used only while the epoch stands. The epoch is a counter in the
+/// epoch it was read at and used only while the epoch stands. (The same row holds the
+/// warehouse epoch, read with it: see `catalog/warehouses.rs`.) The epoch is a counter in the
 /// database that every change of access moves in its own transaction (triggers of migration
 /// 11), whoever makes it: a replica, the command line, another process on the SQLite file. It
 /// is read once per request (concurrent requests share a read that started after they
@@ -349,7 +392,7 @@ pub const OWNER: &str = "owner";
 /// every replica, while a decision costs no grant query.
 #[derive(Debug)]
 pub(crate) struct AccessCache {
-    pub(crate) epochs: FreshReads<(), i64>,
+    pub(crate) epochs: FreshReads<(), Epochs>,
     principals: moka::sync::Cache<String, (i64, Option<Arc<PrincipalAccess>>)>,
     api_keys: moka::sync::Cache<String, (i64, Option<ApiKeyRow>)>,
 }
@@ -478,8 +521,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- warehouses -------------------------------------------------------------------------
     async fn create_warehouse(&self, row: &WarehouseRow, change: &Change<'_>) -> StoreResult<()>;
+    /// A warehouse by name, with the warehouse epoch read in the same statement.
     async fn warehouse_by_name(&self, name: &str) -> StoreResult<Option<WarehouseRow>>;
+    /// A warehouse by id, with the warehouse epoch read in the same statement.
+    async fn warehouse_by_id(&self, id: &str) -> StoreResult<Option<WarehouseRow>>;
     async fn list_warehouses(&self) -> StoreResult<Vec<WarehouseRow>>;
+    /// Replaces a warehouse's stored storage profile (which moves the warehouse epoch), only
+    /// while it still is `expected` when that is given. `Ok(false)`: no such warehouse, or
+    /// its profile is no longer `expected`; nothing changed.
+    async fn set_warehouse_storage(
+        &self,
+        id: &str,
+        expected: Option<&str>,
+        storage: &str,
+        change: &Change<'_>,
+    ) -> StoreResult<bool>;
+    /// Deletes a warehouse that holds nothing (no namespace, hence no table, view or
+    /// function, and no pending purge task), with its grants, in one transaction.
+    async fn delete_warehouse(
+        &self,
+        id: &str,
+        change: &Change<'_>,
+    ) -> StoreResult<WarehouseDeletion>;
+    /// The access and warehouse epochs, from a read that started after `since` (concurrent
+    /// callers share one; a table head read after `since` serves it too).
+    async fn epochs(&self, since: std::time::Instant) -> StoreResult<Epochs>;
+    /// The newest epochs this process has read, without asking the database (`None`: none
+    /// yet, or a read is running).
+    fn seen_epochs(&self) -> Option<Epochs>;
 
     // --- namespaces -------------------------------------------------------------------------
     /// Inserts a namespace, and in the same transaction each missing ancestor (with no

@@ -101,9 +101,22 @@ macro_rules! object_by_name {
 }
 
 pub(super) const TABLE_ID: &str = object_by_name!("t.id");
-/// The head, and the access epoch read in the same statement (a load's decision needs it).
-pub(super) const OBJECT_HEAD: &str =
-    object_by_name!("t.id, t.metadata_location, (SELECT n FROM access_epoch) AS access_epoch");
+/// The head, and the epochs read in the same statement (a load's decision needs the access
+/// epoch, and the credentials it hands out the warehouse epoch).
+pub(super) const OBJECT_HEAD: &str = object_by_name!(
+    "t.id, t.metadata_location, (SELECT n FROM access_epoch) AS access_epoch, \
+     (SELECT warehouses_n FROM access_epoch) AS warehouse_epoch"
+);
+
+/// The columns of a warehouse row, with the warehouse epoch read in the same statement;
+/// `FROM warehouses` and a `WHERE` or `ORDER BY` follow.
+macro_rules! warehouse_columns {
+    () => {
+        "SELECT id, name, location, properties, created_at_ms, storage, \
+         (SELECT warehouses_n FROM access_epoch) AS warehouse_epoch FROM warehouses "
+    };
+}
+pub(super) use warehouse_columns;
 pub(super) const OBJECT_ROW: &str = object_by_name!("t.id, t.metadata_location, t.metadata");
 
 /// Implements [`Store`](super::Store) for a type with `reader()` and `writer()` pools.
@@ -129,11 +142,11 @@ macro_rules! sql_store {
 
         use $crate::store::sql::{
             INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, OBJECT_HEAD, OBJECT_ROW, TABLE_ID, bind_event, grant_rows,
-            map_err, page_limit, parse_properties, properties_json,
+            warehouse_columns, map_err, page_limit, parse_properties, properties_json,
         };
         use $crate::store::{
             AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
-            IdempotencyEntry, IdempotencyRecord, NamespaceRow, NewTable, ObjectKind, PageQuery,
+            IdempotencyEntry, IdempotencyRecord, NamespaceRow, Epochs, WarehouseContents, WarehouseDeletion, NewTable, ObjectKind, PageQuery,
             Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow, ApiKeyRow, RoleRow, GrantRow, GrantObject, PrincipalAccess, PurgeTask,
             join_levels, now_ms, split_levels,
         };
@@ -335,6 +348,7 @@ macro_rules! sql_store {
                 properties: parse_properties(row.try_get("properties").map_err(map_err)?)?,
                 storage: row.try_get("storage").map_err(map_err)?,
                 created_at_ms: row.try_get("created_at_ms").map_err(map_err)?,
+                epoch: row.try_get("warehouse_epoch").map_err(map_err)?,
             })
         }
 
@@ -458,19 +472,28 @@ macro_rules! sql_store {
                 }
             }
 
-            /// The access epoch, from a read that started after `since` (see
+            /// The epochs, from a read that started after `since` (see
             /// [`AccessCache`](crate::store::AccessCache)).
-            async fn access_epoch(&self, since: std::time::Instant) -> StoreResult<i64> {
+            async fn read_epochs(&self, since: std::time::Instant) -> StoreResult<Epochs> {
                 self.access
                     .epochs
                     .read_since((), since, || async {
                         let _t = self.time("access_epoch");
-                        sqlx::query_scalar("SELECT n FROM access_epoch")
+                        let row = sqlx::query("SELECT n, warehouses_n FROM access_epoch")
                             .fetch_one(&mut *self.read_conn().await?)
                             .await
-                            .map_err(map_err)
+                            .map_err(map_err)?;
+                        Ok(Epochs {
+                            access: row.try_get("n").map_err(map_err)?,
+                            warehouses: row.try_get("warehouses_n").map_err(map_err)?,
+                        })
                     })
                     .await
+            }
+
+            /// The access epoch, from a read that started after `since`.
+            async fn access_epoch(&self, since: std::time::Instant) -> StoreResult<i64> {
+                Ok(self.read_epochs(since).await?.access)
             }
 
             /// The error of a change made in one statement: once the statement was sent, a
@@ -569,27 +592,124 @@ macro_rules! sql_store {
 
             async fn warehouse_by_name(&self, name: &str) -> StoreResult<Option<WarehouseRow>> {
                 let _t = self.time("warehouse_by_name");
-                let row = sqlx::query(
-                    "SELECT id, name, location, properties, created_at_ms, storage FROM warehouses \
-                     WHERE name = $1",
-                )
-                .bind(name)
-                .fetch_optional(&mut *self.read_conn().await?)
-                .await
-                .map_err(map_err)?;
+                let row = sqlx::query(concat!(warehouse_columns!(), "WHERE name = $1"))
+                    .bind(name)
+                    .fetch_optional(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(warehouse_from_row).transpose()
+            }
+
+            async fn warehouse_by_id(&self, id: &str) -> StoreResult<Option<WarehouseRow>> {
+                let _t = self.time("warehouse_by_id");
+                let row = sqlx::query(concat!(warehouse_columns!(), "WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)?;
                 row.as_ref().map(warehouse_from_row).transpose()
             }
 
             async fn list_warehouses(&self) -> StoreResult<Vec<WarehouseRow>> {
                 let _t = self.time("list_warehouses");
-                let rows = sqlx::query(
-                    "SELECT id, name, location, properties, created_at_ms, storage FROM warehouses \
-                     ORDER BY name",
+                let rows = sqlx::query(concat!(warehouse_columns!(), "ORDER BY name"))
+                    .fetch_all(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                rows.iter().map(warehouse_from_row).collect()
+            }
+
+            async fn set_warehouse_storage(
+                &self,
+                id: &str,
+                expected: Option<&str>,
+                storage: &str,
+                change: &Change<'_>,
+            ) -> StoreResult<bool> {
+                let _t = self.time("set_warehouse_storage");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin_change(&mut conn, change).await?;
+                let query = match expected {
+                    None => sqlx::query("UPDATE warehouses SET storage = $1 WHERE id = $2")
+                        .bind(storage)
+                        .bind(id),
+                    Some(expected) => sqlx::query(
+                        "UPDATE warehouses SET storage = $1 WHERE id = $2 AND storage = $3",
+                    )
+                    .bind(storage)
+                    .bind(id)
+                    .bind(expected),
+                };
+                let done = query.execute(&mut *tx).await.map_err(map_err)?;
+                self.finish(tx, done.rows_affected() == 1, change).await
+            }
+
+            async fn delete_warehouse(
+                &self,
+                id: &str,
+                change: &Change<'_>,
+            ) -> StoreResult<WarehouseDeletion> {
+                let _t = self.time("delete_warehouse");
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin_change(&mut conn, change).await?;
+                // What it holds, counted in the deleting transaction. A namespace created
+                // meanwhile by another transaction makes the DELETE fail on its foreign key.
+                let row = sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM warehouses WHERE id = $1) AS found, \
+                     (SELECT COUNT(*) FROM namespaces WHERE warehouse_id = $1) AS namespaces, \
+                     (SELECT COUNT(*) FROM tables t JOIN namespaces n ON n.id = t.namespace_id \
+                      WHERE n.warehouse_id = $1 AND t.kind = 'table') AS tables, \
+                     (SELECT COUNT(*) FROM tables t JOIN namespaces n ON n.id = t.namespace_id \
+                      WHERE n.warehouse_id = $1 AND t.kind = 'view') AS views, \
+                     (SELECT COUNT(*) FROM functions f JOIN namespaces n ON n.id = f.namespace_id \
+                      WHERE n.warehouse_id = $1) AS functions, \
+                     (SELECT COUNT(*) FROM purge_tasks WHERE warehouse_id = $1) AS purge_tasks",
                 )
-                .fetch_all(&mut *self.read_conn().await?)
+                .bind(id)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                rows.iter().map(warehouse_from_row).collect()
+                let found: i64 = row.try_get("found").map_err(map_err)?;
+                let contents = WarehouseContents {
+                    namespaces: row.try_get("namespaces").map_err(map_err)?,
+                    tables: row.try_get("tables").map_err(map_err)?,
+                    views: row.try_get("views").map_err(map_err)?,
+                    functions: row.try_get("functions").map_err(map_err)?,
+                    purge_tasks: row.try_get("purge_tasks").map_err(map_err)?,
+                };
+                if found == 0 || !contents.is_empty() {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(if found == 0 {
+                        WarehouseDeletion::NotFound
+                    } else {
+                        WarehouseDeletion::NotEmpty(contents)
+                    });
+                }
+                let done = sqlx::query("DELETE FROM warehouses WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await;
+                match done {
+                    Ok(done) => {
+                        self.finish(tx, done.rows_affected() == 1, change).await?;
+                        Ok(WarehouseDeletion::Deleted)
+                    }
+                    Err(e) => match map_err(e) {
+                        // Something was created in it meanwhile (not counted above).
+                        StoreError::MissingReference => {
+                            Ok(WarehouseDeletion::NotEmpty(WarehouseContents::default()))
+                        }
+                        other => Err(other),
+                    },
+                }
+            }
+
+            async fn epochs(&self, since: std::time::Instant) -> StoreResult<Epochs> {
+                self.read_epochs(since).await
+            }
+
+            fn seen_epochs(&self) -> Option<Epochs> {
+                self.access.epochs.last(&())
             }
 
             async fn create_namespace(
@@ -802,8 +922,11 @@ macro_rules! sql_store {
                     .object_by_name(OBJECT_HEAD, kind, warehouse_id, namespace, name)
                     .await?;
                 if let Some(row) = &row {
-                    let epoch: i64 = row.try_get("access_epoch").map_err(map_err)?;
-                    self.access.epochs.offer((), started, epoch);
+                    let epochs = Epochs {
+                        access: row.try_get("access_epoch").map_err(map_err)?,
+                        warehouses: row.try_get("warehouse_epoch").map_err(map_err)?,
+                    };
+                    self.access.epochs.offer((), started, epochs);
                 }
                 row.map(|row| {
                     Ok(TableHead {

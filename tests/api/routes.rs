@@ -80,6 +80,11 @@ enum Make {
     /// A plan of table `t` split in plan tasks (kept by the server until fetched or
     /// cancelled).
     SplitPlan,
+    /// An empty warehouse on the local file system (to delete).
+    Warehouse,
+    /// A warehouse on the test S3 store (`tests/lib/s3.sh`), credential mode `none` (to give
+    /// a new storage profile: the same one).
+    S3Warehouse,
 }
 
 enum Body {
@@ -124,6 +129,10 @@ struct Fx {
     client: (String, String),
     /// The server's data directory, for new warehouses.
     data_dir: String,
+    /// A warehouse made for this operation ([`Make::Warehouse`], [`Make::S3Warehouse`]), and
+    /// a storage profile for it.
+    own_warehouse: String,
+    profile: Value,
 }
 
 impl Fx {
@@ -403,6 +412,22 @@ const OPERATIONS: &[Operation] = &[
             json!({"name": fx.fresh, "location": format!("file://{}/{}", fx.data_dir, fx.fresh)}),
         )
     }),
+    making(
+        Make::Warehouse,
+        op("deleteWarehouse", Need::Admin, 204, |fx| {
+            delete(format!("/management/v1/warehouses/{}", fx.own_warehouse))
+        }),
+    ),
+    making(
+        Make::S3Warehouse,
+        op("updateWarehouseStorage", Need::Admin, 200, |fx| {
+            call(
+                Method::PUT,
+                format!("/management/v1/warehouses/{}/storage", fx.own_warehouse),
+                Body::Json(fx.profile.clone()),
+            )
+        }),
+    ),
     op("listAuditRecords", Need::Admin, 200, |_| {
         get("/management/v1/audit".into())
     }),
@@ -801,6 +826,26 @@ impl World {
             }
             _ => "0000000000000000".to_owned(),
         };
+        let own_warehouse = format!("own-{n}");
+        let profile = match operation.make {
+            Make::Warehouse => {
+                let location = format!("file://{}/{own_warehouse}", self.app.dir.path().display());
+                let body = json!({"name": own_warehouse, "location": location});
+                self.admin_post("/management/v1/warehouses", body, created)
+                    .await;
+                json!({})
+            }
+            Make::S3Warehouse => {
+                let s3 = crate::common::s3::s3_env();
+                let profile = s3.profile("none");
+                let location = format!("s3://{}/{}", s3.bucket, crate::common::unique("routes"));
+                let body = json!({"name": own_warehouse, "location": location, "storage": profile});
+                self.admin_post("/management/v1/warehouses", body, created)
+                    .await;
+                profile
+            }
+            _ => json!({}),
+        };
         let text = |v: &Value| v.as_str().expect("a metadata location").to_owned();
         Fx {
             ns,
@@ -815,6 +860,8 @@ impl World {
             fresh: format!("fresh_{n}"),
             client: self.nobody_client.clone(),
             data_dir: self.app.dir.path().display().to_string(),
+            own_warehouse,
+            profile,
         }
     }
 
@@ -896,6 +943,8 @@ impl World {
             fresh: format!("ghost_fresh_{n}"),
             client: ("ghost-client".to_owned(), "ghost-secret".to_owned()),
             data_dir: self.app.dir.path().display().to_string(),
+            own_warehouse: format!("ghost-warehouse-{n}"),
+            profile: json!({}),
         }
     }
 

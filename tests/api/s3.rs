@@ -567,7 +567,39 @@ async fn secrets_never_show(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     seen.push_str(&r.text().await.unwrap());
-    let events = vec![crate::common::next_event(&mut feed).await];
+    let mut events = vec![crate::common::next_event(&mut feed).await];
+    // A new profile with the store's other keys, through the API and the CLI: its
+    // warehouse.updated events carry no key either.
+    let admin_secret = std::env::var("SERAC_TEST_S3_ADMIN_SECRET_ACCESS_KEY").unwrap();
+    let mut rotated = s3.profile("static");
+    rotated["access-key-id"] = json!(std::env::var("SERAC_TEST_S3_ADMIN_ACCESS_KEY_ID").unwrap());
+    rotated["secret-access-key"] = json!(admin_secret);
+    let r = client
+        .put(format!("{base}/management/v1/warehouses/{api_wh}/storage"))
+        .json(&rotated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    seen.push_str(&r.text().await.unwrap());
+    std::fs::write(&profile_file, rotated.to_string()).unwrap();
+    let (ok, stdout, stderr) = crate::common::serac_cli(
+        &database,
+        &[
+            "warehouse",
+            "update",
+            &wh,
+            "--storage-file",
+            profile_file.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    seen.push_str(&stdout);
+    seen.push_str(&stderr);
+    events.push(crate::common::next_event(&mut feed).await);
+    assert_eq!(events[1]["type"], "warehouse.updated", "{}", events[1]);
     let warehouse_event = &events[0];
     assert_eq!(
         warehouse_event["type"], "warehouse.created",
@@ -586,6 +618,7 @@ async fn secrets_never_show(backend: Backend) {
     assert!(seen.contains("warehouse.created") || seen.contains(&wh));
     for (what, secret) in [
         ("the profile's secret key", s3.secret_access_key.as_str()),
+        ("the rotated secret key", admin_secret.as_str()),
         (
             "a vended secret key",
             vended["s3.secret-access-key"].as_str().unwrap(),
