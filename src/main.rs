@@ -451,6 +451,7 @@ async fn admin_catalog(database: &serac::config::DatabaseArgs) -> Result<Catalog
         event_poll_interval: std::time::Duration::from_secs(2),
         audit_retention: std::time::Duration::ZERO,
         limits: serac::catalog::Limits::default(),
+        sign_batch_deletes: false,
     };
     Ok(Catalog::new(store, Storage::default(), settings, metrics))
 }
