@@ -411,6 +411,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SERAC_PURGE_LEASE", default_value = "60s", value_parser = parse_duration)]
     pub purge_lease: Duration,
 
+    /// Remote signing: also sign batch deletes (`POST ?delete`) whose keys all lie in the
+    /// table. Their signature covers the body's SHA-256, which binds the body only if the
+    /// store checks it: AWS S3 does, SeaweedFS 4.48 does not (it deletes what another body
+    /// names). Off: batch deletes are refused.
+    #[arg(long, env = "SERAC_SIGN_BATCH_DELETES")]
+    pub sign_batch_deletes: bool,
+
     /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "SERAC_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,

@@ -534,6 +534,7 @@ async fn catalog_on(
         event_poll_interval: std::time::Duration::from_secs(2),
         audit_retention: std::time::Duration::ZERO,
         limits: serac::catalog::Limits::default(),
+        sign_batch_deletes: false,
     };
     Ok(Catalog::new(store, storage, settings, metrics))
 }

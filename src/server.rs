@@ -167,6 +167,7 @@ impl Server {
             event_poll_interval: args.event_poll_interval,
             audit_retention: args.audit_retention,
             limits: args.limits(),
+            sign_batch_deletes: args.sign_batch_deletes,
         };
         let storage = Storage::new(args.max_metadata_bytes).with_secret_keys(secret_keys);
         let catalog = Arc::new(Catalog::new(store, storage, settings, metrics));

@@ -246,6 +246,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/config", get(config))
         .route(auth::TOKEN_PATH, post(auth::issue_token))
+        .route("/v1/aws/s3/sign", post(tables::sign_legacy))
         .nest("/v1/{prefix}", catalog_routes())
         .nest("/v1", catalog_routes())
         .route("/v1/events/stream", get(events::stream))

@@ -18,8 +18,8 @@ use super::extract::{ApiJson, ApiJsonWithBody, ApiPath, ApiQuery, parse_namespac
 use super::idempotency::Mutation;
 use crate::catalog::Caller;
 use crate::catalog::{
-    Catalog, DropTable, PageRequest, Paged, SignRequest, SummaryOrder, TableAccess, TableVersion,
-    Warehouse,
+    Catalog, DropTable, PageRequest, Paged, SignRequest, SignedRequest, SummaryOrder, TableAccess,
+    TableVersion, Warehouse,
 };
 
 #[derive(Deserialize)]
@@ -618,7 +618,34 @@ pub async fn sign(
         .catalog
         .sign_request(&caller, &warehouse, &ident, &request)
         .await?;
-    Ok(json(StatusCode::OK, &signed))
+    Ok(signed_response(&signed))
+}
+
+/// The legacy signing path (`POST /v1/aws/s3/sign`, the default of Java's signer client and
+/// PyIceberg): the table is named by the signer properties or found from the request's
+/// key, then signed exactly as by [`sign`].
+pub async fn sign_legacy(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<SignRequest>,
+) -> ApiResult<Response> {
+    let signed = state
+        .catalog
+        .sign_request_by_location(&caller, &request)
+        .await?;
+    Ok(signed_response(&signed))
+}
+
+/// A signing answer, never to be cached: Java's signer client reuses an answer marked
+/// `Cache-Control: private` for any request to the same URI (a batch delete's signature
+/// binds its body, and a cached answer would outlive the caller's privileges).
+fn signed_response(signed: &SignedRequest) -> Response {
+    let mut response = json(StatusCode::OK, signed);
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    response
 }
 
 /// Metrics reports are accepted, logged and counted; they change nothing in the catalog.

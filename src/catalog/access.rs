@@ -7,12 +7,18 @@
 //! caller may only read it. Credentials differ per caller, so they are computed per request
 //! (from a cache in the storage layer), never kept with the table's cached response.
 
-use iceberg::TableIdent;
+use iceberg::{NamespaceIdent, TableIdent};
 
 use super::authz::Target;
 use super::{Catalog, CatalogError, CatalogResult, Privilege, TableVersion, Warehouse};
+use crate::storage::signer::candidate_locations;
 use crate::storage::signer::{SignError, SignRequest, SignedRequest};
 use crate::storage::{Access, ClientAccess, CredentialMode, Location, StorageProfile};
+use crate::store::ObjectKind;
+
+/// Signer properties that name the table on the legacy path: the warehouse (the URL prefix),
+/// the namespace (levels joined by the unit separator 0x1F) and the table's name.
+pub const SIGNER_PROPERTIES: [&str; 3] = ["prefix", "namespace", "table"];
 
 /// A table's `config` entries and `storage-credentials`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -175,11 +181,19 @@ impl Catalog {
         if let Some(StorageProfile::S3(profile)) = io.profile()
             && profile.credential_mode == CredentialMode::RemoteSigning
         {
-            // Relative to the catalog's URI, where clients send their signing requests;
-            // both spellings (the spec's and PyIceberg's).
-            let endpoint = sign_endpoint(warehouse, ident);
-            access.config.push(("s3.signer.endpoint", endpoint.clone()));
-            access.config.push(("signer.endpoint", endpoint));
+            // Relative to the catalog's URI, where clients send their signing requests. The
+            // spec's spelling names the table's own endpoint. PyIceberg (and Java's signer
+            // client before 1.11) read `s3.signer.endpoint`: it names the catalog-wide
+            // legacy path, where the table is found from the key. PyIceberg installs one
+            // signer on an S3 file system that fsspec shares between every table of the
+            // process, so with a per-table endpoint the last table loaded would sign for
+            // all of them, and Serac would refuse the others' requests.
+            access
+                .config
+                .push(("s3.signer.endpoint", LEGACY_SIGN_ENDPOINT.to_owned()));
+            access
+                .config
+                .push(("signer.endpoint", sign_endpoint(warehouse, ident)));
         }
         Ok(access)
     }
@@ -197,6 +211,16 @@ impl Catalog {
         let writes = crate::storage::signer::access_of(&request.method)
             .map_err(|e| CatalogError::BadRequest(e.to_string()))?
             == Access::ReadWrite;
+        if !self.settings.sign_batch_deletes
+            && crate::storage::signer::is_batch_delete_request(request)
+        {
+            return Err(CatalogError::Forbidden {
+                privilege: "write",
+                message:
+                    "request not signed: this server signs no batch deletes (--sign-batch-deletes)"
+                        .into(),
+            });
+        }
         if writes {
             self.authorize(caller, Privilege::Write, Target::Table(warehouse, ident))
                 .await?;
@@ -220,6 +244,101 @@ impl Catalog {
                 },
                 SignError::Invalid(message) => CatalogError::BadRequest(message),
             })
+    }
+}
+
+/// The legacy signing path (Java's and PyIceberg's default), relative to the catalog's URI.
+pub const LEGACY_SIGN_ENDPOINT: &str = "v1/aws/s3/sign";
+
+impl Catalog {
+    /// Signs a client's S3 request sent to the legacy path (`POST /v1/aws/s3/sign`), which
+    /// names no table: the table is the one the signer properties name
+    /// ([`SIGNER_PROPERTIES`]), else the one whose location holds the request's key (listed
+    /// prefix, first key of a batch delete). Then exactly [`Self::sign_request`]. A request
+    /// that reaches into no table the caller may read is refused alike whether another
+    /// table holds its key or none does.
+    pub async fn sign_request_by_location(
+        &self,
+        caller: &super::Caller,
+        request: &SignRequest,
+    ) -> CatalogResult<SignedRequest> {
+        let refused = || CatalogError::Forbidden {
+            privilege: "read",
+            message:
+                "request not signed: it reaches into no table on which the caller holds 'read'"
+                    .into(),
+        };
+        let (warehouse, ident) = match self.signer_properties_table(request)? {
+            Some(named) => named,
+            None => {
+                let mut locations = Vec::new();
+                for raw in candidate_locations(request) {
+                    if let Ok(location) = Location::parse(&raw) {
+                        locations
+                            .extend(location.self_and_ancestors().iter().map(|l| l.to_string()));
+                    }
+                }
+                let mut tables: Vec<_> = self
+                    .store
+                    .objects_at(&locations)
+                    .await?
+                    .into_iter()
+                    .filter(|o| o.kind == ObjectKind::Table)
+                    .collect();
+                tables.dedup();
+                let [table] = tables.as_slice() else {
+                    return Err(refused());
+                };
+                let namespace =
+                    NamespaceIdent::from_vec(table.namespace.clone()).map_err(|_| refused())?;
+                (
+                    table.warehouse.clone(),
+                    TableIdent::new(namespace, table.name.clone()),
+                )
+            }
+        };
+        let warehouse = match self.warehouse(Some(&warehouse)).await {
+            Ok(warehouse) => warehouse,
+            Err(CatalogError::NoSuchWarehouse(_)) => return Err(refused()),
+            Err(e) => return Err(e),
+        };
+        if !self
+            .allows(caller, Privilege::Read, Target::Table(&warehouse, &ident))
+            .await?
+        {
+            return Err(refused());
+        }
+        match self.sign_request(caller, &warehouse, &ident, request).await {
+            Err(CatalogError::NoSuchTable(_) | CatalogError::NoSuchNamespace(_)) => Err(refused()),
+            other => other,
+        }
+    }
+
+    /// The table the signer properties name, if they name one.
+    fn signer_properties_table(
+        &self,
+        request: &SignRequest,
+    ) -> CatalogResult<Option<(String, TableIdent)>> {
+        let values: Vec<Option<&String>> = SIGNER_PROPERTIES
+            .iter()
+            .map(|key| request.properties.get(*key))
+            .collect();
+        let [Some(prefix), Some(namespace), Some(table)] = values.as_slice() else {
+            if values.iter().any(Option::is_some) {
+                return Err(CatalogError::BadRequest(format!(
+                    "the signer properties name a table with all of {SIGNER_PROPERTIES:?}, or none"
+                )));
+            }
+            return Ok(None);
+        };
+        let levels: Vec<String> = namespace.split('\u{1F}').map(str::to_owned).collect();
+        let namespace = NamespaceIdent::from_vec(levels).map_err(|e| {
+            CatalogError::BadRequest(format!("the signer property 'namespace': {e}"))
+        })?;
+        Ok(Some((
+            (*prefix).clone(),
+            TableIdent::new(namespace, (*table).clone()),
+        )))
     }
 }
 

@@ -83,6 +83,8 @@ pub struct CatalogSettings {
     pub audit_retention: Duration,
     /// Caps on the work of one request.
     pub limits: Limits,
+    /// Whether remote signing signs batch deletes (`--sign-batch-deletes`).
+    pub sign_batch_deletes: bool,
 }
 
 /// Caps on the work one request can ask for; each is a setting.

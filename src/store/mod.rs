@@ -139,6 +139,15 @@ pub struct TableHead {
     pub metadata_location: String,
 }
 
+/// A table or view found by its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectAt {
+    pub kind: ObjectKind,
+    pub warehouse: String,
+    pub namespace: Vec<String>,
+    pub name: String,
+}
+
 /// A table row with its full metadata document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRow {
@@ -604,6 +613,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         name: &str,
     ) -> StoreResult<Option<TableHead>>;
     async fn table_by_id(&self, table_id: &str) -> StoreResult<Option<TableRow>>;
+    /// The tables and views (at most a few) whose claimed location is one of `locations`
+    /// (normalised, without trailing slash), in any warehouse.
+    async fn objects_at(&self, locations: &[String]) -> StoreResult<Vec<ObjectAt>>;
     /// A table or view row by name, with its metadata (one query).
     async fn object(
         &self,

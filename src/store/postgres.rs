@@ -192,6 +192,11 @@ impl PostgresStore {
     const LOCATION_TAKEN: &str = "SELECT 1 FROM tables WHERE id <> $1 AND \
          (location = ANY(ARRAY(SELECT json_array_elements_text($2::json))) \
           OR (location > $3 AND location < $4)) LIMIT 1";
+    /// The objects at one of the locations ($1, a JSON array), by the location index.
+    const OBJECTS_AT: &str = "SELECT t.kind, w.name AS warehouse, n.name AS namespace, \
+         t.name FROM tables t JOIN namespaces n ON n.id = t.namespace_id \
+         JOIN warehouses w ON w.id = n.warehouse_id \
+         WHERE t.location = ANY(ARRAY(SELECT json_array_elements_text($1::json))) LIMIT 4";
     /// The old events come from the `created_at_ms` index first (materialized, so that the
     /// generic plan of the prepared statement cannot instead walk the primary key backwards
     /// through every event still within retention: 200 ms at a million events, against

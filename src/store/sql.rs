@@ -146,7 +146,7 @@ macro_rules! sql_store {
         };
         use $crate::store::{
             AuditRecord, Change, EntityCounts, EventBatch, EventPosition, EventRow, EventTail,
-            IdempotencyEntry, IdempotencyRecord, NamespaceRow, Epochs, WarehouseContents, WarehouseDeletion, NewTable, ObjectKind, PageQuery,
+            IdempotencyEntry, IdempotencyRecord, NamespaceRow, Epochs, WarehouseContents, WarehouseDeletion, NewTable, ObjectAt, ObjectKind, PageQuery,
             Store, StoreError, StoreResult, TableHead, TableRow, TableSwap, WarehouseRow, PrincipalRow, SigningKeyRow, ApiKeyRow, RoleRow, GrantRow, GrantObject, PrincipalAccess, PurgeTask,
             join_levels, now_ms, split_levels,
         };
@@ -935,6 +935,33 @@ macro_rules! sql_store {
                     })
                 })
                 .transpose()
+            }
+
+            async fn objects_at(&self, locations: &[String]) -> StoreResult<Vec<ObjectAt>> {
+                let _t = self.time("objects_at");
+                let locations = serde_json::to_string(locations)
+                    .map_err(|e| StoreError::Database(e.to_string()))?;
+                let rows = sqlx::query(Self::OBJECTS_AT)
+                    .bind(locations)
+                    .fetch_all(&mut *self.read_conn().await?)
+                    .await
+                    .map_err(map_err)?;
+                rows.iter()
+                    .map(|row| {
+                        let kind: String = row.try_get("kind").map_err(map_err)?;
+                        let namespace: String = row.try_get("namespace").map_err(map_err)?;
+                        Ok(ObjectAt {
+                            kind: if kind == ObjectKind::View.as_str() {
+                                ObjectKind::View
+                            } else {
+                                ObjectKind::Table
+                            },
+                            warehouse: row.try_get("warehouse").map_err(map_err)?,
+                            namespace: split_levels(&namespace),
+                            name: row.try_get("name").map_err(map_err)?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn table_by_id(&self, table_id: &str) -> StoreResult<Option<TableRow>> {

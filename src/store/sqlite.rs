@@ -90,6 +90,11 @@ impl SqliteStore {
     const LOCATION_TAKEN: &str = "SELECT 1 FROM tables WHERE id <> $1 AND \
          (location IN (SELECT value FROM json_each($2)) \
           OR (location > $3 AND location < $4)) LIMIT 1";
+    /// See the PostgreSQL store.
+    const OBJECTS_AT: &str = "SELECT t.kind, w.name AS warehouse, n.name AS namespace, \
+         t.name FROM tables t JOIN namespaces n ON n.id = t.namespace_id \
+         JOIN warehouses w ON w.id = n.warehouse_id \
+         WHERE t.location IN (SELECT value FROM json_each($1)) LIMIT 4";
     const PURGE_POINT: &str = "SELECT tx, id FROM events WHERE created_at_ms < $1 \
          ORDER BY tx DESC, id DESC LIMIT 1";
     const PURGE_AUDIT: &str = "DELETE FROM audit_log WHERE id IN \

@@ -327,6 +327,16 @@ const OPERATIONS: &[Operation] = &[
                    "uri": "http://127.0.0.1:1/bucket/t/data/f.parquet", "headers": {}}),
         )
     }),
+    // The legacy path finds the table from the signer properties here (the file:// fixture
+    // has no bucket to find it by); the same 400 once found and readable.
+    op("signS3RequestLegacy", READ_TABLE, 400, |fx| {
+        post(
+            "/v1/aws/s3/sign".into(),
+            json!({"method": "GET", "region": "us-east-1",
+                   "uri": "http://127.0.0.1:1/bucket/t/data/f.parquet", "headers": {},
+                   "properties": {"prefix": "default", "namespace": fx.ns, "table": "t"}}),
+        )
+    }),
     op("commitTransaction", WRITE_TABLE, 204, |fx| {
         let mut change = set_property();
         change["identifier"] = fx.ident("t");
