@@ -322,6 +322,7 @@ async fn empty_warehouses_can_be_deleted(backend: Backend) {
 
     // Emptied, it goes, with its grants; both replicas stop serving it.
     let mut feed = a.feed("types=warehouse").await;
+    let mut tables_feed = a.feed("types=table").await;
     a.manage(
         Method::DELETE,
         &format!("{namespaces}/ns/tables/t"),
@@ -329,6 +330,8 @@ async fn empty_warehouses_can_be_deleted(backend: Backend) {
         StatusCode::NO_CONTENT,
     )
     .await;
+    let dropped = next_event(&mut tables_feed).await;
+    assert_eq!(dropped["type"], "table.dropped", "{dropped}");
     a.manage(
         Method::DELETE,
         &format!("{namespaces}/ns"),
@@ -341,6 +344,15 @@ async fn empty_warehouses_can_be_deleted(backend: Backend) {
     let event = next_event(&mut feed).await;
     assert_eq!(event["type"], "warehouse.deleted", "{event}");
     assert_eq!(event["warehouse"], wh.as_str(), "{event}");
+    // Read after the deletion (a replay from a cursor, or a live batch read late), the
+    // admin still gets every event of the deleted warehouse.
+    let cursor = dropped["cursor"].as_str().expect("events carry a cursor");
+    let mut replay = a.feed(&format!("cursor={cursor}")).await;
+    for expected in ["namespace.dropped", "warehouse.deleted"] {
+        let event = next_event(&mut replay).await;
+        assert_eq!(event["type"], expected, "{event}");
+        assert_eq!(event["warehouse"], wh.as_str(), "{event}");
+    }
     let grants = a
         .manage(Method::GET, "/management/v1/roles/on-gone/grants", None, ok)
         .await;
