@@ -306,7 +306,11 @@ async fn config(
         Some(requested) => state.catalog.warehouse_named_or_at(requested).await?,
     };
     let body = CatalogConfig {
-        defaults: BTreeMap::new(),
+        defaults: state
+            .catalog
+            .warehouse_client_defaults(&warehouse)
+            .into_iter()
+            .collect(),
         overrides: BTreeMap::from([
             ("prefix", warehouse.name.clone()),
             ("warehouse", warehouse.location.clone()),

@@ -113,6 +113,26 @@ impl Catalog {
         warehouse.storage.is_some()
     }
 
+    /// Client settings of a whole warehouse, for `/v1/config`'s defaults: in
+    /// `remote-signing` mode, that requests are signed, by whom (the catalog-wide legacy
+    /// endpoint, which finds the table from the key) and, for PyIceberg, the file IO that
+    /// can sign. Each loaded table's config says the same for its own requests.
+    pub fn warehouse_client_defaults(&self, warehouse: &Warehouse) -> Vec<(&'static str, String)> {
+        match &warehouse.storage {
+            Some(StorageProfile::S3(profile))
+                if profile.credential_mode == CredentialMode::RemoteSigning =>
+            {
+                vec![
+                    ("s3.remote-signing-enabled", "true".to_owned()),
+                    ("s3.signer", "S3V4RestSigner".to_owned()),
+                    ("s3.signer.endpoint", LEGACY_SIGN_ENDPOINT.to_owned()),
+                    ("py-io-impl", "pyiceberg.io.fsspec.FsspecFileIO".to_owned()),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// What `caller` gets for a loaded table: read-write keys when it may commit to the
     /// table, read-only ones otherwise. (The caller may read it: the load checked that.)
     pub async fn table_access(

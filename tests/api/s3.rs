@@ -855,6 +855,19 @@ async fn legacy_signing_finds_the_table_from_the_key(backend: Backend) {
     let legacy = "/v1/aws/s3/sign";
     let http = reqwest::Client::new();
 
+    // `/v1/config` of the warehouse says that it signs, and where.
+    let config = app.get(&format!("/v1/config?warehouse={wh}")).await.json();
+    let defaults = &config["defaults"];
+    assert_eq!(defaults["s3.remote-signing-enabled"], "true", "{config}");
+    assert_eq!(defaults["s3.signer.endpoint"], "v1/aws/s3/sign", "{config}");
+    assert_eq!(defaults["s3.signer"], "S3V4RestSigner", "{config}");
+    assert_eq!(
+        defaults["py-io-impl"], "pyiceberg.io.fsspec.FsspecFileIO",
+        "{config}"
+    );
+    let other = app.get("/v1/config?warehouse=default").await.json();
+    assert_eq!(other["defaults"], json!({}), "{other}");
+
     // A PUT and a GET inside A, a listing of B: each table found from the key.
     let a_key = key_in(&a, "legacy.parquet");
     let r = app.post(legacy, &sign("PUT", &url_of(&s3, &a_key))).await;
