@@ -146,25 +146,88 @@ pub(super) fn table_result_body(
     body.extend_from_slice(location.as_bytes());
     body.extend_from_slice(b",\"metadata\":");
     body.extend_from_slice(metadata_json.as_bytes());
-    if let Some(access) = access {
-        body.extend_from_slice(b",\"config\":");
-        write_config(&mut body, &access.config);
-        if !access.credentials.is_empty() {
-            body.extend_from_slice(b",\"storage-credentials\":");
-            write_credentials(&mut body, access);
-        }
+    match access {
+        Some(access) => write_access(&mut body, access),
+        None => body.push(b'}'),
     }
-    body.push(b'}');
     body
 }
 
-/// A JSON object of string entries.
+/// `{"metadata-location": ..., "metadata": ...`: the part of a load result that is the same
+/// for every caller.
+fn table_result_head(metadata_location: &str, metadata_json: &str) -> Vec<u8> {
+    let mut body = table_result_body(Some(metadata_location), metadata_json, None);
+    body.pop(); // the closing brace: the caller's part follows
+    body
+}
+
+/// `,"config": {...}, "storage-credentials": [...]}`: the part of a load result that is the
+/// caller's own.
+fn table_result_tail(access: &TableAccess) -> Vec<u8> {
+    let mut body = Vec::with_capacity(1024);
+    write_access(&mut body, access);
+    body
+}
+
+/// `,"config": {...}, "storage-credentials": [...]}` (the entry only when there are some).
+fn write_access(body: &mut Vec<u8>, access: &TableAccess) {
+    body.extend_from_slice(b",\"config\":");
+    write_config(body, &access.config);
+    if !access.credentials.is_empty() {
+        body.extend_from_slice(b",\"storage-credentials\":");
+        write_credentials(body, access);
+    }
+    body.push(b'}');
+}
+
+/// A JSON object of string entries, by key (a repeated key: the last one).
 fn write_config(body: &mut Vec<u8>, entries: &[(&str, String)]) {
-    let map: serde_json::Map<String, serde_json::Value> = entries
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
-        .collect();
-    serde_json::to_writer(&mut *body, &map).expect("maps serialize");
+    let mut sorted: Vec<&(&str, String)> = entries.iter().collect();
+    sorted.sort_by_key(|(k, _)| *k);
+    body.push(b'{');
+    let mut first = true;
+    for (i, (k, v)) in sorted.iter().enumerate() {
+        if sorted.get(i + 1).is_some_and(|(next, _)| next == k) {
+            continue;
+        }
+        if !first {
+            body.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *body, k).expect("strings serialize");
+        body.push(b':');
+        serde_json::to_writer(&mut *body, v).expect("strings serialize");
+    }
+    body.push(b'}');
+}
+
+/// A response body sent in two parts (a head shared by every caller, kept with the table's
+/// version, and the caller's own tail), so that the head is never copied; its length is
+/// known, so it goes out with a `Content-Length`, both parts in one vectored write.
+struct TwoPartBody {
+    parts: [Option<bytes::Bytes>; 2],
+}
+
+impl http_body::Body for TwoPartBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let next = self.parts.iter_mut().find_map(Option::take);
+        std::task::Poll::Ready(next.map(|part| Ok(http_body::Frame::data(part))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.iter().all(Option::is_none)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let len = self.parts.iter().flatten().map(|p| p.len() as u64).sum();
+        http_body::SizeHint::with_exact(len)
+    }
 }
 
 /// `[{"prefix": ..., "config": {...}}]`
@@ -182,6 +245,10 @@ fn write_credentials(body: &mut Vec<u8>, access: &TableAccess) {
     }
     body.push(b']');
 }
+
+/// The first rendering slot of the heads of load results (after the whole ones, one per
+/// snapshot mode).
+const HEAD_SLOTS: usize = 2;
 
 /// A load result: the version's metadata and what the caller gets to reach its files.
 async fn load_result(
@@ -347,13 +414,21 @@ pub async fn load(
             Snapshots::Refs => version.refs_only_json()?,
         };
         let mut response = if state.catalog.hands_out_access(&warehouse) {
-            // Credentials differ per caller: only the metadata part is kept (in the version).
+            // Credentials differ per caller: the part before them is kept with the version.
             let access = state
                 .catalog
                 .table_access(&caller, &warehouse, &ident, &version)
                 .await?;
-            let body = table_result_body(Some(&version.metadata_location), metadata, Some(&access));
-            json_response(StatusCode::OK, body)
+            let head = version.rendered(HEAD_SLOTS + mode as usize, || {
+                table_result_head(&version.metadata_location, metadata).into()
+            });
+            let tail = table_result_tail(&access).into();
+            json_response(
+                StatusCode::OK,
+                axum::body::Body::new(TwoPartBody {
+                    parts: [Some(head), Some(tail)],
+                }),
+            )
         } else {
             // Local files: the same body for every caller, kept whole with the version.
             let body = version.rendered(mode as usize, || {
@@ -669,4 +744,51 @@ pub async fn report_metrics(
     state.catalog.metrics().metrics_reports.inc();
     tracing::info!(table = %ident, report_type = %kind, snapshot_id = ?report.get("snapshot-id"), "metrics report");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::StorageCredential;
+
+    #[tokio::test]
+    async fn a_load_in_two_parts_is_the_whole_body() {
+        use http_body_util::BodyExt;
+        let access = TableAccess {
+            config: vec![
+                ("s3.region", "us-east-1".into()),
+                ("client.region", "us-east-1".into()),
+                ("s3.region", "eu-west-1".into()),
+                ("quote\"d", "back\\slash".into()),
+            ],
+            credentials: vec![StorageCredential {
+                prefix: "s3://b/t".into(),
+                config: vec![("s3.access-key-id", "AK".into())],
+            }],
+        };
+        let metadata = r#"{"format-version":2,"location":"s3://b/t"}"#;
+        let whole = table_result_body(Some("s3://b/t/m.json"), metadata, Some(&access));
+        let body = TwoPartBody {
+            parts: [
+                Some(table_result_head("s3://b/t/m.json", metadata).into()),
+                Some(table_result_tail(&access).into()),
+            ],
+        };
+        assert_eq!(
+            http_body::Body::size_hint(&body).exact(),
+            Some(whole.len() as u64)
+        );
+        let sent = body.collect().await.unwrap().to_bytes();
+        assert_eq!(sent.as_ref(), whole.as_slice());
+        let parsed: serde_json::Value = serde_json::from_slice(&sent).unwrap();
+        // A repeated key is written once, with its last value; keys in order.
+        assert_eq!(parsed["config"]["s3.region"], "eu-west-1", "{parsed}");
+        assert_eq!(parsed["config"]["quote\"d"], "back\\slash", "{parsed}");
+        let keys: Vec<&String> = parsed["config"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["client.region", "quote\"d", "s3.region"]);
+        assert_eq!(
+            parsed["storage-credentials"][0]["config"]["s3.access-key-id"],
+            "AK"
+        );
+    }
 }

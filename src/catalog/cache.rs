@@ -21,8 +21,9 @@ pub struct TableVersion {
     rendered: [OnceLock<bytes::Bytes>; RENDERED_SLOTS],
 }
 
-/// How many renderings of one version may be kept (one per snapshot mode).
-pub const RENDERED_SLOTS: usize = 2;
+/// How many renderings of one version may be kept: per snapshot mode, the whole response
+/// (local warehouses) and the part before the caller's credentials (object storage).
+pub const RENDERED_SLOTS: usize = 4;
 
 impl TableVersion {
     pub fn new(table_id: String, metadata_location: String, metadata_json: String) -> Self {
@@ -82,7 +83,8 @@ impl TableVersion {
     }
 
     fn weight(&self) -> u32 {
-        // The document, a parsed copy, and up to two rendered responses.
+        // The document, a parsed copy, and up to two rendered responses (a table's warehouse
+        // fills either the whole-response slots or the head slots, never both).
         let bytes = self.metadata_json.len() * 5 + self.metadata_location.len() + 256;
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
