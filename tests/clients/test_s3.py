@@ -274,6 +274,7 @@ def test_pyiceberg_with_remote_signing(s3, monkeypatch):
     assert not table.io.properties.get("s3.secret-access-key")
     assert table.io.properties.get("s3.signer.endpoint") == "v1/aws/s3/sign", table.io.properties
     table.append(_rows(0, 20))
+    first = table.current_snapshot().snapshot_id
     other = catalog.create_table(f"{ns}.other", schema=_rows(0, 1).schema)
     other.append(_rows(100, 3))
     table.append(_rows(20, 5))
@@ -281,6 +282,14 @@ def test_pyiceberg_with_remote_signing(s3, monkeypatch):
     assert reloaded.scan().to_arrow().num_rows == 25
     assert catalog.load_table(f"{ns}.other").scan().to_arrow().num_rows == 3
     assert sorted(r["id"] for r in reloaded.scan(row_filter=EqualTo("id", 7)).to_arrow().to_pylist()) == [7]
+    # Row deletes and an overwrite, every file written and read through signed requests.
+    reloaded.delete(EqualTo("id", 3))
+    assert sorted(r["id"] for r in reloaded.scan().to_arrow().to_pylist()) == [i for i in range(25) if i != 3]
+    reloaded.overwrite(_rows(200, 2))
+    reloaded = catalog.load_table(f"{ns}.t")
+    assert sorted(r["id"] for r in reloaded.scan().to_arrow().to_pylist()) == [200, 201]
+    # Time travel to the first append.
+    assert reloaded.scan(snapshot_id=first).to_arrow().num_rows == 20
     location = reloaded.location()
     assert any(k.endswith(".parquet") for k in s3.keys_below(location))
     for name in ("t", "other"):
