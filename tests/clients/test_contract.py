@@ -43,7 +43,9 @@ UPSTREAM_DOC = ROOT.parent / "shared" / "iceberg" / "rest-catalog-open-api.yaml"
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Routes of Serac's own, outside the Iceberg REST spec.
-SERAC_ONLY_PREFIXES = ("/management/", "/health", "/ready", "/metrics", "/v1/events/")
+# Routes outside the upstream spec: Serac's own, and the legacy S3 signing path that the
+# Java and Python signer clients call by default (the spec only has the per-table `/sign`).
+SERAC_ONLY_PREFIXES = ("/management/", "/health", "/ready", "/metrics", "/v1/events/", "/v1/aws/s3/sign")
 
 PREFIX = "default"
 NAMESPACE = "contract"
