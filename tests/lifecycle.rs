@@ -1,9 +1,12 @@
 //! The server as a process and its database as a process: a SIGTERM under load drains without
 //! failing an admitted request, a PostgreSQL outage gives fast 503s and heals by itself, and
 //! HTTPS with its certificate reloaded on SIGHUP (`lifecycle/tls.rs`), and purges that survive
-//! a crash (`lifecycle/purge.rs`).
+//! a crash (`lifecycle/purge.rs`), and what an idle keep-alive connection costs in memory
+//! (`lifecycle/connections.rs`).
 
 mod common;
+#[path = "lifecycle/connections.rs"]
+mod connections;
 #[path = "lifecycle/purge.rs"]
 mod purge;
 #[path = "lifecycle/tls.rs"]
