@@ -244,6 +244,35 @@ async fn tcp_connections_disable_nagle() {
     assert_nodelay(http, http_port).await;
 }
 
+/// Looking a namespace up by name (every create looks up its parent) must take the unique
+/// (warehouse, name) index in the generic plan a prepared statement settles on. With the
+/// index for listing children leading on the warehouse, PostgreSQL planned that lookup on
+/// the listing index while the table was empty and kept the plan for the connection: every
+/// create then stepped through the index entries of every namespace of the warehouse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_lookups_by_name_take_the_unique_index() {
+    use sqlx::{Connection as _, Executor as _};
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let mut conn = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    conn.execute(
+        "SET plan_cache_mode = force_generic_plan; \
+         PREPARE lookup(text, text) AS SELECT id FROM namespaces WHERE warehouse_id = $1 AND name = $2",
+    )
+    .await
+    .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE lookup('default', '')")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("namespaces_warehouse_id_name_key") && !plan.contains("namespaces_by_parent"),
+        "{plan}"
+    );
+}
+
 /// Fails when a socket has Nagle on. Other tests of this process connect at the same time:
 /// a socket caught between its connect and its `set_nodelay` gets a second look.
 async fn assert_nodelay(sockets: Vec<(String, bool)>, port: u16) {
