@@ -731,13 +731,15 @@ impl TableRequirement {
                 TableRequirement::RefSnapshotIdMatch { r#ref, snapshot_id } => {
                     let snapshot_ref = metadata.snapshot_for_ref(r#ref);
                     if let Some(snapshot_id) = snapshot_id {
-                        let snapshot_ref = snapshot_ref.ok_or(
+                        // Serac patch: the error is made only when the ref is missing
+                        // (`ok_or` made it, and captured a backtrace, on every check).
+                        let snapshot_ref = snapshot_ref.ok_or_else(|| {
                             Error::new(
                                 ErrorKind::CatalogCommitConflicts,
                                 format!("Requirement failed: Branch or tag `{ref}` not found"),
                             )
-                            .with_retryable(true),
-                        )?;
+                            .with_retryable(true)
+                        })?;
                         if snapshot_ref.snapshot_id() != *snapshot_id {
                             return Err(Error::new(
                                 ErrorKind::CatalogCommitConflicts,
