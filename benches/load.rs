@@ -1098,14 +1098,10 @@ fn row_json(r: &Row) -> Value {
 // ---------------------------------------------------------------------------
 
 fn main() {
-    // The same fairness setting as the server's runtime (src/main.rs, IO_EVENTS_PER_TICK):
-    // with tokio's default of 1,024 sockets per look, the generator's own 10,000 connection
-    // tasks spill out of its local queues and wait, and the connections scenario measured
-    // the generator's queueing as the server's latency.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .event_interval(61)
-        .max_io_events_per_tick(48)
+    // The server's runtime settings: with tokio's defaults the generator's own 10,000
+    // connection tasks were served unfairly, and the connections scenario measured the
+    // generator's queueing as the server's latency.
+    let runtime = serac::server::fair_runtime()
         .build()
         .expect("the load generator's runtime");
     runtime.block_on(generate());

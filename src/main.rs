@@ -49,20 +49,6 @@ fn tune_allocator() {}
 /// How long an idle thread of the blocking pool lives (see `main`).
 const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How many tasks a worker runs between two looks at the I/O driver (tokio's default).
-const EVENT_INTERVAL: u32 = 61;
-
-/// The most sockets one look at the I/O driver wakes (tokio's default: 1,024). A worker's
-/// local run queue holds 256 tasks; what a look wakes beyond that spills into the shared
-/// queue, which a busy worker only serves every 31st task. With thousands of busy
-/// connections the spilled ones then waited for seconds while those that stayed local were
-/// served again and again: at 10,000 keep-alive connections p50 was 17 ms and p99 720 ms.
-/// Waking fewer sockets per look than the tasks run between two looks keeps the local
-/// queue from spilling, so connections are served in the order their requests arrived
-/// (the kernel's ready list is first in, first out): p50 215 ms, p99 290 ms, the same
-/// throughput (benches/README.md). With few connections a look wakes fewer anyway.
-const IO_EVENTS_PER_TICK: usize = 48;
-
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
@@ -83,16 +69,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
+    let runtime = match serac::server::fair_runtime()
         // mimalloc returns a thread's freed pages to the system only when that thread
         // allocates again, so an idle blocking-pool thread (metadata file writes) keeps what
         // its last commits freed until it exits: 10 s by default, 1 s here. Measured: RSS
         // after 16 writers stop falls from 93 to 54 MiB within two seconds instead of ten.
         .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
-        // Fairness between many connections (see the constants).
-        .event_interval(EVENT_INTERVAL)
-        .max_io_events_per_tick(IO_EVENTS_PER_TICK)
         .build()
     {
         Ok(rt) => rt,

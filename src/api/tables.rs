@@ -182,23 +182,9 @@ fn write_access(body: &mut Vec<u8>, access: &TableAccess) {
 
 /// A JSON object of string entries, by key (a repeated key: the last one).
 fn write_config(body: &mut Vec<u8>, entries: &[(&str, String)]) {
-    let mut sorted: Vec<&(&str, String)> = entries.iter().collect();
-    sorted.sort_by_key(|(k, _)| *k);
-    body.push(b'{');
-    let mut first = true;
-    for (i, (k, v)) in sorted.iter().enumerate() {
-        if sorted.get(i + 1).is_some_and(|(next, _)| next == k) {
-            continue;
-        }
-        if !first {
-            body.push(b',');
-        }
-        first = false;
-        serde_json::to_writer(&mut *body, k).expect("strings serialize");
-        body.push(b':');
-        serde_json::to_writer(&mut *body, v).expect("strings serialize");
-    }
-    body.push(b'}');
+    let by_key: std::collections::BTreeMap<&str, &String> =
+        entries.iter().map(|(k, v)| (*k, v)).collect();
+    serde_json::to_writer(&mut *body, &by_key).expect("string maps serialize");
 }
 
 /// A response body sent in two parts (a head shared by every caller, kept with the table's
