@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use iceberg::spec::TableMetadata;
 
+use super::metadata_json::SnapshotSpans;
 use super::{CatalogError, CatalogResult};
 
 /// One version of a table's metadata.
@@ -16,6 +17,9 @@ pub struct TableVersion {
     /// The metadata document as stored and written to the metadata file.
     pub metadata_json: String,
     parsed: OnceLock<Arc<TableMetadata>>,
+    snapshot_spans: OnceLock<SnapshotSpans>,
+    /// The table's row keeps the snapshots apart from the rest of the document.
+    snapshots_apart: bool,
     refs_only_json: OnceLock<String>,
     /// Responses rendered from this version by the layer above, kept for the next load.
     rendered: [OnceLock<bytes::Bytes>; RENDERED_SLOTS],
@@ -32,6 +36,8 @@ impl TableVersion {
             metadata_location,
             metadata_json,
             parsed: OnceLock::new(),
+            snapshot_spans: OnceLock::new(),
+            snapshots_apart: false,
             refs_only_json: OnceLock::new(),
             rendered: Default::default(),
         }
@@ -47,6 +53,59 @@ impl TableVersion {
         let version = Self::new(table_id, metadata_location, metadata_json);
         let _ = version.parsed.set(parsed);
         version
+    }
+
+    /// The version a table row holds: its document, made whole again when the row keeps the
+    /// snapshots apart (`snapshots`, a JSON array of them).
+    pub fn from_stored(
+        table_id: String,
+        metadata_location: String,
+        metadata: String,
+        snapshots: Option<String>,
+    ) -> CatalogResult<Self> {
+        let Some(snapshots) = snapshots else {
+            return Ok(Self::new(table_id, metadata_location, metadata));
+        };
+        let (json, spans) = super::metadata_json::assemble(&metadata, &snapshots).map_err(|e| {
+            CatalogError::Internal(format!(
+                "stored metadata of table {table_id} is not valid table metadata: {e}"
+            ))
+        })?;
+        Ok(Self::new(table_id, metadata_location, json)
+            .with_snapshot_spans(spans)
+            .kept_apart())
+    }
+
+    /// A version whose row keeps the snapshots apart from the rest of the document.
+    pub fn kept_apart(mut self) -> Self {
+        self.snapshots_apart = true;
+        self
+    }
+
+    /// Whether the version's row keeps the snapshots apart (a commit then writes only the
+    /// snapshots it adds and removes).
+    pub fn snapshots_apart(&self) -> bool {
+        self.snapshots_apart
+    }
+
+    /// A version written by a commit, which knows where its snapshots sit in the document.
+    pub fn with_snapshot_spans(self, spans: SnapshotSpans) -> Self {
+        let _ = self.snapshot_spans.set(spans);
+        self
+    }
+
+    /// Where each snapshot sits in the document, which the next commit copies them from.
+    pub fn snapshot_spans(&self) -> CatalogResult<&SnapshotSpans> {
+        if let Some(spans) = self.snapshot_spans.get() {
+            return Ok(spans);
+        }
+        let spans = SnapshotSpans::of_document(&self.metadata_json).map_err(|e| {
+            CatalogError::Internal(format!(
+                "stored metadata of table {} lists snapshots that cannot be read: {e}",
+                self.table_id
+            ))
+        })?;
+        Ok(self.snapshot_spans.get_or_init(|| spans))
     }
 
     pub fn metadata(&self) -> CatalogResult<Arc<TableMetadata>> {
@@ -84,8 +143,10 @@ impl TableVersion {
 
     fn weight(&self) -> u32 {
         // The document, a parsed copy, and up to two rendered responses (a table's warehouse
-        // fills either the whole-response slots or the head slots, never both).
-        let bytes = self.metadata_json.len() * 5 + self.metadata_location.len() + 256;
+        // fills either the whole-response slots or the head slots, never both), and the
+        // snapshots' places when known at insertion (after a commit).
+        let spans = self.snapshot_spans.get().map_or(0, SnapshotSpans::weight);
+        let bytes = self.metadata_json.len() * 5 + spans + self.metadata_location.len() + 256;
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 }

@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 
 use iceberg::spec::{FormatVersion, SnapshotReference, TableMetadata, TableMetadataBuilder};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -65,116 +66,222 @@ fn as_java_writes(doc: &mut Value, metadata: &TableMetadata) -> CatalogResult<()
     Ok(())
 }
 
+/// Where each snapshot of a metadata document sits in it, by snapshot id, and the
+/// document's format version: what the next document of the table copies its old snapshots
+/// from.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SnapshotSpans {
+    format_version: u8,
+    at: HashMap<i64, Range<usize>>,
+}
+
+impl SnapshotSpans {
+    /// Reads the spans off a document (once for a version read from the database; the
+    /// versions a commit makes come with theirs).
+    pub(crate) fn of_document(json: &str) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Doc<'a> {
+            #[serde(rename = "format-version")]
+            format_version: u8,
+            #[serde(borrow, default)]
+            snapshots: Vec<&'a RawValue>,
+        }
+        let doc: Doc = serde_json::from_str(json)?;
+        let base = json.as_ptr() as usize;
+        let mut at = HashMap::with_capacity(doc.snapshots.len());
+        for snapshot in doc.snapshots {
+            let text = snapshot.get();
+            let place: SnapshotPlace = serde_json::from_str(text)?;
+            let start = text.as_ptr() as usize - base;
+            at.insert(place.id, start..start + text.len());
+        }
+        Ok(Self {
+            format_version: doc.format_version,
+            at,
+        })
+    }
+
+    /// The ids of the snapshots.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.at.keys().copied()
+    }
+
+    pub(crate) fn contains(&self, id: i64) -> bool {
+        self.at.contains_key(&id)
+    }
+
+    /// The JSON of a snapshot within the document the spans were read off.
+    pub(crate) fn text<'a>(&self, document: &'a str, id: i64) -> Option<&'a str> {
+        document.get(self.at.get(&id)?.clone())
+    }
+
+    /// Bytes of memory the spans hold, about.
+    pub(crate) fn weight(&self) -> usize {
+        self.at.capacity() * (size_of::<(i64, Range<usize>)>() + 1)
+    }
+}
+
 /// [`to_json_ordered`] for the next version of a table whose current document is
-/// `previous`, `order` holding the summaries of the snapshots the commit adds. A snapshot
-/// never changes once written, so the snapshots both versions hold are copied from
-/// `previous` as they stand there instead of being rebuilt: the cost of a commit then grows
-/// far less with the table's history. The document is the same as [`to_json_ordered`]'s
+/// `previous`, `order` holding the summaries of the snapshots the commit adds, with the spans
+/// of the snapshots in the new document. A snapshot never changes once written, so the
+/// snapshots both versions hold are copied from `previous` as they stand there, and only the
+/// rest of the metadata and the new snapshots are serialized: the cost of a commit then
+/// hardly grows with the table's history. The document is the same as [`to_json_ordered`]'s
 /// (which it falls back to on anything unexpected, and when the format version changed).
 pub(crate) fn to_json_next(
     metadata: &TableMetadata,
     order: &SummaryOrder,
     previous: &str,
-) -> CatalogResult<String> {
-    match next_document(metadata, order, previous) {
-        Ok(Some(json)) => Ok(json),
-        // Every snapshot is written anew: the old ones keep the order `previous` gave them.
-        _ => to_json_ordered(
-            metadata,
-            &SummaryOrder::of_metadata(previous.as_bytes()).merged(order),
-        ),
+    spans: &SnapshotSpans,
+) -> CatalogResult<NextDocument> {
+    if let Some(next) = next_document(metadata, order, previous, spans) {
+        return Ok(next);
     }
+    // Every snapshot is written anew: the old ones keep the order `previous` gave them.
+    let json = to_json_ordered(
+        metadata,
+        &SummaryOrder::of_metadata(previous.as_bytes()).merged(order),
+    )?;
+    let read_back = |e: serde_json::Error| {
+        CatalogError::Internal(format!("reading back written table metadata: {e}"))
+    };
+    let spans = SnapshotSpans::of_document(&json).map_err(read_back)?;
+    let top: BTreeMap<&str, &RawValue> = serde_json::from_str(&json).map_err(read_back)?;
+    let rest = write_object(
+        &top.iter()
+            .filter(|(key, _)| **key != "snapshots")
+            .map(|(key, value)| (*key, Cow::Borrowed(value.get())))
+            .collect(),
+        "",
+    )
+    .map_err(read_back)?
+    .0;
+    Ok(NextDocument { json, rest, spans })
 }
 
-/// The sort key and id of a snapshot, read off its JSON.
+/// A table's next metadata document, as [`to_json_next`] makes it.
+#[derive(Debug)]
+pub(crate) struct NextDocument {
+    pub json: String,
+    /// The document without its `snapshots`, as a table row keeps it beside them.
+    pub rest: String,
+    /// Where the snapshots sit in `json`.
+    pub spans: SnapshotSpans,
+}
+
+/// A document kept as its `rest` and its snapshots apart (a JSON array of them in commit
+/// order), made whole again as [`to_json_next`] wrote it, with the snapshots' spans.
+pub(crate) fn assemble(
+    rest: &str,
+    snapshots: &str,
+) -> Result<(String, SnapshotSpans), serde_json::Error> {
+    let top: BTreeMap<&str, &RawValue> = serde_json::from_str(rest)?;
+    let listed: Vec<&RawValue> = serde_json::from_str(snapshots)?;
+    let mut parts: BTreeMap<&str, Cow<str>> = top
+        .iter()
+        .map(|(key, value)| (*key, Cow::Borrowed(value.get())))
+        .collect();
+    if !listed.is_empty() {
+        parts.insert("snapshots", Cow::Borrowed(snapshots.trim()));
+    }
+    let (json, offset) = write_object(&parts, "snapshots")?;
+    let format_version = top
+        .get("format-version")
+        .map(|v| serde_json::from_str::<u8>(v.get()))
+        .transpose()?
+        .unwrap_or_default();
+    let mut at = HashMap::with_capacity(listed.len());
+    let base = snapshots.trim().as_ptr() as usize;
+    let offset = offset.unwrap_or(0);
+    for snapshot in listed {
+        let text = snapshot.get();
+        let place: SnapshotPlace = serde_json::from_str(text)?;
+        let start = text.as_ptr() as usize - base + offset;
+        at.insert(place.id, start..start + text.len());
+    }
+    Ok((json, SnapshotSpans { format_version, at }))
+}
+
+/// The id of a snapshot, read off its JSON.
 #[derive(Deserialize)]
 struct SnapshotPlace {
     #[serde(rename = "snapshot-id")]
     id: i64,
-    #[serde(rename = "sequence-number", default)]
-    sequence: i64,
-    #[serde(rename = "timestamp-ms", default)]
-    timestamp: i64,
 }
 
 fn next_document(
     metadata: &TableMetadata,
     order: &SummaryOrder,
     previous: &str,
-) -> Result<Option<String>, serde_json::Error> {
-    let text = serde_json::to_string(metadata)?;
-    let top: BTreeMap<&str, &RawValue> = serde_json::from_str(&text)?;
-    // Snapshots as the previous document wrote them, when it had the same format version.
-    #[derive(Deserialize)]
-    struct Previous<'a> {
-        #[serde(rename = "format-version")]
-        format_version: u8,
-        #[serde(borrow, default)]
-        snapshots: Vec<&'a RawValue>,
-    }
-    let previous: Previous = serde_json::from_str(previous)?;
-    if previous.format_version != metadata.format_version() as u8 {
-        return Ok(None);
-    }
-    let mut written: HashMap<i64, &str> = HashMap::new();
-    for snapshot in previous.snapshots {
-        let place: SnapshotPlace = serde_json::from_str(snapshot.get())?;
-        written.insert(place.id, snapshot.get());
+    spans: &SnapshotSpans,
+) -> Option<NextDocument> {
+    if spans.format_version != metadata.format_version() as u8 {
+        return None;
     }
     // Everything but the snapshots and their log, as `to_json_ordered` makes it.
-    let mut doc = Map::new();
-    for (key, value) in &top {
-        if !matches!(*key, "snapshots" | "snapshot-log") {
-            doc.insert((*key).to_owned(), serde_json::from_str(value.get())?);
-        }
-    }
-    let mut doc = Value::Object(doc);
-    if as_java_writes(&mut doc, metadata).is_err() {
-        return Ok(None);
-    }
+    let mut doc = serde_json::to_value(metadata.without_snapshots()).ok()?;
+    as_java_writes(&mut doc, metadata).ok()?;
     let Value::Object(doc) = doc else {
-        return Ok(None);
+        return None;
     };
+    let mut parts: BTreeMap<&str, Cow<str>> = doc
+        .iter()
+        .map(|(key, value)| Some((key.as_str(), Cow::Owned(serde_json::to_string(value).ok()?))))
+        .collect::<Option<_>>()?;
     // The snapshots in commit order: copied when written before, else written now.
-    let mut snapshots: Vec<(SnapshotPlace, &RawValue)> = match top.get("snapshots") {
-        Some(raw) => serde_json::from_str::<Vec<&RawValue>>(raw.get())?
-            .into_iter()
-            .map(|s| Ok((serde_json::from_str(s.get())?, s)))
-            .collect::<Result<_, serde_json::Error>>()?,
-        None => Vec::new(),
-    };
-    snapshots.sort_by_key(|(p, _)| (p.sequence, p.timestamp, p.id));
-    let mut listed = String::with_capacity(top.get("snapshots").map_or(0, |r| r.get().len()));
+    let mut snapshots: Vec<_> = metadata.snapshots().collect();
+    snapshots.sort_by_key(|s| (s.sequence_number(), s.timestamp_ms(), s.snapshot_id()));
+    let mut at = HashMap::with_capacity(snapshots.len());
+    let mut listed = String::with_capacity(previous.len());
     listed.push('[');
-    for (i, (place, raw)) in snapshots.iter().enumerate() {
+    for (i, snapshot) in snapshots.iter().enumerate() {
         if i > 0 {
             listed.push(',');
         }
-        match written.get(&place.id) {
-            Some(text) => listed.push_str(text),
+        let start = listed.len();
+        match spans.at.get(&snapshot.snapshot_id()) {
+            Some(span) => listed.push_str(previous.get(span.clone())?),
             None => {
-                let snapshot: Value = serde_json::from_str(raw.get())?;
-                listed.push_str(&write_snapshot(&snapshot, order)?);
+                let json = metadata.snapshot_to_json(snapshot).ok()?;
+                listed.push_str(&write_snapshot(&json, order).ok()?);
             }
         }
+        at.insert(snapshot.snapshot_id(), start..listed.len());
     }
     listed.push(']');
-    let mut parts: BTreeMap<&str, Cow<str>> = doc
-        .iter()
-        .map(|(key, value)| Ok((key.as_str(), Cow::Owned(serde_json::to_string(value)?))))
-        .collect::<Result<_, serde_json::Error>>()?;
-    if top.contains_key("snapshots") {
+    if !metadata.history().is_empty() {
+        parts.insert(
+            "snapshot-log",
+            Cow::Owned(serde_json::to_string(metadata.history()).ok()?),
+        );
+    }
+    let rest = write_object(&parts, "").ok()?.0;
+    if !snapshots.is_empty() {
         parts.insert("snapshots", Cow::Owned(listed));
     }
-    if let Some(log) = top.get("snapshot-log") {
-        parts.insert("snapshot-log", Cow::Borrowed(log.get()));
+    let (json, offset) = write_object(&parts, "snapshots").ok()?;
+    let offset = offset.unwrap_or(0);
+    for span in at.values_mut() {
+        *span = span.start + offset..span.end + offset;
     }
-    write_object(&parts).map(Some)
+    Some(NextDocument {
+        json,
+        rest,
+        spans: SnapshotSpans {
+            format_version: spans.format_version,
+            at,
+        },
+    })
 }
 
-/// A JSON object of already written values, keys in order as a `Map` writes them.
-fn write_object(parts: &BTreeMap<&str, Cow<str>>) -> Result<String, serde_json::Error> {
+/// A JSON object of already written values, keys in order as a `Map` writes them, and where
+/// the value of `mark` starts in it.
+fn write_object(
+    parts: &BTreeMap<&str, Cow<str>>,
+    mark: &str,
+) -> Result<(String, Option<usize>), serde_json::Error> {
     let mut out = String::with_capacity(parts.values().map(|v| v.len() + 32).sum());
+    let mut marked = None;
     out.push('{');
     for (i, (key, value)) in parts.iter().enumerate() {
         if i > 0 {
@@ -182,10 +289,13 @@ fn write_object(parts: &BTreeMap<&str, Cow<str>>) -> Result<String, serde_json::
         }
         out.push_str(&serde_json::to_string(key)?);
         out.push(':');
+        if *key == mark {
+            marked = Some(out.len());
+        }
         out.push_str(value);
     }
     out.push('}');
-    Ok(out)
+    Ok((out, marked))
 }
 
 /// A stored metadata document with only the snapshots that branches, tags and the current
@@ -223,7 +333,7 @@ pub(crate) fn refs_only(json: &str) -> Result<String, serde_json::Error> {
         listed.push(']');
         parts.insert("snapshots", Cow::Owned(listed));
     }
-    write_object(&parts)
+    write_object(&parts, "").map(|(json, _)| json)
 }
 
 /// One snapshot as [`write`] writes it within a document.
@@ -557,6 +667,10 @@ mod tests {
                 if version > 1 {
                     s["sequence-number"] = serde_json::json!(i);
                 }
+                if version > 2 {
+                    s["first-row-id"] = serde_json::json!((i - 1) * 10);
+                    s["added-rows"] = serde_json::json!(10);
+                }
                 if i > 1 {
                     s["parent-snapshot-id"] = serde_json::json!(999 + i);
                 }
@@ -588,12 +702,47 @@ mod tests {
         } else {
             doc["last-sequence-number"] = serde_json::json!(count);
         }
+        if version > 2 {
+            doc["next-row-id"] = serde_json::json!(count * 10);
+        }
         doc.to_string()
+    }
+
+    /// The next document after `previous`, checking the spans it comes with against the
+    /// ones read off it.
+    fn next(after: &TableMetadata, order: &SummaryOrder, previous: &str) -> String {
+        let spans = SnapshotSpans::of_document(previous).unwrap();
+        let fast = next_document(after, order, previous, &spans);
+        let NextDocument { json, rest, spans } =
+            to_json_next(after, order, previous, &spans).unwrap();
+        assert_eq!(spans, SnapshotSpans::of_document(&json).unwrap());
+        // Within a format version, the document is made from the previous one.
+        if SnapshotSpans::of_document(previous).unwrap().format_version
+            == after.format_version() as u8
+        {
+            assert_eq!(fast.map(|next| next.json).as_ref(), Some(&json));
+        }
+        // The rest and the snapshots, as a row keeps them apart, make the document again.
+        let mut whole: Map<String, Value> = serde_json::from_str(&json).unwrap();
+        let listed = whole
+            .remove("snapshots")
+            .unwrap_or(Value::Array(Vec::new()));
+        assert_eq!(
+            serde_json::from_str::<Map<String, Value>>(&rest).unwrap(),
+            whole
+        );
+        let top: BTreeMap<&str, &RawValue> = serde_json::from_str(&json).unwrap();
+        let array = top
+            .get("snapshots")
+            .map_or("[]".to_owned(), |r| r.get().to_owned());
+        assert_eq!(serde_json::from_str::<Value>(&array).unwrap(), listed);
+        assert_eq!(assemble(&rest, &array).unwrap(), (json.clone(), spans));
+        json
     }
 
     #[test]
     fn next_documents_equal_full_ones() {
-        for version in [1, 2] {
+        for version in [1, 2, 3] {
             let before = parse(document(version, 20).as_bytes()).unwrap();
             let after = parse(document(version, 25).as_bytes()).unwrap();
             let order = SummaryOrder::of_metadata(document(version, 25).as_bytes());
@@ -601,18 +750,24 @@ mod tests {
             let previous = to_json_ordered(&before, &order).unwrap();
             let full = to_json_ordered(&after, &order).unwrap();
             assert!(full.contains(r#""refs":{"first""#), "{full}");
+            if version == 3 {
+                assert!(full.contains(r#""first-row-id":240"#), "{full}");
+            }
+            assert_eq!(next(&after, &order, &previous), full, "v{version}");
+            // The next commit copies from that document as well.
+            let third = parse(document(version, 26).as_bytes()).unwrap();
             assert_eq!(
-                to_json_next(&after, &order, &previous).unwrap(),
-                full,
+                next(&third, &order, &next(&after, &order, &previous)),
+                to_json_ordered(&third, &order).unwrap(),
                 "v{version}"
             );
             // Nothing to reuse: another format version, a document without snapshots.
             let other = to_json_ordered(
-                &parse(document(3 - version, 20).as_bytes()).unwrap(),
+                &parse(document(if version == 1 { 2 } else { 1 }, 20).as_bytes()).unwrap(),
                 &order,
             )
             .unwrap();
-            assert_eq!(to_json_next(&after, &order, &other).unwrap(), full);
+            assert_eq!(next(&after, &order, &other), full);
             // A commit knows the order of the snapshots it adds only; the others keep theirs
             // from the previous document, copied or (across format versions) read off it.
             let added = SummaryOrder(
@@ -624,16 +779,12 @@ mod tests {
                     .collect(),
             );
             assert_eq!(added.0.len(), 5);
-            assert_eq!(to_json_next(&after, &added, &previous).unwrap(), full);
-            assert_eq!(to_json_next(&after, &added, &other).unwrap(), full);
+            assert_eq!(next(&after, &added, &previous), full);
+            assert_eq!(next(&after, &added, &other), full);
+            let empty = format!("{{\"format-version\": {version}}}");
+            let spans = SnapshotSpans::of_document(&empty).unwrap();
             assert_eq!(
-                next_document(
-                    &after,
-                    &order,
-                    &format!("{{\"format-version\": {version}}}")
-                )
-                .unwrap()
-                .unwrap(),
+                next_document(&after, &order, &empty, &spans).unwrap().json,
                 full
             );
         }
@@ -647,10 +798,10 @@ mod tests {
             r#""manifest-list":"file:///wh/t/metadata/snap-2.avro" "#,
         );
         assert_ne!(marked, previous);
-        let next = to_json_next(&after, &order, &marked).unwrap();
-        assert!(next.contains(r#"snap-2.avro" "#));
+        let copied = next(&after, &order, &marked);
+        assert!(copied.contains(r#"snap-2.avro" "#));
         assert_eq!(
-            serde_json::from_str::<Value>(&next).unwrap(),
+            serde_json::from_str::<Value>(&copied).unwrap(),
             serde_json::from_str::<Value>(&to_json_ordered(&after, &order).unwrap()).unwrap()
         );
     }

@@ -111,11 +111,12 @@ impl Catalog {
             .await?
             .ok_or_else(|| CatalogError::Internal("the warehouse of a purge is gone".into()))?;
         let warehouse = Arc::new(Warehouse::from_row(warehouse, self.storage.secret_keys())?);
-        let version = TableVersion::new(
+        let version = TableVersion::from_stored(
             String::new(),
             task.metadata_location.clone(),
             task.metadata.clone(),
-        );
+            task.snapshots.clone(),
+        )?;
         let metadata = version.metadata()?;
         let report = self
             .io(std::time::Instant::now(), &warehouse)

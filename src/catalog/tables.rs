@@ -23,14 +23,17 @@ use super::locations::{
     metadata_file, namespace_dir, new_object_dir, object_location,
 };
 pub(super) use super::metadata_json::to_json;
-use super::metadata_json::{SummaryOrder, to_json_next, to_json_ordered};
+use super::metadata_json::{
+    NextDocument, SnapshotSpans, SummaryOrder, to_json_next, to_json_ordered,
+};
 use super::page::{PageRequest, Paged};
 use super::{Caller, Catalog, CatalogError, CatalogResult, Warehouse};
 use super::{fresh_ids, validate};
 use crate::metrics::CommitOutcome;
 use crate::storage::Location;
 use crate::store::{
-    Change, ClaimedLocation, NewTable, ObjectKind, PageQuery, StoreError, TableHead, TableSwap,
+    Change, ClaimedLocation, NewTable, ObjectKind, PageQuery, SnapshotChanges, StoreError,
+    StoredSnapshot, TableHead, TableSwap,
 };
 
 use iceberg::spec::TableProperties;
@@ -360,11 +363,12 @@ impl Catalog {
         let row = self.store.table_by_id(&head.id).await?.ok_or_else(|| {
             CatalogError::NoSuchTable("the table was dropped while it was being read".into())
         })?;
-        let version = Arc::new(TableVersion::new(
+        let version = Arc::new(TableVersion::from_stored(
             row.id,
             row.metadata_location,
             row.metadata,
-        ));
+            row.snapshots,
+        )?);
         self.tables.insert(version.clone());
         Ok(version)
     }
@@ -880,7 +884,14 @@ impl Catalog {
             .map(|l| claim(&l));
         let actions = request.updates.iter().map(action_name).collect();
         let location = next_metadata_location(Some(&head.metadata_location), &metadata)?;
-        let json = to_json_next(&metadata, order, &current.metadata_json)?;
+        let previous = current.snapshot_spans()?;
+        let NextDocument { json, rest, spans } =
+            to_json_next(&metadata, order, &current.metadata_json, previous)?;
+        // The row keeps the snapshots apart: the commit writes those it adds and removes.
+        let first = !current.snapshots_apart();
+        let added = spans.ids().filter(|id| first || !previous.contains(*id));
+        let removed = previous.ids().filter(|id| !first && !spans.contains(*id));
+        let (added, removed) = (added.collect(), removed.collect());
         check_metadata_size(&json, self.settings.limits.max_metadata_bytes)?;
         let write = self.metrics.metadata_write_duration.start_timer();
         self.io(since, warehouse)
@@ -912,6 +923,11 @@ impl Catalog {
             head,
             location,
             json,
+            rest,
+            spans,
+            first,
+            added,
+            removed,
             metadata: Arc::new(metadata),
             expired_files,
             moved,
@@ -944,7 +960,8 @@ impl Catalog {
                 table_id: &p.head.id,
                 expected_location: &p.head.metadata_location,
                 new_location,
-                new_metadata: &p.json,
+                new_metadata: &p.rest,
+                snapshots: Some(p.snapshot_changes()),
                 new_object_location: p.moved.as_ref(),
             })
             .collect();
@@ -994,12 +1011,11 @@ impl Catalog {
             for file in &p.expired_files {
                 self.delete_quietly(warehouse, file).await;
             }
-            let version = Arc::new(TableVersion::with_parsed(
-                p.head.id,
-                p.location.to_string(),
-                p.json,
-                p.metadata,
-            ));
+            let version = Arc::new(
+                TableVersion::with_parsed(p.head.id, p.location.to_string(), p.json, p.metadata)
+                    .with_snapshot_spans(p.spans)
+                    .kept_apart(),
+            );
             self.tables.insert(version.clone());
             versions.push(version);
         }
@@ -1157,11 +1173,12 @@ impl Catalog {
         if purge {
             self.purge_requested();
         }
-        Ok(Arc::new(TableVersion::new(
+        Ok(Arc::new(TableVersion::from_stored(
             row.id,
             row.metadata_location,
             row.metadata,
-        )))
+            row.snapshots,
+        )?))
     }
 
     pub async fn rename_table(
@@ -1303,6 +1320,7 @@ impl Catalog {
                 expected_location: &head.metadata_location,
                 new_location: &metadata_location,
                 new_metadata: &json,
+                snapshots: None,
                 new_object_location: Some(&claimed),
             };
             let swapped = self
@@ -1480,11 +1498,44 @@ struct PreparedCommit {
     /// The new metadata file.
     location: Location,
     json: String,
+    /// `json` without its snapshots, as the row keeps it.
+    rest: String,
+    /// Where the snapshots sit in `json`.
+    spans: SnapshotSpans,
+    /// The row kept the snapshots in its document so far (all are added).
+    first: bool,
+    /// The ids of the snapshots the commit adds to and removes from the row's.
+    added: Vec<i64>,
+    removed: Vec<i64>,
     metadata: Arc<TableMetadata>,
     /// Old metadata files to delete once the swap succeeded.
     expired_files: Vec<Location>,
     /// The new table location, when the commit moves the table.
     moved: Option<ClaimedLocation>,
+}
+
+impl PreparedCommit {
+    /// The snapshot rows the swap writes.
+    fn snapshot_changes(&self) -> SnapshotChanges<'_> {
+        let added = self
+            .added
+            .iter()
+            .filter_map(|id| {
+                let snapshot = self.metadata.snapshot_by_id(*id)?;
+                Some(StoredSnapshot {
+                    id: *id,
+                    sequence_number: snapshot.sequence_number(),
+                    timestamp_ms: snapshot.timestamp_ms(),
+                    body: self.spans.text(&self.json, *id)?,
+                })
+            })
+            .collect();
+        SnapshotChanges {
+            first: self.first,
+            added,
+            removed: self.removed.clone(),
+        }
+    }
 }
 
 enum Prepared {

@@ -344,6 +344,7 @@ impl Catalog {
                 expected_location: &row.metadata_location,
                 new_location: &location,
                 new_metadata: &json,
+                snapshots: None,
                 new_object_location: moved.as_ref(),
             };
             let event = self.event(

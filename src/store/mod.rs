@@ -148,13 +148,36 @@ pub struct ObjectAt {
     pub name: String,
 }
 
-/// A table row with its full metadata document.
+/// A table row with its metadata document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRow {
     pub id: String,
     pub metadata_location: String,
-    /// The table metadata JSON as written to the metadata file.
+    /// The table metadata JSON as written to the metadata file; without its `snapshots` when
+    /// those are kept apart.
     pub metadata: String,
+    /// The snapshots, when kept apart from the rest of the document (one row each, so that a
+    /// commit writes only those it adds): a JSON array of them in commit order.
+    pub snapshots: Option<String>,
+}
+
+/// How a swap changes the snapshots of a table that keeps them apart from its document.
+#[derive(Debug, Clone)]
+pub struct SnapshotChanges<'a> {
+    /// The table kept none apart so far (its document was whole): any rows it has are
+    /// replaced by `added`, and `removed` is empty.
+    pub first: bool,
+    pub added: Vec<StoredSnapshot<'a>>,
+    pub removed: Vec<i64>,
+}
+
+/// One snapshot as kept apart: its JSON as written in the document, and its commit order.
+#[derive(Debug, Clone)]
+pub struct StoredSnapshot<'a> {
+    pub id: i64,
+    pub sequence_number: i64,
+    pub timestamp_ms: i64,
+    pub body: &'a str,
 }
 
 /// A location a table or view claims: no other may lie at, above or below it.
@@ -194,7 +217,11 @@ pub struct TableSwap<'a> {
     pub table_id: &'a str,
     pub expected_location: &'a str,
     pub new_location: &'a str,
+    /// The new document; without its snapshots when `snapshots` is given.
     pub new_metadata: &'a str,
+    /// The snapshots to keep apart from the document. `None`: the document is whole, and any
+    /// snapshots the table kept apart are dropped.
+    pub snapshots: Option<SnapshotChanges<'a>>,
     /// A new table location to claim (a commit that moves the table).
     pub new_object_location: Option<&'a ClaimedLocation>,
 }
@@ -274,7 +301,9 @@ pub struct PurgeTask {
     pub namespace: Vec<String>,
     pub name: String,
     pub metadata_location: String,
+    /// The table's document, and its snapshots when they were kept apart (see [`TableRow`]).
     pub metadata: String,
+    pub snapshots: Option<String>,
     /// Attempts so far, this one included.
     pub attempts: i32,
     pub deleted_files: i64,

@@ -177,12 +177,21 @@ impl PostgresStore {
     const AUDIT_TX: &str = "SET LOCAL synchronous_commit = off";
     /// A commit of one table (no location claim, no idempotency key, one event) as one
     /// statement, its own transaction: one round trip instead of four (BEGIN, UPDATE, INSERT,
-    /// COMMIT). The event is written only if the row swapped. Answers the swapped rows (0/1).
+    /// COMMIT). The event is written only if the row swapped, and so are the snapshot rows
+    /// ($13: the table keeps them apart; $14: the ids removed, $15: the rows added, both JSON
+    /// arrays). A whole document ($13 false: views) leaves snapshot rows alone: a table has
+    /// none then, and rows left over would be replaced by its next commit (`first`).
+    /// Answers the swapped rows (0/1).
     const SWAP_ONE_STATEMENT: Option<&str> = Some(
-        "WITH s AS (UPDATE tables SET metadata_location = $1, metadata = $2, updated_at_ms = $3 \
-         WHERE id = $4 AND metadata_location = $5 RETURNING id), \
+        "WITH s AS (UPDATE tables SET metadata_location = $1, metadata = $2, updated_at_ms = $3, \
+         snapshots_apart = $13 WHERE id = $4 AND metadata_location = $5 RETURNING id), \
          e AS (INSERT INTO events (created_at_ms, event_type, warehouse, namespace, name, \
-         request_id, actor, data) SELECT $3, $6, $7, $8, $9, $10, $11, $12 FROM s) \
+         request_id, actor, data) SELECT $3, $6, $7, $8, $9, $10, $11, $12 FROM s), \
+         d AS (DELETE FROM table_snapshots WHERE table_id = (SELECT id FROM s) AND \
+         snapshot_id IN (SELECT json_array_elements_text($14::json)::bigint)), \
+         i AS (INSERT INTO table_snapshots (table_id, snapshot_id, sequence_number, timestamp_ms, body) \
+         SELECT s.id, a.id, a.seq, a.ts, a.body FROM s, \
+         json_to_recordset($15::json) AS a(id bigint, seq bigint, ts bigint, body text)) \
          SELECT COUNT(*) FROM s",
     );
     /// A namespace whose parent exists (or a top-level one) with its event, as one statement

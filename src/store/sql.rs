@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::StoreError;
+use super::{SnapshotChanges, StoreError};
 
 /// Maps a sqlx error to a [`StoreError`]; foreign-key violations mean a missing reference.
 pub(super) fn map_err(err: sqlx::Error) -> StoreError {
@@ -90,7 +90,7 @@ pub(super) use bind_event;
 /// Selects `$columns` of the table or view named by warehouse ($1), namespace ($2), name
 /// ($3) and kind ($4).
 macro_rules! object_by_name {
-    ($columns:literal) => {
+    ($columns:expr) => {
         concat!(
             "SELECT ",
             $columns,
@@ -117,7 +117,52 @@ macro_rules! warehouse_columns {
     };
 }
 pub(super) use warehouse_columns;
-pub(super) const OBJECT_ROW: &str = object_by_name!("t.id, t.metadata_location, t.metadata");
+/// The snapshots a table (`t`) keeps apart, as a JSON array in commit order, in the same
+/// statement as its row (so both are of one version); NULL when its document is whole. Both
+/// backends have `string_agg` with an `ORDER BY` (SQLite since 3.44).
+macro_rules! apart_snapshots {
+    () => {
+        "CASE WHEN t.snapshots_apart THEN (SELECT '[' || COALESCE(string_agg(s.body, ',' \
+         ORDER BY s.sequence_number, s.timestamp_ms, s.snapshot_id), '') || ']' \
+         FROM table_snapshots s WHERE s.table_id = t.id) END AS snapshots"
+    };
+}
+
+pub(super) const OBJECT_ROW: &str = object_by_name!(concat!(
+    "t.id, t.metadata_location, t.metadata, ",
+    apart_snapshots!()
+));
+pub(super) const TABLE_BY_ID: &str = concat!(
+    "SELECT t.id, t.metadata_location, t.metadata, ",
+    apart_snapshots!(),
+    " FROM tables t WHERE t.id = $1"
+);
+
+/// The rows of the snapshots a swap adds, as a JSON array that PostgreSQL's one-statement
+/// swap reads with `json_to_recordset`.
+pub(super) fn added_snapshots_json(changes: Option<&SnapshotChanges<'_>>) -> String {
+    #[derive(serde::Serialize)]
+    struct Added<'a> {
+        id: i64,
+        seq: i64,
+        ts: i64,
+        body: &'a str,
+    }
+    let added: Vec<Added> = changes
+        .map(|c| {
+            c.added
+                .iter()
+                .map(|a| Added {
+                    id: a.id,
+                    seq: a.sequence_number,
+                    ts: a.timestamp_ms,
+                    body: a.body,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::to_string(&added).expect("snapshot rows always serialize")
+}
 
 /// Implements [`Store`](super::Store) for a type with `reader()` and `writer()` pools.
 /// Grants with their objects' names, as `grant_from_row` reads them; a `WHERE` follows.
@@ -141,7 +186,7 @@ macro_rules! sql_store {
         use sqlx::Row as _;
 
         use $crate::store::sql::{
-            INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, OBJECT_HEAD, OBJECT_ROW, TABLE_ID, bind_event, grant_rows,
+            INSERT_EVENT, INSERT_IDEMPOTENCY_KEY, NAMESPACE_ID, OBJECT_HEAD, OBJECT_ROW, TABLE_BY_ID, TABLE_ID, added_snapshots_json, bind_event, grant_rows,
             warehouse_columns, map_err, page_limit, parse_properties, properties_json,
         };
         use $crate::store::{
@@ -366,6 +411,7 @@ macro_rules! sql_store {
                 id: row.try_get("id").map_err(map_err)?,
                 metadata_location: row.try_get("metadata_location").map_err(map_err)?,
                 metadata: row.try_get("metadata").map_err(map_err)?,
+                snapshots: row.try_get("snapshots").map_err(map_err)?,
             })
         }
 
@@ -396,6 +442,47 @@ macro_rules! sql_store {
         impl $store {
             /// Fails with `LocationTaken` when another table or view than `id` lies at, above
             /// or below `claim`, then records the claim on row `id`.
+            /// Writes the snapshot rows of a swapped table (see [`TableSwap::snapshots`]).
+            async fn write_snapshots(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                swap: &TableSwap<'_>,
+            ) -> StoreResult<()> {
+                let everything = swap.snapshots.as_ref().is_none_or(|c| c.first);
+                if everything {
+                    sqlx::query("DELETE FROM table_snapshots WHERE table_id = $1")
+                        .bind(swap.table_id)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                let Some(changes) = &swap.snapshots else {
+                    return Ok(());
+                };
+                for id in changes.removed.iter().filter(|_| !everything) {
+                    sqlx::query("DELETE FROM table_snapshots WHERE table_id = $1 AND snapshot_id = $2")
+                        .bind(swap.table_id)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                for added in &changes.added {
+                    sqlx::query(
+                        "INSERT INTO table_snapshots (table_id, snapshot_id, sequence_number, \
+                         timestamp_ms, body) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(swap.table_id)
+                    .bind(added.id)
+                    .bind(added.sequence_number)
+                    .bind(added.timestamp_ms)
+                    .bind(added.body)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                Ok(())
+            }
+
             async fn claim_location(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 id: &str,
@@ -429,14 +516,15 @@ macro_rules! sql_store {
             swap: &'q TableSwap<'q>,
         ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
             sqlx::query(
-                "UPDATE tables SET metadata_location = $1, metadata = $2, updated_at_ms = $3 \
-                 WHERE id = $4 AND metadata_location = $5",
+                "UPDATE tables SET metadata_location = $1, metadata = $2, updated_at_ms = $3, \
+                 snapshots_apart = $6 WHERE id = $4 AND metadata_location = $5",
             )
             .bind(swap.new_location)
             .bind(swap.new_metadata)
             .bind(now_ms())
             .bind(swap.table_id)
             .bind(swap.expected_location)
+            .bind(swap.snapshots.is_some())
         }
 
         impl $store {
@@ -966,7 +1054,7 @@ macro_rules! sql_store {
 
             async fn table_by_id(&self, table_id: &str) -> StoreResult<Option<TableRow>> {
                 let _t = self.time("table_by_id");
-                let row = sqlx::query("SELECT id, metadata_location, metadata FROM tables WHERE id = $1")
+                let row = sqlx::query(TABLE_BY_ID)
                     .bind(table_id)
                     .fetch_optional(&mut *self.read_conn().await?)
                     .await
@@ -1075,6 +1163,7 @@ macro_rules! sql_store {
                     change.idempotency,
                     change.events.as_slice(),
                 ) && swap.new_object_location.is_none()
+                    && !swap.snapshots.as_ref().is_some_and(|c| c.first)
                 {
                     let query = sqlx::query_scalar(sql)
                         .bind(swap.new_location)
@@ -1082,7 +1171,11 @@ macro_rules! sql_store {
                         .bind(now_ms())
                         .bind(swap.table_id)
                         .bind(swap.expected_location);
+                    let removed = swap.snapshots.as_ref().map_or(&[][..], |c| c.removed.as_slice());
                     let swapped: i64 = bind_event!(query, event)
+                        .bind(swap.snapshots.is_some())
+                        .bind(serde_json::to_string(&removed).expect("ids always serialize"))
+                        .bind(added_snapshots_json(swap.snapshots.as_ref()))
                         .fetch_one(&mut *conn)
                         .await
                         .map_err(Self::one_statement_error)?;
@@ -1097,6 +1190,7 @@ macro_rules! sql_store {
                     if done.rows_affected() == 0 {
                         return self.finish(tx, false, change).await;
                     }
+                    Self::write_snapshots(&mut tx, swap).await?;
                     if let Some(claim) = swap.new_object_location {
                         Self::claim_location(&mut tx, swap.table_id, claim).await?;
                     }
@@ -1119,7 +1213,7 @@ macro_rules! sql_store {
                 let row = sqlx::query(
                     "DELETE FROM tables WHERE kind = $4 AND name = $3 AND namespace_id = \
                      (SELECT id FROM namespaces WHERE warehouse_id = $1 AND name = $2) \
-                     RETURNING id, metadata_location, metadata",
+                     RETURNING id, metadata_location, metadata, snapshots_apart",
                 )
                 .bind(warehouse_id)
                 .bind(join_levels(namespace))
@@ -1128,12 +1222,39 @@ macro_rules! sql_store {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                let table = row.as_ref().map(table_from_row).transpose()?;
+                let Some(row) = row else {
+                    self.finish(tx, false, change).await?;
+                    return Ok(None);
+                };
+                // The row went first: a commit racing the drop now waits for it, then finds
+                // no row, so the snapshots read here are the dropped version's.
+                let id: String = row.try_get("id").map_err(map_err)?;
+                let mut snapshots: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+                    "DELETE FROM table_snapshots WHERE table_id = $1 \
+                     RETURNING sequence_number, timestamp_ms, snapshot_id, body",
+                )
+                .bind(&id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                snapshots.sort_unstable_by_key(|(seq, ts, id, _)| (*seq, *ts, *id));
+                let apart: bool = row.try_get("snapshots_apart").map_err(map_err)?;
+                let table = TableRow {
+                    id,
+                    metadata_location: row.try_get("metadata_location").map_err(map_err)?,
+                    metadata: row.try_get("metadata").map_err(map_err)?,
+                    snapshots: apart.then(|| {
+                        let bodies: Vec<&str> = snapshots.iter().map(|s| s.3.as_str()).collect();
+                        format!("[{}]", bodies.join(","))
+                    }),
+                };
+                let table = Some(table);
                 if let (true, Some(table)) = (purge, &table) {
                     let now = now_ms();
                     sqlx::query(
                         "INSERT INTO purge_tasks (id, warehouse_id, namespace, name, metadata_location, \
-                         metadata, created_at_ms, due_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                         metadata, snapshots, created_at_ms, due_at_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $7)",
                     )
                     .bind(uuid::Uuid::now_v7().to_string())
                     .bind(warehouse_id)
@@ -1142,6 +1263,7 @@ macro_rules! sql_store {
                     .bind(&table.metadata_location)
                     .bind(&table.metadata)
                     .bind(now)
+                    .bind(&table.snapshots)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -1158,7 +1280,7 @@ macro_rules! sql_store {
                      WHERE id = (SELECT id FROM purge_tasks WHERE due_at_ms <= $2 \
                      ORDER BY due_at_ms, id LIMIT 1) AND due_at_ms <= $2 \
                      RETURNING id, warehouse_id, namespace, name, metadata_location, metadata, \
-                     attempts, deleted_files",
+                     snapshots, attempts, deleted_files",
                 )
                 .bind(lease_until_ms)
                 .bind(now_ms())
@@ -1174,6 +1296,7 @@ macro_rules! sql_store {
                         name: row.try_get("name").map_err(map_err)?,
                         metadata_location: row.try_get("metadata_location").map_err(map_err)?,
                         metadata: row.try_get("metadata").map_err(map_err)?,
+                        snapshots: row.try_get("snapshots").map_err(map_err)?,
                         attempts: row.try_get("attempts").map_err(map_err)?,
                         deleted_files: row.try_get("deleted_files").map_err(map_err)?,
                     })
@@ -1310,7 +1433,7 @@ macro_rules! sql_store {
             ) -> StoreResult<Option<TableRow>> {
                 let _t = self.time("function");
                 let row = sqlx::query(
-                    "SELECT f.id, f.metadata_location, f.metadata FROM functions f \
+                    "SELECT f.id, f.metadata_location, f.metadata, NULL AS snapshots FROM functions f \
                      JOIN namespaces n ON n.id = f.namespace_id \
                      WHERE n.warehouse_id = $1 AND n.name = $2 AND f.name = $3",
                 )

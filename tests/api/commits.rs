@@ -253,11 +253,157 @@ pub fn assert_history_contains(loaded: &Value, acknowledged: &[i64]) {
     );
 }
 
+/// What a table's row holds: its document without the snapshots, whether it keeps them
+/// apart, and the ids of the snapshot rows it has.
+async fn stored_table(backend: Backend, database: &str, table: &str) -> (Value, bool, Vec<i64>) {
+    use sqlx::Connection;
+    let row_sql = "SELECT id, metadata, snapshots_apart FROM tables WHERE name = $1";
+    let ids_sql =
+        "SELECT snapshot_id FROM table_snapshots WHERE table_id = $1 ORDER BY snapshot_id";
+    macro_rules! read {
+        ($conn:expr) => {{
+            let mut conn = $conn;
+            let (id, metadata, apart): (String, String, bool) = sqlx::query_as(row_sql)
+                .bind(table)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let ids: Vec<i64> = sqlx::query_scalar(ids_sql)
+                .bind(&id)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            (serde_json::from_str(&metadata).unwrap(), apart, ids)
+        }};
+    }
+    match backend {
+        Backend::Sqlite => read!(sqlx::SqliteConnection::connect(database).await.unwrap()),
+        Backend::Postgres => read!(sqlx::PgConnection::connect(database).await.unwrap()),
+    }
+}
+
+/// The snapshot rows left of a dropped table (by its id).
+async fn snapshot_rows(backend: Backend, database: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = "SELECT COUNT(*) FROM table_snapshots";
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(database).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(database).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+}
+
+/// A commit writes to the database the snapshots it adds and removes, not the table's whole
+/// history: the row keeps the rest of the document, and the snapshots one row each. Loads
+/// (on a replica that never saw the table) make the document whole again, byte for byte as
+/// the metadata file, and commits go on from it.
+async fn commits_store_only_the_snapshots_they_change(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let database = app.database_url.clone();
+    app.create_namespace(&["apart"]).await;
+    let mut metadata = app.create_table("apart", "t", json!({})).await["metadata"].clone();
+    // Created: the row holds the whole document (no snapshots yet).
+    let (row, apart, ids) = stored_table(backend, &database, "t").await;
+    assert!(!apart && ids.is_empty(), "{row}");
+    let mut added = Vec::new();
+    for _ in 0..5 {
+        let id = next_snapshot_id();
+        let r = app
+            .post(
+                "/v1/namespaces/apart/tables/t",
+                &append_commit(&metadata, id),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        metadata = r.json()["metadata"].clone();
+        added.push(id);
+    }
+    let (row, apart, ids) = stored_table(backend, &database, "t").await;
+    assert!(apart, "the row keeps the snapshots apart after a commit");
+    assert!(row.get("snapshots").is_none(), "{row}");
+    assert_eq!(row["current-snapshot-id"], added[4]);
+    assert_eq!(row["snapshot-log"].as_array().unwrap().len(), 5, "{row}");
+    let mut sorted = added.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted);
+
+    // Removing snapshots removes their rows.
+    let r = app
+        .post(
+            "/v1/namespaces/apart/tables/t",
+            &json!({"requirements": [], "updates": [{"action": "remove-snapshots", "snapshot-ids": [added[0], added[1]]}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (_, _, ids) = stored_table(backend, &database, "t").await;
+    let mut kept = added[2..].to_vec();
+    kept.sort_unstable();
+    assert_eq!(ids, kept);
+
+    // A replica that never saw the table serves the document as the metadata file holds it.
+    let (dir, _) = app.stop().await;
+    let app = TestApp::spawn_on(backend, dir, database.clone(), &[]).await;
+    let loaded = app.get("/v1/namespaces/apart/tables/t").await;
+    assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.text);
+    let location = loaded.json()["metadata-location"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = std::fs::read_to_string(location.strip_prefix("file://").unwrap()).unwrap();
+    assert!(
+        loaded.text.contains(&format!("\"metadata\":{file}")),
+        "the load serves the metadata file's bytes: {}",
+        loaded.text
+    );
+    let listed: Vec<i64> = loaded.json()["metadata"]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["snapshot-id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, added[2..]);
+    // ... and commits on from it.
+    let id = next_snapshot_id();
+    let r = app
+        .post(
+            "/v1/namespaces/apart/tables/t",
+            &append_commit(&loaded.json()["metadata"], id),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let location = r.json()["metadata-location"].as_str().unwrap().to_owned();
+    let file = std::fs::read_to_string(location.strip_prefix("file://").unwrap()).unwrap();
+    let (_, _, ids) = stored_table(backend, &database, "t").await;
+    assert_eq!(ids.len(), 4);
+    assert!(ids.contains(&id));
+    let (dir, _) = app.stop().await;
+    let app = TestApp::spawn_on(backend, dir, database.clone(), &[]).await;
+    let loaded = app.get("/v1/namespaces/apart/tables/t").await;
+    assert!(
+        loaded.text.contains(&format!("\"metadata\":{file}")),
+        "{}",
+        loaded.text
+    );
+
+    // A drop takes the table's snapshot rows with it.
+    let r = app
+        .delete("/v1/namespaces/apart/tables/t?purgeRequested=true")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(snapshot_rows(backend, &database).await, 0);
+}
+
 both_backends!(
     requirements_and_updates_are_checked,
     metadata_files_are_retained_as_configured,
     history_does_not_slow_refs_loads,
     concurrent_writers_lose_nothing,
+    commits_store_only_the_snapshots_they_change,
 );
 
 /// Two `serac` processes on one PostgreSQL database: concurrent commits lose nothing and

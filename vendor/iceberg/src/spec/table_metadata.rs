@@ -902,6 +902,29 @@ pub(super) mod _serde {
         }
     }
 
+    // Serac patch 4: the two halves of the serialized form, for a writer that keeps the
+    // snapshots an earlier document of the same table already wrote.
+    impl TableMetadata {
+        /// This metadata without its snapshots and snapshot log. Its serialized form is this
+        /// metadata's form without the `snapshots` and `snapshot-log` keys.
+        pub fn without_snapshots(&self) -> TableMetadata {
+            let mut metadata = self.clone();
+            metadata.snapshots = HashMap::new();
+            metadata.snapshot_log = Vec::new();
+            metadata
+        }
+
+        /// One snapshot as this metadata's format version lists it under `snapshots`.
+        pub fn snapshot_to_json(&self, snapshot: &Snapshot) -> Result<serde_json::Value, Error> {
+            let snapshot = snapshot.clone();
+            Ok(match self.format_version {
+                FormatVersion::V1 => serde_json::to_value(SnapshotV1::from(snapshot))?,
+                FormatVersion::V2 => serde_json::to_value(SnapshotV2::from(snapshot))?,
+                FormatVersion::V3 => serde_json::to_value(SnapshotV3::try_from(snapshot)?)?,
+            })
+        }
+    }
+
     impl<const V: u8> Serialize for VersionNumber<V> {
         fn serialize<S>(&self, serializer: S) -> Result<S::Ok, S::Error>
         where S: serde::Serializer {
