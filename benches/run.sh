@@ -38,6 +38,12 @@
 #                warehouse `lake` with a storage profile in credential-mode MODE (vended,
 #                static, remote-signing or none) and passes --prefix lake to the load
 #                generator; every load then carries the table's storage credentials
+#   --tmpfs      keep the server's data dir (SQLite file, file:// warehouse) on a tmpfs
+#                mounted for the run (needs root). On a journal-less ext4, as on the
+#                benchmark machine, creating a file scans the inodes deleted in the last
+#                minutes; each commit creates a metadata file, so on disk the commit
+#                figures depend on what was deleted before the run (a previous run's
+#                cleanup). A tmpfs measures the server alone.
 #   -h, --help   show this help
 #
 # Environment knobs (all optional):
@@ -60,12 +66,14 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0
 
 BACKEND=postgres
 PG_FAST=0
+TMPFS=0
 SEED_SCALE=""
 LOAD_ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --sqlite) BACKEND=sqlite ;;
         --pg-fast) PG_FAST=1 ;;
+        --tmpfs) TMPFS=1 ;;
         --auth) AUTH=1 ;;
         --auth-principal) AUTH=1; AUTH_PRINCIPAL=1 ;;
         --auth-principal-jwt) AUTH=1; AUTH_PRINCIPAL=1; AUTH_PRINCIPAL_JWT=1 ;;
@@ -135,6 +143,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/serac-bench.XXXXXX")"
 SERAC_PID=""
 PG_STARTED=0
 S3_STARTED=0
+TMPFS_MOUNTED=0
 
 cleanup() {
     if [ -n "$SERAC_PID" ] && kill -0 "$SERAC_PID" 2>/dev/null; then
@@ -151,6 +160,9 @@ cleanup() {
     fi
     if [ "$S3_STARTED" = 1 ]; then
         serac_s3_stop || true
+    fi
+    if [ "$TMPFS_MOUNTED" = 1 ]; then
+        umount "$WORK/data" || true
     fi
     if [ "${SERAC_KEEP_TMP:-0}" = "1" ]; then
         echo "kept temp dir: $WORK" >&2
@@ -243,6 +255,11 @@ log "$LABEL"
 PORT="$(free_port)"
 URI="http://127.0.0.1:$PORT"
 mkdir -p "$WORK/data"
+if [ "$TMPFS" = 1 ]; then
+    mount -t tmpfs -o "size=${SERAC_BENCH_TMPFS_SIZE:-8g}" serac-bench "$WORK/data"
+    TMPFS_MOUNTED=1
+    log "server data dir on a tmpfs ($WORK/data)"
+fi
 log "starting serac on $URI (log: $WORK/serac.log)"
 AUTH_ARGS=()
 if [ "$AUTH" = 1 ]; then

@@ -175,6 +175,8 @@ impl PostgresStore {
     /// wait for its WAL flush (PostgreSQL flushes it within `wal_writer_delay`), so it never
     /// queues behind or delays the flushes of commits that requests wait for.
     const AUDIT_TX: &str = "SET LOCAL synchronous_commit = off";
+    /// Write transactions begin as PostgreSQL's default (read committed; rows lock as written).
+    const BEGIN_WRITE: &str = "BEGIN";
     /// A commit of one table (no location claim, no idempotency key, one event) as one
     /// statement, its own transaction: one round trip instead of four (BEGIN, UPDATE, INSERT,
     /// COMMIT). The event is written only if the row swapped, and so are the snapshot rows

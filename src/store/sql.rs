@@ -247,7 +247,9 @@ macro_rules! sql_store {
         }
 
         async fn begin(conn: &mut Conn) -> StoreResult<sqlx::Transaction<'_, $db>> {
-            sqlx::Acquire::begin(conn).await.map_err(map_err)
+            sqlx::Connection::begin_with(&mut **conn, <$store>::BEGIN_WRITE)
+                .await
+                .map_err(map_err)
         }
 
         /// Begins the transaction of a change and records its idempotency key in it.

@@ -66,6 +66,12 @@ impl SqliteStore {
 
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
+    /// Write transactions take the write lock when they begin. A deferred one starts as a
+    /// reader, and when another process (a replica on the same file) wrote after its first
+    /// read, SQLite refuses its first write at once ("database is locked", without waiting
+    /// for the busy timeout); taking the lock first makes it wait its turn instead.
+    const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
     /// One writer commits at a time, so every committed event is settled. `tx` is always 0
     /// here, so the id alone orders events; comparing the `(tx, id)` row value instead makes
     /// SQLite walk the whole index (about 100 ms per read at a million events), while the
