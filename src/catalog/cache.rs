@@ -176,9 +176,37 @@ impl TableCache {
 
     pub fn insert(&self, version: Arc<TableVersion>) {
         self.entries.insert(version.table_id.clone(), version);
+        // The cache lets go of a replaced version only when it runs its pending work, which
+        // it otherwise does after dozens of writes: a table committed to in a loop would
+        // keep as many of its (large) past versions alive. A commit is rare next to loads.
+        self.entries.run_pending_tasks();
     }
 
     pub fn remove(&self, table_id: &str) {
         self.entries.invalidate(table_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table committed to in a loop replaces its cached version each time: the replaced
+    /// versions (whole metadata documents) must be let go of at once, not pile up.
+    #[test]
+    fn replaced_versions_are_released() {
+        let cache = TableCache::new(1 << 30);
+        let mut replaced = Vec::new();
+        for i in 0..20 {
+            let version = Arc::new(TableVersion::new(
+                "t".into(),
+                format!("file:///wh/t/metadata/{i:05}.metadata.json"),
+                "x".repeat(100_000),
+            ));
+            replaced.push(Arc::downgrade(&version));
+            cache.insert(version);
+        }
+        let alive = replaced.iter().filter(|v| v.upgrade().is_some()).count();
+        assert_eq!(alive, 1, "only the current version stays");
     }
 }

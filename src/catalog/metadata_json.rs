@@ -29,6 +29,7 @@ use serde_json::{Map, Value};
 use super::{CatalogError, CatalogResult};
 
 const MAIN_BRANCH: &str = "main";
+const SNAPSHOTS: &str = "snapshots";
 
 /// The JSON document of table metadata, as Serac writes metadata files and keeps rows.
 pub(crate) fn to_json(metadata: &TableMetadata) -> CatalogResult<String> {
@@ -149,13 +150,11 @@ pub(crate) fn to_json_next(
     let top: BTreeMap<&str, &RawValue> = serde_json::from_str(&json).map_err(read_back)?;
     let rest = write_object(
         &top.iter()
-            .filter(|(key, _)| **key != "snapshots")
+            .filter(|(key, _)| **key != SNAPSHOTS)
             .map(|(key, value)| (*key, Cow::Borrowed(value.get())))
             .collect(),
-        "",
     )
-    .map_err(read_back)?
-    .0;
+    .map_err(read_back)?;
     Ok(NextDocument { json, rest, spans })
 }
 
@@ -177,26 +176,21 @@ pub(crate) fn assemble(
 ) -> Result<(String, SnapshotSpans), serde_json::Error> {
     let top: BTreeMap<&str, &RawValue> = serde_json::from_str(rest)?;
     let listed: Vec<&RawValue> = serde_json::from_str(snapshots)?;
-    let mut parts: BTreeMap<&str, Cow<str>> = top
+    let parts: BTreeMap<&str, Cow<str>> = top
         .iter()
+        .filter(|(key, _)| **key != SNAPSHOTS)
         .map(|(key, value)| (*key, Cow::Borrowed(value.get())))
         .collect();
-    if !listed.is_empty() {
-        parts.insert("snapshots", Cow::Borrowed(snapshots.trim()));
-    }
-    let (json, offset) = write_object(&parts, "snapshots")?;
+    let texts: Vec<&str> = listed.iter().map(|s| s.get()).collect();
+    let (json, starts) = write_document(&parts, &texts)?;
     let format_version = top
         .get("format-version")
         .map(|v| serde_json::from_str::<u8>(v.get()))
         .transpose()?
         .unwrap_or_default();
-    let mut at = HashMap::with_capacity(listed.len());
-    let base = snapshots.trim().as_ptr() as usize;
-    let offset = offset.unwrap_or(0);
-    for snapshot in listed {
-        let text = snapshot.get();
+    let mut at = HashMap::with_capacity(texts.len());
+    for (text, start) in texts.iter().zip(starts) {
         let place: SnapshotPlace = serde_json::from_str(text)?;
-        let start = text.as_ptr() as usize - base + offset;
         at.insert(place.id, start..start + text.len());
     }
     Ok((json, SnapshotSpans { format_version, at }))
@@ -231,39 +225,30 @@ fn next_document(
     // The snapshots in commit order: copied when written before, else written now.
     let mut snapshots: Vec<_> = metadata.snapshots().collect();
     snapshots.sort_by_key(|s| (s.sequence_number(), s.timestamp_ms(), s.snapshot_id()));
-    let mut at = HashMap::with_capacity(snapshots.len());
-    let mut listed = String::with_capacity(previous.len());
-    listed.push('[');
-    for (i, snapshot) in snapshots.iter().enumerate() {
-        if i > 0 {
-            listed.push(',');
-        }
-        let start = listed.len();
-        match spans.at.get(&snapshot.snapshot_id()) {
-            Some(span) => listed.push_str(previous.get(span.clone())?),
+    let mut texts: Vec<Cow<str>> = Vec::with_capacity(snapshots.len());
+    for snapshot in &snapshots {
+        texts.push(match spans.at.get(&snapshot.snapshot_id()) {
+            Some(span) => Cow::Borrowed(previous.get(span.clone())?),
             None => {
                 let json = metadata.snapshot_to_json(snapshot).ok()?;
-                listed.push_str(&write_snapshot(&json, order).ok()?);
+                Cow::Owned(write_snapshot(&json, order).ok()?)
             }
-        }
-        at.insert(snapshot.snapshot_id(), start..listed.len());
+        });
     }
-    listed.push(']');
     if !metadata.history().is_empty() {
         parts.insert(
             "snapshot-log",
             Cow::Owned(serde_json::to_string(metadata.history()).ok()?),
         );
     }
-    let rest = write_object(&parts, "").ok()?.0;
-    if !snapshots.is_empty() {
-        parts.insert("snapshots", Cow::Owned(listed));
-    }
-    let (json, offset) = write_object(&parts, "snapshots").ok()?;
-    let offset = offset.unwrap_or(0);
-    for span in at.values_mut() {
-        *span = span.start + offset..span.end + offset;
-    }
+    let rest = write_object(&parts).ok()?;
+    let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+    let (json, starts) = write_document(&parts, &texts).ok()?;
+    let at = snapshots
+        .iter()
+        .zip(texts.iter().zip(starts))
+        .map(|(snapshot, (text, start))| (snapshot.snapshot_id(), start..start + text.len()))
+        .collect();
     Some(NextDocument {
         json,
         rest,
@@ -274,28 +259,56 @@ fn next_document(
     })
 }
 
-/// A JSON object of already written values, keys in order as a `Map` writes them, and where
-/// the value of `mark` starts in it.
-fn write_object(
+/// A JSON object of already written values, keys in order as a `Map` writes them.
+fn write_object(parts: &BTreeMap<&str, Cow<str>>) -> Result<String, serde_json::Error> {
+    Ok(write_document(parts, &[])?.0)
+}
+
+/// [`write_object`] with a `snapshots` member listing `snapshots` (none when empty), written
+/// straight into the document; answers where each of them starts in it.
+fn write_document(
     parts: &BTreeMap<&str, Cow<str>>,
-    mark: &str,
-) -> Result<(String, Option<usize>), serde_json::Error> {
-    let mut out = String::with_capacity(parts.values().map(|v| v.len() + 32).sum());
-    let mut marked = None;
+    snapshots: &[&str],
+) -> Result<(String, Vec<usize>), serde_json::Error> {
+    let listed: usize = snapshots.iter().map(|s| s.len() + 1).sum();
+    let mut out =
+        String::with_capacity(parts.values().map(|v| v.len() + 32).sum::<usize>() + listed + 16);
+    let mut starts = Vec::with_capacity(snapshots.len());
+    let mut pending = !snapshots.is_empty();
     out.push('{');
-    for (i, (key, value)) in parts.iter().enumerate() {
-        if i > 0 {
+    let mut list = |out: &mut String| -> Result<(), serde_json::Error> {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(SNAPSHOTS)?);
+        out.push_str(":[");
+        for (i, snapshot) in snapshots.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            starts.push(out.len());
+            out.push_str(snapshot);
+        }
+        out.push(']');
+        Ok(())
+    };
+    for (key, value) in parts {
+        if pending && *key > SNAPSHOTS {
+            list(&mut out)?;
+            pending = false;
+        }
+        if out.len() > 1 {
             out.push(',');
         }
         out.push_str(&serde_json::to_string(key)?);
         out.push(':');
-        if *key == mark {
-            marked = Some(out.len());
-        }
         out.push_str(value);
     }
+    if pending {
+        list(&mut out)?;
+    }
     out.push('}');
-    Ok((out, marked))
+    Ok((out, starts))
 }
 
 /// A stored metadata document with only the snapshots that branches, tags and the current
@@ -333,7 +346,7 @@ pub(crate) fn refs_only(json: &str) -> Result<String, serde_json::Error> {
         listed.push(']');
         parts.insert("snapshots", Cow::Owned(listed));
     }
-    write_object(&parts, "").map(|(json, _)| json)
+    write_object(&parts)
 }
 
 /// One snapshot as [`write`] writes it within a document.
