@@ -956,15 +956,17 @@ impl Catalog {
         let swaps: Vec<TableSwap<'_>> = prepared
             .iter()
             .zip(&new_locations)
-            .map(|(p, new_location)| TableSwap {
-                table_id: &p.head.id,
-                expected_location: &p.head.metadata_location,
-                new_location,
-                new_metadata: &p.rest,
-                snapshots: Some(p.snapshot_changes()),
-                new_object_location: p.moved.as_ref(),
+            .map(|(p, new_location)| {
+                Ok(TableSwap {
+                    table_id: &p.head.id,
+                    expected_location: &p.head.metadata_location,
+                    new_location,
+                    new_metadata: &p.rest,
+                    snapshots: Some(p.snapshot_changes()?),
+                    new_object_location: p.moved.as_ref(),
+                })
             })
-            .collect();
+            .collect::<CatalogResult<_>>()?;
         let events = prepared
             .iter()
             .map(|p| {
@@ -1515,26 +1517,34 @@ struct PreparedCommit {
 }
 
 impl PreparedCommit {
-    /// The snapshot rows the swap writes.
-    fn snapshot_changes(&self) -> SnapshotChanges<'_> {
+    /// The snapshot rows the swap writes. Every added snapshot is in the new metadata and
+    /// its document; one that is not would be lost from the row, so the commit fails instead.
+    fn snapshot_changes(&self) -> CatalogResult<SnapshotChanges<'_>> {
         let added = self
             .added
             .iter()
-            .filter_map(|id| {
-                let snapshot = self.metadata.snapshot_by_id(*id)?;
-                Some(StoredSnapshot {
+            .map(|id| {
+                let snapshot = self.metadata.snapshot_by_id(*id);
+                let body = self.spans.text(&self.json, *id);
+                let (Some(snapshot), Some(body)) = (snapshot, body) else {
+                    return Err(CatalogError::Internal(format!(
+                        "snapshot {id} of table '{}' is missing from its new metadata document",
+                        display_ident(&self.ident)
+                    )));
+                };
+                Ok(StoredSnapshot {
                     id: *id,
                     sequence_number: snapshot.sequence_number(),
                     timestamp_ms: snapshot.timestamp_ms(),
-                    body: self.spans.text(&self.json, *id)?,
+                    body,
                 })
             })
-            .collect();
-        SnapshotChanges {
+            .collect::<CatalogResult<_>>()?;
+        Ok(SnapshotChanges {
             first: self.first,
             added,
             removed: self.removed.clone(),
-        }
+        })
     }
 }
 
