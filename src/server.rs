@@ -396,7 +396,6 @@ fn cors(origins: &[AllowedOrigin]) -> Option<CorsLayer> {
     )
 }
 
-/// Completes on SIGTERM or SIGINT.
 /// How many tasks a worker runs between two looks at the I/O driver (tokio's default).
 const EVENT_INTERVAL: u32 = 61;
 
@@ -423,6 +422,7 @@ pub fn fair_runtime() -> tokio::runtime::Builder {
     builder
 }
 
+/// Completes on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -89,17 +89,24 @@ impl SnapshotSpans {
         }
         let doc: Doc = serde_json::from_str(json)?;
         let base = json.as_ptr() as usize;
-        let mut at = HashMap::with_capacity(doc.snapshots.len());
-        for snapshot in doc.snapshots {
-            let text = snapshot.get();
+        let texts: Vec<&str> = doc.snapshots.iter().map(|s| s.get()).collect();
+        let starts = texts.iter().map(|t| t.as_ptr() as usize - base).collect();
+        Self::of_texts(doc.format_version, &texts, starts)
+    }
+
+    /// The spans of snapshots `texts` written at `starts` in a document, their ids read off
+    /// their JSON.
+    fn of_texts(
+        format_version: u8,
+        texts: &[&str],
+        starts: Vec<usize>,
+    ) -> Result<Self, serde_json::Error> {
+        let mut at = HashMap::with_capacity(texts.len());
+        for (text, start) in texts.iter().zip(starts) {
             let place: SnapshotPlace = serde_json::from_str(text)?;
-            let start = text.as_ptr() as usize - base;
             at.insert(place.id, start..start + text.len());
         }
-        Ok(Self {
-            format_version: doc.format_version,
-            at,
-        })
+        Ok(Self { format_version, at })
     }
 
     /// The ids of the snapshots.
@@ -148,13 +155,7 @@ pub(crate) fn to_json_next(
     };
     let spans = SnapshotSpans::of_document(&json).map_err(read_back)?;
     let top: BTreeMap<&str, &RawValue> = serde_json::from_str(&json).map_err(read_back)?;
-    let rest = write_object(
-        &top.iter()
-            .filter(|(key, _)| **key != SNAPSHOTS)
-            .map(|(key, value)| (*key, Cow::Borrowed(value.get())))
-            .collect(),
-    )
-    .map_err(read_back)?;
+    let rest = write_object(&members_but_snapshots(&top)).map_err(read_back)?;
     Ok(NextDocument { json, rest, spans })
 }
 
@@ -176,24 +177,25 @@ pub(crate) fn assemble(
 ) -> Result<(String, SnapshotSpans), serde_json::Error> {
     let top: BTreeMap<&str, &RawValue> = serde_json::from_str(rest)?;
     let listed: Vec<&RawValue> = serde_json::from_str(snapshots)?;
-    let parts: BTreeMap<&str, Cow<str>> = top
-        .iter()
-        .filter(|(key, _)| **key != SNAPSHOTS)
-        .map(|(key, value)| (*key, Cow::Borrowed(value.get())))
-        .collect();
     let texts: Vec<&str> = listed.iter().map(|s| s.get()).collect();
-    let (json, starts) = write_document(&parts, &texts)?;
+    let (json, starts) = write_document(&members_but_snapshots(&top), &texts)?;
     let format_version = top
         .get("format-version")
         .map(|v| serde_json::from_str::<u8>(v.get()))
         .transpose()?
         .unwrap_or_default();
-    let mut at = HashMap::with_capacity(texts.len());
-    for (text, start) in texts.iter().zip(starts) {
-        let place: SnapshotPlace = serde_json::from_str(text)?;
-        at.insert(place.id, start..start + text.len());
-    }
-    Ok((json, SnapshotSpans { format_version, at }))
+    let spans = SnapshotSpans::of_texts(format_version, &texts, starts)?;
+    Ok((json, spans))
+}
+
+/// The members of a document as written, but its `snapshots`.
+fn members_but_snapshots<'a>(
+    top: &BTreeMap<&'a str, &'a RawValue>,
+) -> BTreeMap<&'a str, Cow<'a, str>> {
+    top.iter()
+        .filter(|(key, _)| **key != SNAPSHOTS)
+        .map(|(key, value)| (*key, Cow::Borrowed(value.get())))
+        .collect()
 }
 
 /// The id of a snapshot, read off its JSON.

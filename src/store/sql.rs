@@ -460,7 +460,8 @@ macro_rules! sql_store {
                 let Some(changes) = &swap.snapshots else {
                     return Ok(());
                 };
-                for id in changes.removed.iter().filter(|_| !everything) {
+                // A first swap has nothing to remove: every row went above.
+                for id in &changes.removed {
                     sqlx::query("DELETE FROM table_snapshots WHERE table_id = $1 AND snapshot_id = $2")
                         .bind(swap.table_id)
                         .bind(id)
